@@ -1,0 +1,3 @@
+from evtool.cli import main
+
+main()

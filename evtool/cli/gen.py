@@ -1,0 +1,137 @@
+"""evtool gen: synthetic events on a simulated clock, paced in real time unless --fast."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime, timezone
+
+import click
+
+from evtool.cli.common import fail
+from evtool.cli.options import fraction, option, output_options, positive
+from evtool.cli.run import ExitStatus, Interrupted, Signals, say
+from evtool.core.generator import MICROS, GenConfig, Generator
+from evtool.core.pacing import Pacer
+from evtool.core.records import parse_timestamp
+from evtool.transports.base import OutputClosed, Sink, TransportError
+from evtool.transports.spec import Endpoint, open_sink
+
+BATCH = 4096
+MIN_SLEEP = 0.002
+
+
+def start_micros(text: str | None) -> int:
+    """--start as epoch microseconds; a time without an offset is taken as UTC; default: now."""
+    if text is None:
+        return int(time.time() * MICROS)
+    try:
+        return round(parse_timestamp(text) * MICROS)
+    except ValueError:
+        try:
+            naive = datetime.fromisoformat(text)
+        except ValueError:
+            raise click.BadParameter(f"{text!r} is not an ISO 8601 date-time",
+                                     param_hint="--start") from None
+        return round(naive.replace(tzinfo=timezone.utc).timestamp() * MICROS)
+
+
+@click.command()
+@output_options
+@option("--count", type=click.IntRange(min=0), default=None, help="Lines to emit [default: endless].")
+@option("--rate", type=float, default=10.0, show_default=True, callback=positive,
+        help="Events per second of event time.")
+@option("--seed", type=int, default=None, help="Seed for byte-identical output (with --start).")
+@option("--start", default=None, metavar="ISO", help="Event time of the first event [default: now].")
+@option("--fast", is_flag=True, help="Do not sleep; timestamps still follow the simulated clock.")
+@option("--burst-probability", type=float, default=0.0, show_default=True, callback=fraction,
+        help="Chance per event that a burst of security incidents starts.")
+@option("--burst-size", type=click.IntRange(min=1), default=50, show_default=True,
+        help="Events in a burst (one region, one correlation_id, close together).")
+@option("--duplicates", type=float, default=0.0, show_default=True, callback=fraction,
+        help="Fraction of lines that re-emit an earlier event exactly.")
+@option("--out-of-order", type=float, default=0.0, show_default=True, callback=fraction,
+        help="Fraction of events held back by up to --max-delay seconds of event time.")
+@option("--max-delay", type=click.FloatRange(min=0), default=5.0, show_default=True,
+        help="Longest hold-back of an out-of-order event, in seconds.")
+@option("--invalid", type=float, default=0.0, show_default=True, callback=fraction,
+        help="Fraction of lines that break a rule of the contract, or are not JSON at all.")
+def gen(output_spec: str, amqp_url: str, quiet: bool, count: int | None, rate: float,
+        seed: int | None, start: str | None, fast: bool, burst_probability: float,
+        burst_size: int, duplicates: float, out_of_order: float, max_delay: float,
+        invalid: float) -> None:
+    """Generate synthetic security, survey and migration events as NDJSON.
+
+    \b
+    Example:
+      evtool gen --count 5 --seed 1 --start 2026-11-26T00:00:00Z --fast
+      evtool gen --rate 200 --duplicates 0.02 --out-of-order 0.05 --invalid 0.01 | evtool validate
+    """
+    if duplicates + invalid > 1:
+        raise click.UsageError("--duplicates and --invalid add up to more than 1")
+    cfg = GenConfig(start_us=start_micros(start), count=count, rate=rate, seed=seed,
+                    burst_probability=burst_probability, burst_size=burst_size,
+                    duplicates=duplicates, out_of_order=out_of_order, max_delay=max_delay,
+                    invalid=invalid)
+    try:
+        sink = open_sink(Endpoint(output_spec, amqp_url, "out", "gen"))
+    except TransportError as exc:
+        fail("gen", str(exc))
+        return
+    sys.exit(emit(Generator(cfg), sink, None if fast else Pacer(time.monotonic), quiet))
+
+
+def emit(generator: Generator, sink: Sink, pacer: Pacer | None, quiet: bool) -> ExitStatus:
+    """Write the generator's lines in batches, sleeping between them when paced."""
+    signals = Signals()
+    signals.install()
+    started = time.monotonic()
+    written = dups = bad = 0
+    status = ExitStatus.OK
+    pending: list[bytes] = []
+    try:
+        for item in generator:
+            if pacer is not None:
+                wait = pacer.delay(item.at_us / MICROS)
+                if wait > MIN_SLEEP:
+                    sink.write(pending)
+                    sink.flush()
+                    written += len(pending)
+                    pending = []
+                    with signals.blocking():
+                        time.sleep(wait)
+            pending.append(item.line)
+            dups += item.duplicate
+            bad += not item.valid
+            if len(pending) >= BATCH:
+                sink.write(pending)
+                written += len(pending)
+                pending = []
+                if signals.pending is not None:
+                    raise Interrupted(signals.pending)
+        sink.write(pending)
+        sink.flush()
+        written += len(pending)
+    except Interrupted as stop:
+        status = stop.status
+        try:
+            sink.write(pending)
+            sink.flush()
+            written += len(pending)
+        except (OutputClosed, TransportError):
+            pass
+    except OutputClosed:
+        return ExitStatus.OK
+    except TransportError as exc:
+        say("gen", f"error: {exc}")
+        status = ExitStatus.FAILURE
+    finally:
+        try:
+            sink.close()
+        except (OutputClosed, TransportError):
+            pass
+    if not quiet:
+        seconds = time.monotonic() - started
+        say("gen", f"{written} out ({dups} duplicates, {bad} invalid), {seconds:.2f} s, "
+                   f"{written / seconds if seconds else 0:,.0f} records/s")
+    return status

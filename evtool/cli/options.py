@@ -1,0 +1,68 @@
+"""Option bundles shared by the subcommands; every option can also be set as EVTOOL_<OPTION>."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+F = Callable[..., Any]
+
+
+def option(*decls: str, **kw: Any) -> Callable[[F], F]:
+    """click.option with the env var EVTOOL_<LONG_NAME> shown in --help."""
+    long = next(d for d in decls if d.startswith("--")).split("/")[0]
+    kw.setdefault("envvar", "EVTOOL_" + long[2:].upper().replace("-", "_"))
+    kw.setdefault("show_envvar", True)
+    return click.option(*decls, **kw)
+
+
+def compose(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    def apply(func: F) -> F:
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+
+    return apply
+
+
+input_option = option(
+    "-i", "--input", "input_spec", default="-", show_default=True, metavar="SPEC",
+    help="Where to read: '-' (stdin), a file, 'amqp', or an amqp:// URL.",
+)
+output_option = option(
+    "-o", "--output", "output_spec", default="-", show_default=True, metavar="SPEC",
+    help="Where to write: '-' (stdout), a file, 'amqp', or an amqp:// URL.",
+)
+amqp_option = option(
+    "--amqp-url", default=DEFAULT_AMQP_URL, show_default=False, metavar="URL",
+    help="Broker for 'amqp' specs [default: amqp://guest:***@127.0.0.1:5672/%2F].",
+)
+quiet_option = option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
+output_options = compose(output_option, amqp_option, quiet_option)
+io_options = compose(input_option, output_option, amqp_option, quiet_option)
+
+dead_letter_option = option(
+    "--dead-letter", "dead_letter_spec", default=None, metavar="SPEC",
+    help="Where rejects go [default: the output stream; on the broker, the "
+         "deadletter.validation queue].",
+)
+
+max_line_option = option(
+    "--max-line-bytes", type=click.IntRange(min=64), default=1 << 20, show_default=True,
+    help="Longer lines are dead letters (reason too_large), never held whole in memory.",
+)
+
+
+def positive(_ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    if value is not None and value <= 0:
+        raise click.BadParameter("must be greater than 0", param=param)
+    return value
+
+
+def fraction(_ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise click.BadParameter("must be a fraction between 0 and 1", param=param)
+    return value

@@ -1,0 +1,83 @@
+"""Event-time tumbling windows aligned to the epoch, closed by a watermark."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Window:
+    """Counts of one window: per region, per source, and the ids counted per region."""
+
+    index: int
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    ids: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, region: str, source: str, event_id: str) -> None:
+        by_source = self.counts.get(region)
+        if by_source is None:
+            self.counts[region] = {source: 1}
+            self.ids[region] = [event_id]
+            return
+        by_source[source] = by_source.get(source, 0) + 1
+        self.ids[region].append(event_id)
+
+
+class Windows:
+    """Open windows and the watermark (largest event time seen minus the allowed lateness)."""
+
+    def __init__(self, size: float, lateness: float = 0.0) -> None:
+        if size <= 0:
+            raise ValueError("the window size must be positive")
+        if lateness < 0:
+            raise ValueError("lateness cannot be negative")
+        self.size = size
+        self.lateness = lateness
+        self.max_seen = -math.inf
+        self.watermark = -math.inf
+        self.open: dict[int, Window] = {}
+        self._next_end = math.inf
+
+    def index_of(self, at: float) -> int:
+        return int(at // self.size)
+
+    def end_of(self, index: int) -> float:
+        return (index + 1) * self.size
+
+    def is_late(self, index: int) -> bool:
+        """The window of this index has closed: its end is at or before the watermark."""
+        return self.end_of(index) <= self.watermark
+
+    def add(self, index: int, region: str, source: str, event_id: str) -> None:
+        window = self.open.get(index)
+        if window is None:
+            window = self.open[index] = Window(index)
+            self._next_end = min(self._next_end, self.end_of(index))
+        window.add(region, source, event_id)
+
+    def observe(self, at: float) -> Iterator[Window]:
+        """Advance the watermark to `at` minus lateness and yield the windows that closed, oldest first."""
+        if at <= self.max_seen:
+            return iter(())
+        self.max_seen = at
+        self.watermark = max(self.watermark, at - self.lateness)
+        if self.watermark < self._next_end:
+            return iter(())
+        return self._close(lambda w: self.end_of(w.index) <= self.watermark)
+
+    def flush(self) -> Iterator[Window]:
+        """Close every open window (end of input, or an idle input); later events for them are late."""
+        if self.open:
+            last_end = self.end_of(max(self.open))
+            self.watermark = max(self.watermark, last_end)
+        return self._close(lambda w: True)
+
+    def _close(self, closes: Callable[[Window], bool]) -> Iterator[Window]:
+        done = [w for w in self.open.values() if closes(w)]
+        done.sort(key=lambda w: w.index)
+        for w in done:
+            del self.open[w.index]
+        self._next_end = min((self.end_of(i) for i in self.open), default=math.inf)
+        return iter(done)

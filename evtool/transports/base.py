@@ -1,0 +1,55 @@
+"""The contract every transport keeps: batches in, batches out, ack only after a safe write."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import NamedTuple
+
+
+class TransportError(Exception):
+    """A transport failed for good (after its retries): the stage exits 1 with this message."""
+
+
+class OutputClosed(Exception):
+    """Downstream went away (`| head`): the stage ends quietly."""
+
+
+class Batch(NamedTuple):
+    """Lines read together; `token` goes back to `Source.ack` once their output is safe."""
+
+    lines: list[bytes]
+    token: object = None
+
+
+class Source(ABC):
+    """Reads batches of lines. `redelivers` says unacked input comes back after a crash."""
+
+    redelivers = False
+    description = "?"
+
+    @abstractmethod
+    def read(self, timeout: float | None = None) -> Batch | None:
+        """The next batch; an empty batch when `timeout` seconds passed idle; None at end of input."""
+
+    def ack(self, token: object) -> None:  # noqa: B027 - acking is a no-op for pipes and files
+        """Everything produced from the batch with this token is safe downstream."""
+
+    def close(self) -> None:  # noqa: B027
+        """Release what the source holds."""
+
+
+class Sink(ABC):
+    """Writes batches of lines; `flush` returns once all written lines are safe."""
+
+    description = "?"
+
+    @abstractmethod
+    def write(self, lines: list[bytes]) -> None:
+        """Queue lines for output (no newline at their ends)."""
+
+    @abstractmethod
+    def flush(self) -> None:
+        """Block until every written line is out (in the pipe or file, or confirmed by the broker)."""
+
+    def close(self) -> None:
+        self.flush()

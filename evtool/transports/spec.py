@@ -1,0 +1,53 @@
+"""Turns an -i/-o SPEC (`-`, a path, `amqp`, an amqp:// URL) into a Source or Sink."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from evtool.transports.base import Sink, Source, TransportError
+from evtool.transports.stdio import FdSink, FdSource
+
+STDIO = "-"
+
+
+def is_amqp(spec: str) -> bool:
+    return spec == "amqp" or spec.startswith(("amqp://", "amqps://"))
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What a stage needs to open its sides: the SPEC, and for the broker its default topology."""
+
+    spec: str
+    amqp_url: str = ""
+    role: str = ""
+    stage: str = ""
+
+
+def open_source(end: Endpoint, max_line_bytes: int) -> Source:
+    if is_amqp(end.spec):
+        from evtool.transports.amqp import open_amqp_source
+
+        return open_amqp_source(end, max_line_bytes)
+    if end.spec == STDIO:
+        return FdSource(0, max_line_bytes, "standard input")
+    try:
+        fd = os.open(end.spec, os.O_RDONLY)
+    except OSError as exc:
+        raise TransportError(f"cannot open {end.spec}: {exc.strerror}") from None
+    return FdSource(fd, max_line_bytes, end.spec, owned=True)
+
+
+def open_sink(end: Endpoint) -> Sink:
+    if is_amqp(end.spec):
+        from evtool.transports.amqp import open_amqp_sink
+
+        return open_amqp_sink(end)
+    if end.spec == STDIO:
+        return FdSink(1, "standard output")
+    try:
+        fd = os.open(end.spec, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    except OSError as exc:
+        raise TransportError(f"cannot open {end.spec} for writing: {exc.strerror}") from None
+    return FdSink(fd, end.spec, owned=True)

@@ -1,0 +1,119 @@
+"""NDJSON over file descriptors: standard I/O, files and pipes, read and written in large chunks."""
+
+from __future__ import annotations
+
+import os
+import select
+
+from evtool.transports.base import Batch, OutputClosed, Sink, Source, TransportError
+
+CHUNK = 1 << 20
+
+
+class FdSource(Source):
+    """Streams lines from a descriptor; a line over `max_line_bytes` is cut to `max_line_bytes + 1`
+    bytes while reading, so a stage sees it is too large without it ever being held whole."""
+
+    def __init__(self, fd: int, max_line_bytes: int, description: str, owned: bool = False) -> None:
+        self.fd = fd
+        self.cap = max_line_bytes
+        self.description = description
+        self._owned = owned
+        self._tail = b""
+        self._skipping = False
+        self._eof = False
+
+    def read(self, timeout: float | None = None) -> Batch | None:
+        while not self._eof:
+            if timeout is not None:
+                ready, _, _ = select.select([self.fd], [], [], timeout)
+                if not ready:
+                    return Batch([])
+            try:
+                chunk = os.read(self.fd, CHUNK)
+            except OSError as exc:
+                raise TransportError(f"cannot read {self.description}: {exc.strerror}") from None
+            if not chunk:
+                self._eof = True
+                last, self._tail = self._tail, b""
+                lines = self._clean([last], b"\r" in last)
+            else:
+                lines = self._split(chunk)
+            if lines:
+                return Batch(lines)
+        return None
+
+    def _split(self, chunk: bytes) -> list[bytes]:
+        data = self._tail + chunk if self._tail else chunk
+        parts = data.split(b"\n")
+        tail = parts.pop()
+        if self._skipping:
+            if not parts:
+                return []
+            del parts[0]
+            self._skipping = False
+        if len(tail) > self.cap:
+            parts.append(tail[: self.cap + 1])
+            tail = b""
+            self._skipping = True
+        self._tail = tail
+        return self._clean(parts, b"\r\n" in data)
+
+    def _clean(self, parts: list[bytes], crlf: bool) -> list[bytes]:
+        """Drop blank lines and CRs of CRLF ends; cut over-long lines to cap + 1 bytes."""
+        if crlf:
+            parts = [p[:-1] if p.endswith(b"\r") else p for p in parts]
+        lines = [p for p in parts if p]
+        cap = self.cap
+        if lines and max(map(len, lines)) > cap:
+            lines = [p if len(p) <= cap else p[: cap + 1] for p in lines]
+        return lines
+
+    def close(self) -> None:
+        if self._owned:
+            os.close(self.fd)
+
+
+class FdSink(Sink):
+    """Buffers lines and writes them in chunks of about a MiB; `flush` writes everything now."""
+
+    def __init__(self, fd: int, description: str, owned: bool = False, fsync: bool = False) -> None:
+        self.fd = fd
+        self.description = description
+        self._owned = owned
+        self._fsync = fsync
+        self._parts: list[bytes] = []
+        self._size = 0
+
+    def write(self, lines: list[bytes]) -> None:
+        if not lines:
+            return
+        data = b"\n".join(lines) + b"\n"
+        self._parts.append(data)
+        self._size += len(data)
+        if self._size >= CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._parts:
+            return
+        data = b"".join(self._parts)
+        self._parts.clear()
+        self._size = 0
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self.fd, view):]
+        except BrokenPipeError:
+            raise OutputClosed() from None
+        except OSError as exc:
+            raise TransportError(f"cannot write {self.description}: {exc.strerror}") from None
+        if self._fsync:
+            os.fsync(self.fd)
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            if self._owned:
+                os.close(self.fd)
