@@ -11,6 +11,7 @@ import click
 from evtool import __version__
 from evtool.cli.aggregate import aggregate
 from evtool.cli.gen import gen
+from evtool.cli.tuning import tune_runtime
 from evtool.cli.validate import validate
 
 
@@ -30,6 +31,7 @@ for command in (gen, validate, aggregate):
 
 def main() -> None:
     """Entry point: click's errors exit 2; anything unexpected is one line on stderr, exit 1."""
+    tune_runtime()
     try:
         cli.main(prog_name="evtool")
     except SystemExit:

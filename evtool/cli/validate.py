@@ -37,12 +37,16 @@ def validate(
     """
     def make() -> ValidateStage:
         envelope, payloads = builtin_schemas()
+        shipped = set(payloads)
         if schema_dir_path:
-            payloads.update(schema_dir(schema_dir_path))
+            custom = schema_dir(schema_dir_path)
+            payloads.update(custom)
+            shipped -= set(custom)
         allowed = [r.strip() for r in regions.split(",") if r.strip()] if regions else REGIONS
         if not allowed:
             raise ValueError("--regions: give at least one region")
-        return ValidateStage(EventValidator(envelope, payloads, allowed), Stats(), max_line_bytes)
+        validator = EventValidator(envelope, payloads, allowed, shipped)
+        return ValidateStage(validator, Stats(), max_line_bytes)
 
     run_stage("validate", make, input_spec=input_spec, output_spec=output_spec,
               dead_letter_spec=dead_letter_spec, amqp_url=amqp_url, quiet=quiet,

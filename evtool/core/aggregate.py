@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
 
-from evtool.core.dedupe import Deduper, compact_id
+from evtool.core.dedupe import CANONICAL_UUID, Deduper
 from evtool.core.records import (
     deadletter,
     dumps,
@@ -60,7 +61,7 @@ def window_records(window: Window, size: float) -> list[dict[str, Any]]:
             "window_start": start_iso,
             "window_end": end_iso,
             "window_seconds": seconds,
-            "counts": dict(counts),
+            "counts": counts,
             "total": total,
             "input_event_ids": ids,
         })
@@ -72,7 +73,7 @@ def window_records(window: Window, size: float) -> list[dict[str, Any]]:
         "total": len(all_ids),
         "by_source": by_source,
         "by_region": by_region,
-        "by_region_source": {r: dict(c) for r, c in window.counts.items()},
+        "by_region_source": {r: window.counts[r] for r in by_region},
         "event_ids": all_ids,
     }
     return [record, *metrics]
@@ -95,9 +96,15 @@ class AggregateStage:
         self.seen = Deduper(max(cfg.dedupe_horizon, cfg.window + cfg.lateness))
 
     def process(self, lines: list[bytes], out: list[bytes], dead: list[bytes]) -> None:
+        """The hot loop: per-event work is inlined; the state stays in `Windows` and `Deduper`."""
         stats, windows, seen = self.stats, self.windows, self.seen
-        loads, forward = orjson.loads, self.cfg.forward
-        size = windows.size
+        loads, forward, canonical = orjson.loads, self.cfg.forward, CANONICAL_UUID.fullmatch
+        fromisoformat = datetime.fromisoformat
+        size, lateness, span = windows.size, windows.lateness, seen.span
+        open_get, keys = windows.open.get, seen.keys
+        max_seen, watermark, closes_at = windows.max_seen, windows.watermark, windows.closes_at
+        slice_index, slice_keys = seen.newest_slice, None
+        counted = duplicates = 0
         stats.in_ += len(lines)
         for line in lines:
             try:
@@ -116,34 +123,81 @@ class AggregateStage:
                 continue
             try:
                 event_id, region, source = event["event_id"], event["region"], event["source"]
-                at = parse_timestamp(event["timestamp"])
-                if not (type(event_id) is str and type(region) is str and type(source) is str):
+                moment = fromisoformat(event["timestamp"])
+                if not (moment.tzinfo and type(event_id) is str and type(region) is str
+                        and type(source) is str):
                     raise TypeError
-            except (KeyError, TypeError, ValueError) as exc:
-                problem = _field_problem(event) or str(exc)
-                stats.add_dead("schema")
-                dead.append(deadletter(STAGE, "schema", problem, line, event.get("event_id")))
-                continue
-            key = compact_id(event_id)
-            if key in seen:
-                stats.duplicates += 1
+                at = moment.timestamp()
+            except (KeyError, TypeError, ValueError):
+                fields = self._fields_slowly(event, line, dead)
+                if fields is None:
+                    continue
+                event_id, region, source, at = fields
+            key: int | str = (
+                int(event_id.replace("-", ""), 16) if canonical(event_id) else event_id
+            )
+            if key in keys:
+                duplicates += 1
                 continue
             index = int(at // size)
-            if windows.is_late(index):
-                stats.late += 1
-                stats.add_dead("late")
-                error = (f"window {iso_utc(index * size)} closed: watermark "
-                         f"{iso_utc(windows.watermark)} is past its end")
-                dead.append(deadletter(STAGE, "late", error, line, event_id))
+            if (index + 1) * size <= watermark:
+                dead.append(self._late(line, event_id, index, watermark))
                 continue
-            seen.add(key, at)
-            windows.add(index, region, source, event_id)
-            stats.events += 1
+            keys.add(key)
+            at_slice = int(at // span)
+            if slice_keys is None or at_slice > slice_index:
+                slice_keys = seen.slice_for(at_slice)
+                slice_index = seen.newest_slice
+            slice_keys.append(key)
+            window = open_get(index)
+            if window is None:
+                window = windows.create(index)
+                closes_at = windows.closes_at
+            by_source = window.counts.get(region)
+            if by_source is None:
+                window.counts[region] = {source: 1}
+                window.ids[region] = [event_id]
+            else:
+                by_source[source] = by_source.get(source, 0) + 1
+                window.ids[region].append(event_id)
+            counted += 1
             if forward:
                 out.append(line)
-            if at > windows.max_seen:
-                self._emit(windows.observe(at), out)
-                seen.expire(at)
+            if at > max_seen:
+                max_seen = at
+                if at - lateness > watermark:
+                    watermark = at - lateness
+                if at >= closes_at:
+                    self._emit(windows.observe(at), out)
+                    watermark, closes_at = windows.watermark, windows.closes_at
+        self._emit(windows.observe(max_seen), out)
+        seen.expire(max_seen)
+        stats.events += counted
+        stats.duplicates += duplicates
+
+    def _fields_slowly(
+        self, event: dict[str, Any], line: bytes, dead: list[bytes]
+    ) -> tuple[str, str, str, float] | None:
+        """What the fast path refused: timestamps older Pythons cannot read, or a dead letter."""
+        problem = _field_problem(event)
+        if problem is None:
+            try:
+                at = parse_timestamp(event["timestamp"])
+            except ValueError as exc:
+                problem = str(exc)
+            else:
+                return event["event_id"], event["region"], event["source"], at
+        self.stats.add_dead("schema")
+        dead.append(deadletter(STAGE, "schema", problem, line, event.get("event_id")))
+        return None
+
+    def _late(self, line: bytes, event_id: str, index: int, watermark: float) -> bytes:
+        self.stats.late += 1
+        self.stats.add_dead("late")
+        size = self.windows.size
+        error = (f"window {iso_utc(index * size)} closed: watermark "
+                 f"{iso_utc(watermark)} is past its end")
+        return deadletter(STAGE, "late", error, line, event_id)
 
     def idle(self, out: list[bytes], dead: list[bytes]) -> None:
         """A live input went quiet: close what is open rather than hold it forever."""

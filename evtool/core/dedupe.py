@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections import deque
 
 SLICES = 16
 Key = int | str
+
+
+CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def compact_id(event_id: str) -> Key:
@@ -13,15 +17,8 @@ def compact_id(event_id: str) -> Key:
 
     Ints and strings never compare equal, so two different ids never share a key.
     """
-    if len(event_id) == 36:
-        h = event_id.replace("-", "")
-        if len(h) == 32 and h.isalnum() and (h.islower() or h.isdigit()) and (
-            event_id[8] == event_id[13] == event_id[18] == event_id[23] == "-"
-        ):
-            try:
-                return int(h, 16)
-            except ValueError:
-                pass
+    if CANONICAL_UUID.fullmatch(event_id):
+        return int(event_id.replace("-", ""), 16)
     return event_id
 
 
@@ -33,29 +30,35 @@ class Deduper:
             raise ValueError("the dedupe horizon must be positive")
         self.horizon = horizon
         self.span = horizon / SLICES
-        self._seen: set[Key] = set()
+        self.keys: set[Key] = set()
         self._slices: deque[tuple[int, list[Key]]] = deque()
 
     def __len__(self) -> int:
-        return len(self._seen)
+        return len(self.keys)
 
     def __contains__(self, key: Key) -> bool:
-        return key in self._seen
+        return key in self.keys
 
     def add(self, key: Key, at: float) -> None:
         """Remember `key` from event time `at`; an older id joins the newest slice (kept longer)."""
-        self._seen.add(key)
-        index = int(at // self.span)
+        self.keys.add(key)
+        self.slice_for(int(at // self.span)).append(key)
+
+    def slice_for(self, index: int) -> list[Key]:
+        """The list that keeps keys of slice `index` (or of the newest, if that one is newer)."""
         slices = self._slices
-        if slices and slices[-1][0] >= index:
-            slices[-1][1].append(key)
-        else:
-            slices.append((index, [key]))
+        if not slices or slices[-1][0] < index:
+            slices.append((index, []))
+        return slices[-1][1]
+
+    @property
+    def newest_slice(self) -> int:
+        return self._slices[-1][0] if self._slices else -(1 << 62)
 
     def expire(self, now: float) -> None:
         """Forget ids whose whole slice lies more than a horizon before event time `now`."""
         limit = now - self.horizon
-        slices, seen = self._slices, self._seen
+        slices, seen = self._slices, self.keys
         while slices and (slices[0][0] + 1) * self.span <= limit:
             for key in slices.popleft()[1]:
                 seen.discard(key)

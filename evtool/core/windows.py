@@ -53,9 +53,18 @@ class Windows:
     def add(self, index: int, region: str, source: str, event_id: str) -> None:
         window = self.open.get(index)
         if window is None:
-            window = self.open[index] = Window(index)
-            self._next_end = min(self._next_end, self.end_of(index))
+            window = self.create(index)
         window.add(region, source, event_id)
+
+    def create(self, index: int) -> Window:
+        window = self.open[index] = Window(index)
+        self._next_end = min(self._next_end, self.end_of(index))
+        return window
+
+    @property
+    def closes_at(self) -> float:
+        """The newest event time at which the oldest open window closes."""
+        return self._next_end + self.lateness
 
     def observe(self, at: float) -> Iterator[Window]:
         """Advance the watermark to `at` minus lateness and yield the windows that closed, oldest first."""

@@ -1,0 +1,29 @@
+"""Process-wide runtime settings that make the stages several times cheaper on system time."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+import sys
+
+M_TOP_PAD = -2
+TOP_PAD = 64 << 20
+
+
+def tune_runtime() -> None:
+    """Fewer GC passes and no heap-trim churn.
+
+    Parsing allocates a dict per record, and stages make no reference cycles on their hot paths:
+    default GC thresholds spent a third of aggregate's time in collections. glibc trims the heap
+    top after each orjson.dumps frees its buffer and faults it back in on the next call (one page
+    fault per record, over half the run time as system time); a 64 MiB top pad stops that.
+    """
+    gc.set_threshold(100_000, 50, 100)
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(M_TOP_PAD, TOP_PAD)
+    except (OSError, AttributeError):
+        pass
