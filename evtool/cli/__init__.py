@@ -36,7 +36,7 @@ def main() -> None:
         cli.main(prog_name="evtool")
     except SystemExit:
         raise
-    except Exception as exc:  # noqa: BLE001 - the last line of defence against a traceback
+    except Exception as exc:  # the last line of defence against a traceback
         if os.environ.get("EVTOOL_DEBUG"):
             traceback.print_exc()
         sys.stderr.write(f"evtool: internal error: {type(exc).__name__}: {exc}\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from datetime import datetime, timezone
@@ -126,10 +127,8 @@ def emit(generator: Generator, sink: Sink, pacer: Pacer | None, quiet: bool) -> 
         say("gen", f"error: {exc}")
         status = ExitStatus.FAILURE
     finally:
-        try:
+        with contextlib.suppress(OutputClosed, TransportError):
             sink.close()
-        except (OutputClosed, TransportError):
-            pass
     if not quiet:
         seconds = time.monotonic() - started
         say("gen", f"{written} out ({dups} duplicates, {bad} invalid), {seconds:.2f} s, "

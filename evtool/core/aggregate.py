@@ -80,10 +80,10 @@ def window_records(window: Window, size: float) -> list[dict[str, Any]]:
 
 
 def _field_problem(event: dict[str, Any]) -> str | None:
-    for name in ("event_id", "region", "source", "timestamp"):
-        if not isinstance(event.get(name), str):
-            return f"{name} is missing or not a string"
-    return None
+    bad = [n for n in ("event_id", "region", "source", "timestamp") if type(event.get(n)) is not str]
+    if not bad:
+        return None
+    return f"{', '.join(bad)}: missing or not a string (aggregate needs all four)"
 
 
 class AggregateStage:

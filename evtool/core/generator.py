@@ -158,8 +158,7 @@ class Generator:
         dup_p, bad_p, ooo_p = cfg.duplicates, cfg.invalid, cfg.out_of_order
         while cfg.count is None or made < cfg.count:
             self._advance()
-            for item in self._release(self.now_us):
-                yield item
+            yield from self._release(self.now_us)
             roll = rng.random()
             if roll < dup_p and self._recent and not self._burst_left:
                 yield Emitted(self.now_us, self._recent[int(rng.random() * len(self._recent))],

@@ -21,7 +21,7 @@ STAGE = "validate"
 def compile_schema(schema: dict[str, Any], what: str) -> Check:
     """Compile once with fastjsonschema; a broken schema is a clear usage error, not a traceback."""
     try:
-        return fastjsonschema.compile(schema)  # type: ignore[no-any-return]
+        return fastjsonschema.compile(schema)
     except fastjsonschema.JsonSchemaDefinitionException as exc:
         raise ValueError(f"{what}: invalid JSON Schema ({exc})") from None
 

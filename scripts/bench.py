@@ -1,0 +1,181 @@
+"""evtool's benchmark: events/s per stage and end to end, beside baselines from the same run.
+
+Not a test: it prints numbers. Runs are interleaved and each figure is the median of --runs
+runs, because this machine drifts by a third from one minute to the next.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+EVTOOL = [PY, "-m", "evtool"]
+START = "2026-11-26T00:00:00Z"
+TUNED = {"MALLOC_TOP_PAD_": str(64 << 20)}
+
+FLOOR = r"""
+import sys, orjson
+loads, dumps, out, buf = orjson.loads, orjson.dumps, sys.stdout.buffer, []
+for line in sys.stdin.buffer:
+    buf.append(dumps(loads(line)))
+    if len(buf) >= 4096:
+        out.write(b"\n".join(buf) + b"\n"); buf.clear()
+if buf:
+    out.write(b"\n".join(buf) + b"\n")
+"""
+
+ORIGINAL = r"""
+import json, sys, jsonschema
+sys.path.insert(0, sys.argv[1])
+from evtool.schemas import builtin_schemas
+env, payloads = builtin_schemas()
+fmt = jsonschema.Draft7Validator.FORMAT_CHECKER
+envelope = jsonschema.Draft7Validator(env, format_checker=fmt)
+per_source = {s: jsonschema.Draft7Validator(p, format_checker=fmt) for s, p in payloads.items()}
+ok = 0
+for line in sys.stdin:
+    ev = json.loads(line)
+    if envelope.is_valid(ev) and per_source[ev["source"]].is_valid(ev["payload"]):
+        ok += 1
+        sys.stdout.write(json.dumps(ev) + "\n")
+"""
+
+
+def sh(cmd: str, stdin: Path | None = None, env: dict | None = None) -> float:
+    """Seconds of one shell pipeline, output to /dev/null."""
+    full = {**os.environ, **(env or {})}
+    started = time.perf_counter()
+    with open(stdin or os.devnull, "rb") as src:
+        subprocess.run(["bash", "-o", "pipefail", "-c", cmd], stdin=src, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, env=full, check=True)
+    return time.perf_counter() - started
+
+
+def q(args: list[str]) -> str:
+    return " ".join(args)
+
+
+class Bench:
+    def __init__(self, runs: int) -> None:
+        self.runs = runs
+        self.results: dict[str, dict] = {}
+
+    def measure(self, cases: dict[str, tuple[Callable[[], float], int]]) -> None:
+        """Interleave the cases run by run; keep each one's median events/s."""
+        times: dict[str, list[float]] = {name: [] for name in cases}
+        for _ in range(self.runs):
+            for name, (case, _) in cases.items():
+                times[name].append(case())
+        for name, (_, events) in cases.items():
+            median = statistics.median(times[name])
+            self.results[name] = {"seconds": round(median, 3), "events_per_s": round(events / median),
+                                  "runs": [round(t, 3) for t in times[name]]}
+            print(f"  {name:38} {median:7.2f} s  {events / median:>11,.0f} events/s", flush=True)
+
+    def ratio(self, name: str, base: str) -> float:
+        return self.results[name]["events_per_s"] / self.results[base]["events_per_s"]
+
+
+def peak_rss_mb(cmd: str) -> float:
+    """Peak RSS of the last process in a shell pipeline (GNU time's %M of it)."""
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as out:
+        *head, last = cmd.split(" | ")
+        timed = " | ".join([*head, f"/usr/bin/time -f %M -o {out.name} {last}"])
+        sh(timed)
+        return int(out.read().strip().splitlines()[-1]) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--original-events", type=int, default=100_000)
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--json", type=Path, default=ROOT / "bench-out" / "bench.json")
+    opts = parser.parse_args()
+    n, runs = opts.events, opts.runs
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    work = Path(tempfile.mkdtemp(prefix="evtool-bench-", dir=shm))
+    bench = Bench(runs)
+    try:
+        events = work / "events.ndjson"
+        print(f"generating {n:,} events into {events} ...", flush=True)
+        sh(q([*EVTOOL, "gen", "--count", str(n), "--seed", "1", "--start", START, "--fast", "-q"])
+           + f" > {events}")
+        floor = work / "floor.py"
+        floor.write_text(FLOOR)
+        gen = q([*EVTOOL, "gen", "--count", str(n), "--seed", "1", "--start", START, "--fast", "-q"])
+        validate, aggregate = q([*EVTOOL, "validate", "-q"]), q([*EVTOOL, "aggregate", "-q"])
+
+        print(f"\n== foundation: {n:,} events, median of {runs} runs")
+        bench.measure({
+            "floor (a): orjson loads+dumps loop": (lambda: sh(f"{PY} {floor}", events), n),
+            "floor (a), same malloc tuning as evtool": (lambda: sh(f"{PY} {floor}", events, TUNED), n),
+            "gen --fast": (lambda: sh(gen), n),
+            "validate": (lambda: sh(validate, events), n),
+            "aggregate": (lambda: sh(aggregate, events), n),
+            "gen | validate | aggregate": (lambda: sh(f"{gen} | {validate} | {aggregate}"), n),
+        })
+        small = work / "small.ndjson"
+        m = opts.original_events
+        sh(f"head -n {m} {events} > {small}")
+        original = work / "original.py"
+        original.write_text(ORIGINAL)
+        baselines: dict[str, tuple[Callable[[], float], int]] = {
+            f"original (b): json+jsonschema, {m:,} ev": (lambda: sh(f"{PY} {original} {ROOT}", small), m),
+        }
+        if shutil.which("jq"):
+            baselines["jq (c): select valid-looking + count"] = (lambda: sh(
+                "jq -c 'select(.event_id != null and .region != null)' | "
+                "jq -sc 'group_by(.region, .source) | map({key: (.[0].region + \"/\" + .[0].source),"
+                " n: length})'", events), n)
+        if shutil.which("mlr"):
+            baselines["mlr (c): filter + count -g region,source"] = (lambda: sh(
+                "mlr --ijsonl --ojsonl filter 'is_present($event_id)' then count -g region,source",
+                events), n)
+        print(f"\n== baselines (b) and (c), median of {runs} runs")
+        bench.measure(baselines)
+
+        r = bench.ratio
+        a, at = "floor (a): orjson loads+dumps loop", "floor (a), same malloc tuning as evtool"
+        b = f"original (b): json+jsonschema, {m:,} ev"
+        print("\n== ratios (throughput): against floor (a) as users run it | against the tuned floor")
+        for stage, target in (("validate", 0.3), ("aggregate", 0.5), ("gen --fast", 0.4),
+                              ("gen | validate | aggregate", 0.15)):
+            print(f"  {stage:28} {r(stage, a):5.2f}x | {r(stage, at):5.2f}x   (target >= {target}x)")
+        print(f"  {'validate vs original (b)':28} {r('validate', b):5.1f}x   (target >= 20x)")
+
+        if not opts.skip_memory:
+            print("\n== memory (peak RSS of aggregate)")
+            mem = {}
+            for count in (2_000_000, 6_000_000):
+                cmd = (q([*EVTOOL, "gen", "--count", str(count), "--seed", "2", "--fast", "-q"])
+                       + " | " + q([*EVTOOL, "aggregate", "--dedupe-horizon", "60", "-q"]))
+                mem[count] = peak_rss_mb(cmd)
+                print(f"  --dedupe-horizon 60 after {count:>9,} events: {mem[count]:6.1f} MB", flush=True)
+            growth = mem[6_000_000] / mem[2_000_000] - 1
+            print(f"  growth 2M -> 6M: {growth:+.1%} (target within 20%)")
+            distinct = peak_rss_mb(f"cat {events} | " + aggregate)
+            print(f"  default horizon, {n:,} distinct events: {distinct:6.1f} MB (target < 150 MB)")
+            bench.results["memory"] = {"horizon60_2M_mb": mem[2_000_000],
+                                       "horizon60_6M_mb": mem[6_000_000], "distinct_default_mb": distinct}
+        opts.json.parent.mkdir(parents=True, exist_ok=True)
+        opts.json.write_text(json.dumps(bench.results, indent=2))
+        print(f"\nresults: {opts.json}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+START = "2026-11-26T00:00:00Z"
+
+
+def evtool_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "evtool", *args]
+
+
+def run(args: Sequence[str], stdin: bytes | None = None, env: dict | None = None,
+        timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run one evtool command as a user would, with real pipes."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(evtool_cmd(*args), input=stdin, capture_output=True, timeout=timeout,
+                          env=full_env, check=False)
+
+
+def pipeline(*stages: Sequence[str], timeout: float = 120) -> tuple[bytes, list[bytes]]:
+    """`evtool A | evtool B | ...` over OS pipes; the last stage's stdout and every stderr."""
+    procs: list[subprocess.Popen] = []
+    prev = None
+    for stage in stages:
+        proc = subprocess.Popen(evtool_cmd(*stage), stdin=prev, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        if prev is not None:
+            prev.close()
+        prev = proc.stdout
+        procs.append(proc)
+    out = procs[-1].stdout.read()
+    errs = []
+    for proc in procs:
+        proc.wait(timeout=timeout)
+        errs.append(proc.stderr.read())
+        assert proc.returncode == 0, (proc.args, proc.returncode, errs[-1])
+    return out, errs
+
+
+def records(data: bytes) -> list[dict]:
+    return [json.loads(line) for line in data.splitlines() if line.strip()]
+
+
+def gen_lines(count: int, seed: int = 1, *extra: str) -> bytes:
+    result = run(["gen", "--count", str(count), "--seed", str(seed), "--start", START, "--fast",
+                  "-q", *extra])
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.fixture
+def tmp(tmp_path: Path) -> Path:
+    return tmp_path

@@ -1,0 +1,141 @@
+"""aggregate against the independent reference, and the order/duplicates property."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import datetime, timezone
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from evtool.core.aggregate import AggregateConfig, AggregateStage
+from evtool.core.generator import GenConfig, Generator
+from evtool.core.records import name_id
+from evtool.core.stats import Stats
+from tests.reference import reference, windows_of
+
+T0 = 1_795_000_000.0
+REGIONS = ("maule", "biobio", "aysen")
+SOURCES = ("security.incident", "migration.case")
+
+
+def aggregate(lines: list[bytes], **cfg) -> tuple[list[dict], Stats]:
+    stage = AggregateStage(AggregateConfig(**cfg), Stats())
+    out: list[bytes] = []
+    for start in range(0, len(lines), 7):           # odd batch sizes: state spans batches
+        stage.process(lines[start:start + 7], out, out)
+    stage.finish(out, out)
+    return [orjson.loads(x) for x in out], stage.stats
+
+
+def event(at: float, rng: random.Random) -> bytes:
+    stamp = datetime.fromtimestamp(at, tz=timezone.utc).isoformat()
+    return orjson.dumps({
+        "event_id": str(uuid.UUID(int=rng.getrandbits(128))), "timestamp": stamp,
+        "region": rng.choice(REGIONS), "source": rng.choice(SOURCES), "schema_version": "1.0",
+        "correlation_id": str(uuid.UUID(int=rng.getrandbits(128))), "payload": {},
+    })
+
+
+def test_matches_reference_on_generator_output_with_disorder_and_duplicates() -> None:
+    cfg = GenConfig(start_us=int(T0 * 1e6), count=5000, seed=4, rate=50, duplicates=0.05,
+                    out_of_order=0.2, max_delay=3)
+    lines = [e.line for e in Generator(cfg)]
+    for lateness in (0, 1, 3):
+        got, stats = aggregate(lines, window=2, lateness=lateness)
+        want = reference(lines, window=2, lateness=lateness)
+        assert windows_of(got) == want["windows"]
+        assert stats.duplicates == want["duplicates"]
+        assert stats.late == want["late"]
+        assert sum(1 for r in got if r.get("kind") == "deadletter") == want["late"]
+    assert want["late"] == 0 and want["duplicates"] > 100   # lateness 3 covers a 3 s max delay
+
+
+def test_late_events_are_dead_letters_never_dropped() -> None:
+    rng = random.Random(1)
+    lines = [event(T0 + 12, rng), event(T0 + 1, rng)]   # the second arrives after [T0, T0+5) closed
+    got, stats = aggregate(lines, window=5)
+    dead = [r for r in got if r.get("kind") == "deadletter"]
+    assert stats.late == 1 and len(dead) == 1
+    assert dead[0]["reason"] == "late" and dead[0]["raw"] == lines[1].decode()
+    assert dead[0]["event_id"] == orjson.loads(lines[1])["event_id"]
+
+
+def test_window_and_metric_records() -> None:
+    rng = random.Random(2)
+    lines = [event(T0 + i * 0.5, rng) for i in range(30)]
+    got, _ = aggregate(lines, window=5)
+    windows = [r for r in got if r["kind"] == "window"]
+    metrics = [r for r in got if r["kind"] == "metric"]
+    assert [w["window_start"] for w in windows] == sorted(w["window_start"] for w in windows)
+    assert sum(w["total"] for w in windows) == 30
+    for w in windows:
+        assert w["window_start"].endswith("Z") and w["window_end"].endswith("Z")
+        mine = [m for m in metrics if m["window_start"] == w["window_start"]]
+        assert {m["region"] for m in mine} == set(w["by_region"])
+        assert sorted(i for m in mine for i in m["input_event_ids"]) == w["event_ids"]
+        for m in mine:
+            assert m["total"] == sum(m["counts"].values()) == w["by_region"][m["region"]]
+            assert m["date"] == m["window_start"][:10] and m["window_seconds"] == 5
+            assert m["metric_id"] == name_id("metric", m["region"], m["window_start"], 5)
+
+
+def test_forward_passes_counted_events_and_derived_records_but_not_duplicates() -> None:
+    rng = random.Random(3)
+    one = event(T0, rng)
+    marker = b'{"kind":"deadletter","stage":"validate","reason":"json","error":"x","raw":"y"}'
+    got, stats = aggregate([one, marker, one], window=5, forward=True)
+    assert [r.get("kind") for r in got] == [None, "deadletter", "window", "metric"]
+    assert stats.duplicates == 1
+
+
+def test_recomputation_gives_the_same_ids_and_output() -> None:
+    cfg = GenConfig(start_us=int(T0 * 1e6), count=2000, seed=9, duplicates=0.02)
+    lines = [e.line for e in Generator(cfg)]
+    assert aggregate(lines, window=5)[0] == aggregate(lines, window=5)[0]
+
+
+def test_unreadable_and_incomplete_events_are_dead_letters() -> None:
+    lines = [b"not json", b"[1]", b'{"event_id": "x"}', b"   ",
+             b'{"event_id":"a","region":"r","source":"s","timestamp":"2026-01-01T00:00:00"}']
+    got, stats = aggregate(lines, window=5)
+    assert [r["reason"] for r in got] == ["json", "schema", "schema", "schema"]
+    assert "timestamp" in got[2]["error"] and "offset" in got[3]["error"]
+    assert stats.in_ == 4                                 # the blank line is not a record
+
+
+@st.composite
+def disordered_stream(draw):
+    """Events in event-time order, delivered with delays within the lateness bound, plus
+    exact duplicates placed anywhere after their original."""
+    lateness = draw(st.sampled_from([0.0, 0.5, 2.0, 7.0]))
+    n = draw(st.integers(min_value=1, max_value=120))
+    seed = draw(st.integers(min_value=0, max_value=2**32))
+    rng = random.Random(seed)
+    at, items = T0, []
+    for _ in range(n):
+        at += draw(st.sampled_from([0.0, 0.01, 0.3, 1.0, 4.9, 11.0]))
+        arrival = at + rng.random() * lateness
+        items.append((arrival, event(at, rng)))
+    items.sort(key=lambda x: x[0])
+    lines = [line for _, line in items]
+    for _ in range(draw(st.integers(min_value=0, max_value=n))):
+        i = rng.randrange(len(lines))
+        lines.insert(rng.randrange(i + 1, len(lines) + 1), lines[i])
+    return lines, lateness
+
+
+@settings(max_examples=150, deadline=None)
+@given(disordered_stream(), st.sampled_from([1.0, 2.5, 5.0]))
+def test_disorder_within_lateness_and_duplicates_do_not_change_windows(case, window) -> None:
+    lines, lateness = case
+    got, stats = aggregate(lines, window=window, lateness=lateness)
+    unique = {orjson.loads(x)["event_id"]: x for x in lines}
+    ordered = sorted(unique.values(), key=lambda x: orjson.loads(x)["timestamp"])
+    want, _ = aggregate(ordered, window=window, lateness=lateness)
+    assert windows_of(got) == windows_of(want)
+    assert stats.late == 0
+    assert stats.duplicates == len(lines) - len(unique)
+    assert windows_of(got) == reference(lines, window, lateness)["windows"]

@@ -1,0 +1,142 @@
+"""The command line as users meet it: real processes, real pipes, exit codes and signals."""
+
+from __future__ import annotations
+
+import functools
+import signal
+import subprocess
+import time
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from evtool.cli import cli
+from evtool.core.model import REGIONS
+from evtool.core.validation import EventValidator
+from evtool.schemas import builtin_schemas
+from tests.conftest import START, evtool_cmd, gen_lines, pipeline, records, run
+from tests.reference import reference, windows_of
+
+
+def test_three_stage_pipe_counts_every_distinct_valid_event() -> None:
+    gen = ["gen", "--count", "20000", "--seed", "3", "--start", START, "--fast",
+           "--duplicates", "0.03", "--invalid", "0.02", "--out-of-order", "0.05", "--max-delay", "1"]
+    out, errs = pipeline(gen, ["validate"], ["aggregate", "--lateness", "1"])
+    got = records(out)
+    raw = gen_lines(20000, 3, "--duplicates", "0.03", "--invalid", "0.02", "--out-of-order", "0.05",
+                    "--max-delay", "1")
+    valid = [x for x in raw.splitlines() if _valid(x)]
+    want = reference(valid, 5, 1)
+    assert windows_of(got) == want["windows"]
+    dead = [r for r in got if r.get("kind") == "deadletter"]
+    assert 300 < len(dead) < 500 and all(r["stage"] == "validate" for r in dead)
+    assert b"evtool validate: 20000 in" in errs[1]
+    assert b"duplicates" in errs[2] and b"records/s" in errs[2]
+
+
+@functools.cache
+def _validator() -> EventValidator:
+    env, payloads = builtin_schemas()
+    return EventValidator(env, payloads, REGIONS, payloads)
+
+
+def _valid(line: bytes) -> bool:
+    """The in-process validator's verdict, to know which generated lines should be counted."""
+    try:
+        ev = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return False
+    return _validator().error(ev) is None
+
+
+def test_files_in_and_out_and_dead_letters_apart(tmp) -> None:
+    src = tmp / "in.ndjson"
+    src.write_bytes(gen_lines(500, 2, "--invalid", "0.1"))
+    result = run(["validate", "-i", str(src), "-o", str(tmp / "ok.ndjson"),
+                  "--dead-letter", str(tmp / "bad.ndjson")])
+    assert result.returncode == 0
+    ok, bad = records((tmp / "ok.ndjson").read_bytes()), records((tmp / "bad.ndjson").read_bytes())
+    assert len(ok) + len(bad) == 500 and 20 < len(bad) < 90
+    assert all("kind" not in r for r in ok) and all(r["kind"] == "deadletter" for r in bad)
+    assert f"{len(ok)} out, {len(bad)} dead letters".encode() in result.stderr
+
+
+def test_closed_pipe_downstream_ends_quietly() -> None:
+    shell = f"{' '.join(evtool_cmd('gen', '--fast'))} | head -n 5"
+    result = subprocess.run(["bash", "-o", "pipefail", "-c", shell], capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 5
+    assert b"Traceback" not in result.stderr and b"Broken pipe" not in result.stderr
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_stops_a_live_stage_flushing_open_windows(sig, code) -> None:
+    agg = subprocess.Popen(evtool_cmd("aggregate", "--window", "3600"), stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    agg.stdin.write(gen_lines(50, 1))
+    agg.stdin.flush()
+    time.sleep(1.0)
+    agg.send_signal(sig)
+    out, err = agg.communicate(timeout=20)
+    assert agg.returncode == code, err
+    assert b"Traceback" not in err
+    windows = [r for r in records(out) if r["kind"] == "window"]
+    assert sum(w["total"] for w in windows) == 50   # nothing counted is lost on a pipe
+
+
+def test_idle_flush_emits_open_windows_of_a_quiet_live_input() -> None:
+    agg = subprocess.Popen(evtool_cmd("aggregate", "--idle-flush", "0.5", "-q"),
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    agg.stdin.write(gen_lines(10, 1))
+    agg.stdin.flush()
+    line = agg.stdout.readline()                     # arrives while stdin is still open
+    assert orjson.loads(line)["kind"] == "window"
+    agg.stdin.close()
+    agg.wait(timeout=10)
+
+
+@pytest.mark.parametrize("args", [
+    ["gen", "--rate", "0"], ["gen", "--duplicates", "2"], ["aggregate", "--window", "-1"],
+    ["validate", "--nope"], ["gen", "--start", "tomorrow"], ["validate", "--regions", ","],
+])
+def test_bad_options_exit_2_with_one_clear_line(args) -> None:
+    result = run(args, stdin=b"")
+    assert result.returncode == 2
+    assert b"Traceback" not in result.stderr and b"Error" in result.stderr
+
+
+def test_unreadable_input_file_exits_1() -> None:
+    result = run(["validate", "-i", "/nonexistent/x.ndjson"])
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        b"evtool validate: error: cannot open /nonexistent/x.ndjson: No such file or directory"]
+
+
+def test_every_command_has_help_with_an_example() -> None:
+    runner = CliRunner()
+    for name, command in cli.commands.items():
+        result = runner.invoke(cli, [name, "--help"])
+        assert result.exit_code == 0
+        assert command.help and "Example" in result.output, name
+        assert "EVTOOL_" in result.output
+
+
+def test_options_can_come_from_the_environment() -> None:
+    result = run(["gen", "-q"], env={"EVTOOL_COUNT": "3", "EVTOOL_FAST": "1", "EVTOOL_SEED": "4",
+                                     "EVTOOL_START": START})
+    assert result.returncode == 0 and len(result.stdout.splitlines()) == 3
+    assert result.stdout == gen_lines(3, 4)
+
+
+def test_quiet_silences_the_summary() -> None:
+    assert run(["validate", "-q"], stdin=b"").stderr == b""
+    assert b"evtool validate: 0 in" in run(["validate"], stdin=b"").stderr
+
+
+def test_gen_paces_in_real_time_without_fast() -> None:
+    started = time.monotonic()
+    result = run(["gen", "--count", "30", "--rate", "30", "-q", "--seed", "1"])
+    elapsed = time.monotonic() - started
+    assert len(result.stdout.splitlines()) == 30
+    assert 0.5 < elapsed < 5

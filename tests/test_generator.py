@@ -1,0 +1,100 @@
+"""The generator's options, each checked on what comes out."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+
+import orjson
+
+from evtool.core.generator import GenConfig, Generator
+from evtool.core.model import REGIONS, SOURCES
+from evtool.core.stats import Stats
+from evtool.core.validation import EventValidator, ValidateStage
+from evtool.schemas import builtin_schemas
+from tests.conftest import gen_lines
+
+T0_US = 1_795_000_000 * 1_000_000
+
+
+def lines(**kw) -> list[bytes]:
+    return [e.line for e in Generator(GenConfig(start_us=T0_US, seed=kw.pop("seed", 1), **kw))]
+
+
+def times(events: list[dict]) -> list[float]:
+    return [datetime.fromisoformat(e["timestamp"]).timestamp() for e in events]
+
+
+def validate(data: list[bytes]) -> tuple[list[bytes], Stats]:
+    env, payloads = builtin_schemas()
+    stage = ValidateStage(EventValidator(env, payloads, REGIONS, payloads), Stats(), 1 << 20)
+    out: list[bytes] = []
+    stage.process(data, out, out)
+    return out, stage.stats
+
+
+def test_same_seed_and_start_give_byte_identical_output() -> None:
+    args = ("--duplicates", "0.1", "--out-of-order", "0.1", "--invalid", "0.1",
+            "--burst-probability", "0.01")
+    assert gen_lines(3000, 7, *args) == gen_lines(3000, 7, *args)
+    assert gen_lines(3000, 7, *args) != gen_lines(3000, 8, *args)
+
+
+def test_count_is_exact_and_every_plain_event_is_valid() -> None:
+    out = lines(count=5000)
+    assert len(out) == 5000
+    _, stats = validate(out)
+    assert stats.events == 5000 and not stats.dead
+    events = [orjson.loads(x) for x in out]
+    assert {e["source"] for e in events} == set(SOURCES)
+    assert len({e["region"] for e in events}) == len(REGIONS)
+    assert len({e["event_id"] for e in events}) == 5000
+
+
+def test_rate_sets_event_time_spacing() -> None:
+    ts = times([orjson.loads(x) for x in lines(count=20000, rate=100)])
+    span = ts[-1] - ts[0]
+    assert 180 < span < 220                          # 20,000 events at 100/s ~ 200 s
+    assert ts == sorted(ts)
+
+
+def test_duplicates_are_exact_re_emissions() -> None:
+    out = lines(count=10000, duplicates=0.1)
+    counts = Counter(out)
+    repeats = sum(n - 1 for n in counts.values())
+    assert 800 < repeats < 1200
+    ids = Counter(orjson.loads(x)["event_id"] for x in out)
+    assert sum(n - 1 for n in ids.values()) == repeats  # same id only ever with the same bytes
+
+
+def test_out_of_order_is_bounded_by_max_delay() -> None:
+    events = [orjson.loads(x) for x in lines(count=10000, out_of_order=0.3, max_delay=2)]
+    ts = times(events)
+    newest, worst, behind = ts[0], 0.0, 0
+    for t in ts:
+        if t < newest:
+            behind += 1
+            worst = max(worst, newest - t)
+        newest = max(newest, t)
+    assert behind > 1000
+    assert worst <= 2.0 + 1e-6
+
+
+def test_invalid_fraction_and_every_rule_appears() -> None:
+    out = lines(count=20000, invalid=0.2)
+    _, stats = validate(out)
+    assert 3600 < sum(stats.dead.values()) < 4400
+    assert {"json", "schema", "encoding"} <= set(stats.dead)
+
+
+def test_bursts_share_region_and_correlation_and_are_close_together() -> None:
+    events = [orjson.loads(x) for x in lines(count=3000, burst_probability=0.01, burst_size=40)]
+    by_corr = Counter(e["correlation_id"] for e in events)
+    bursts = [c for c, n in by_corr.items() if n == 40]
+    assert bursts
+    for corr in bursts:
+        members = [e for e in events if e["correlation_id"] == corr]
+        assert {e["source"] for e in members} == {"security.incident"}
+        assert len({e["region"] for e in members}) == 1
+        ts = times(members)
+        assert ts[-1] - ts[0] < 40 / 10                  # much denser than the 10/s base rate
