@@ -52,6 +52,35 @@ for line in sys.stdin:
 """
 
 
+NAIVE_AUDIT = r"""
+import sqlite3, sys, json
+sys.path.insert(0, sys.argv[2])
+from evtool.store.schema import MIGRATIONS
+from evtool.store import sqlite as S
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+for pragma in ("journal_mode = WAL", "synchronous = FULL", f"cache_size = -{S.CACHE_KIB}",
+               f"mmap_size = {S.MMAP_BYTES}", f"wal_autocheckpoint = {S.CHECKPOINT_PAGES}"):
+    conn.execute("PRAGMA " + pragma)
+for statement in MIGRATIONS[0]:
+    conn.execute(statement)
+for line in sys.stdin:
+    rec = json.loads(line)
+    conn.execute("BEGIN")
+    kind = rec.get("kind")
+    if kind is None:
+        conn.execute("INSERT INTO events_in (event_id, raw, received_at, ts_us) "
+                     "VALUES (?, ?, datetime('now'), 0) ON CONFLICT DO NOTHING", (rec["event_id"], line))
+    elif kind == "metric":
+        conn.execute("INSERT INTO metrics_out VALUES (?,?,?,?,?,?,?,?,datetime('now'),?) "
+                     "ON CONFLICT DO NOTHING", (rec["metric_id"], rec["date"], rec["region"],
+                      rec["window_start"], rec["window_end"], rec["window_seconds"],
+                      json.dumps(rec["counts"]), rec["total"], line))
+        for eid in rec["input_event_ids"]:
+            conn.execute("INSERT INTO trace VALUES (?,?) ON CONFLICT DO NOTHING", (rec["metric_id"], eid))
+    conn.execute("COMMIT")
+"""
+
+
 def sh(cmd: str, stdin: Path | None = None, env: dict | None = None) -> float:
     """Seconds of one shell pipeline, output to /dev/null."""
     full = {**os.environ, **(env or {})}
@@ -101,12 +130,14 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--original-events", type=int, default=100_000)
+    parser.add_argument("--naive-records", type=int, default=3000)
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--json", type=Path, default=ROOT / "bench-out" / "bench.json")
     opts = parser.parse_args()
     n, runs = opts.events, opts.runs
     shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
     work = Path(tempfile.mkdtemp(prefix="evtool-bench-", dir=shm))
+    (ROOT / "bench-out").mkdir(exist_ok=True)
     bench = Bench(runs)
     try:
         events = work / "events.ndjson"
@@ -156,6 +187,43 @@ def main() -> None:
             print(f"  {stage:28} {r(stage, a):5.2f}x | {r(stage, at):5.2f}x   (target >= {target}x)")
         print(f"  {'validate vs original (b)':28} {r('validate', b):5.1f}x   (target >= 20x)")
 
+        print(f"\n== audit and replay over gen | validate | aggregate --forward, median of {runs} runs")
+        flowed = work / "flowed.ndjson"
+        sh(f"{validate} | {q([*EVTOOL, 'aggregate', '--forward', '-q'])} > {flowed}", events)
+        with open(flowed, "rb") as f:
+            records_n = sum(1 for _ in f)
+        disk = Path(tempfile.mkdtemp(prefix="evtool-bench-db-", dir=ROOT / "bench-out"))
+        db = disk / "audit.db"     # on disk, not tmpfs: fsync must mean something
+
+        def audit_run() -> float:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{db}{suffix}").unlink(missing_ok=True)
+            return sh(q([*EVTOOL, "audit", "--db", str(db), "-q"]), flowed)
+
+        naive_n = opts.naive_records
+        naive_in = work / "naive-in.ndjson"
+        sh(f"head -n {naive_n} {flowed} > {naive_in}")
+        naive_script = work / "naive.py"
+        naive_script.write_text(NAIVE_AUDIT)
+
+        def naive_run() -> float:
+            target = disk / "naive.db"
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{target}{suffix}").unlink(missing_ok=True)
+            return sh(f"{PY} {naive_script} {target} {ROOT}", naive_in)
+
+        bench.measure({
+            f"audit ({records_n:,} records)": (audit_run, records_n),
+            f"naive audit, 1 tx/record ({naive_n:,} records)": (naive_run, naive_n),
+            "replay": (lambda: sh(q([*EVTOOL, "replay", "--db", str(db), "-q"])), n),
+        })
+        audit_name = f"audit ({records_n:,} records)"
+        naive_name = f"naive audit, 1 tx/record ({naive_n:,} records)"
+        print(f"  audit vs naive:      {r(audit_name, naive_name):7.1f}x   (target >= 30x)")
+        print(f"  audit vs floor (a):  {r(audit_name, a):5.2f}x | {r(audit_name, at):5.2f}x"
+              "   (target >= 0.2x)")
+        print(f"  replay vs floor (a): {r('replay', a):5.2f}x | {r('replay', at):5.2f}x   (target >= 0.5x)")
+
         if not opts.skip_memory:
             print("\n== memory (peak RSS of aggregate)")
             mem = {}
@@ -175,6 +243,8 @@ def main() -> None:
         print(f"\nresults: {opts.json}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        for leftover in (ROOT / "bench-out").glob("evtool-bench-db-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 if __name__ == "__main__":

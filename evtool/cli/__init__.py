@@ -10,7 +10,9 @@ import click
 
 from evtool import __version__
 from evtool.cli.aggregate import aggregate
+from evtool.cli.audit import audit
 from evtool.cli.gen import gen
+from evtool.cli.replay import replay
 from evtool.cli.tuning import tune_runtime
 from evtool.cli.validate import validate
 
@@ -25,7 +27,7 @@ def cli() -> None:
     """
 
 
-for command in (gen, validate, aggregate):
+for command in (gen, validate, aggregate, audit, replay):
     cli.add_command(command)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
 from datetime import datetime, timezone
@@ -10,20 +9,17 @@ from datetime import datetime, timezone
 import click
 
 from evtool.cli.common import fail
+from evtool.cli.emit import pump
 from evtool.cli.options import fraction, option, output_options, positive
-from evtool.cli.run import ExitStatus, Interrupted, Signals, say
 from evtool.core.generator import MICROS, GenConfig, Generator
 from evtool.core.pacing import Pacer
 from evtool.core.records import parse_timestamp
-from evtool.transports.base import OutputClosed, Sink, TransportError
+from evtool.transports.base import TransportError
 from evtool.transports.spec import Endpoint, open_sink
 
-BATCH = 4096
-MIN_SLEEP = 0.002
 
-
-def start_micros(text: str | None) -> int:
-    """--start as epoch microseconds; a time without an offset is taken as UTC; default: now."""
+def start_micros(text: str | None, option_name: str = "--start") -> int:
+    """An ISO time option as epoch microseconds; without an offset it is UTC; default: now."""
     if text is None:
         return int(time.time() * MICROS)
     try:
@@ -33,7 +29,7 @@ def start_micros(text: str | None) -> int:
             naive = datetime.fromisoformat(text)
         except ValueError:
             raise click.BadParameter(f"{text!r} is not an ISO 8601 date-time",
-                                     param_hint="--start") from None
+                                     param_hint=option_name) from None
         return round(naive.replace(tzinfo=timezone.utc).timestamp() * MICROS)
 
 
@@ -79,58 +75,8 @@ def gen(output_spec: str, amqp_url: str, quiet: bool, count: int | None, rate: f
     except TransportError as exc:
         fail("gen", str(exc))
         return
-    sys.exit(emit(Generator(cfg), sink, None if fast else Pacer(time.monotonic), quiet))
-
-
-def emit(generator: Generator, sink: Sink, pacer: Pacer | None, quiet: bool) -> ExitStatus:
-    """Write the generator's lines in batches, sleeping between them when paced."""
-    signals = Signals()
-    signals.install()
-    started = time.monotonic()
-    written = dups = bad = 0
-    status = ExitStatus.OK
-    pending: list[bytes] = []
-    try:
-        for item in generator:
-            if pacer is not None:
-                wait = pacer.delay(item.at_us / MICROS)
-                if wait > MIN_SLEEP:
-                    sink.write(pending)
-                    sink.flush()
-                    written += len(pending)
-                    pending = []
-                    with signals.blocking():
-                        time.sleep(wait)
-            pending.append(item.line)
-            dups += item.duplicate
-            bad += not item.valid
-            if len(pending) >= BATCH:
-                sink.write(pending)
-                written += len(pending)
-                pending = []
-                if signals.pending is not None:
-                    raise Interrupted(signals.pending)
-        sink.write(pending)
-        sink.flush()
-        written += len(pending)
-    except Interrupted as stop:
-        status = stop.status
-        try:
-            sink.write(pending)
-            sink.flush()
-            written += len(pending)
-        except (OutputClosed, TransportError):
-            pass
-    except OutputClosed:
-        return ExitStatus.OK
-    except TransportError as exc:
-        say("gen", f"error: {exc}")
-        status = ExitStatus.FAILURE
-    finally:
-        with contextlib.suppress(OutputClosed, TransportError):
-            sink.close()
-    if not quiet:
-        seconds = time.monotonic() - started
-        say("gen", f"{written} out ({dups} duplicates, {bad} invalid), {seconds:.2f} s, "
-                   f"{written / seconds if seconds else 0:,.0f} records/s")
-    return status
+    generator = Generator(cfg)
+    items = ((item.at_us / MICROS, item.line) for item in generator)
+    status = pump("gen", items, sink, None if fast else Pacer(time.monotonic), quiet,
+                  lambda n: f"{n} out ({generator.duplicates} duplicates, {generator.invalid} invalid)")
+    sys.exit(status)

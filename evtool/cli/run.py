@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Protocol
@@ -31,6 +32,28 @@ class Processor(Protocol):
     def process(self, lines: list[bytes], out: list[bytes], dead: list[bytes]) -> None: ...
     def idle(self, out: list[bytes], dead: list[bytes]) -> None: ...
     def finish(self, out: list[bytes], dead: list[bytes]) -> None: ...
+
+
+class Acks:
+    """Acks input batches in order, holding back the newest ones the processor says are unsafe
+    (audit before its commit, aggregate while a window that counted them is open)."""
+
+    def __init__(self, source: Source, processor: Processor) -> None:
+        self.source = source
+        self.processor = processor
+        self.waiting: deque[object] = deque()
+
+    def done(self, token: object) -> None:
+        self.waiting.append(token)
+        self.release()
+
+    def release(self) -> None:
+        keep = getattr(self.processor, "unsafe_batches", 0)
+        last = None
+        while len(self.waiting) > keep:
+            last = self.waiting.popleft()
+        if last is not None:
+            self.source.ack(last)
 
 
 class Interrupted(Exception):
@@ -128,6 +151,7 @@ def run_filter(
     signals.install()
     started = clock()
     status = ExitStatus.OK
+    acks = Acks(source, processor)
     try:
         while signals.pending is None:
             with signals.blocking():
@@ -136,14 +160,17 @@ def run_filter(
             if batch is None:
                 processor.finish(out, dead)
                 outputs.deliver(out, dead)
+                acks.release()
                 break
             if batch.lines:
                 lines = reject_oversize(stage, batch.lines, max_line_bytes, stats, dead)
                 processor.process(lines, out, dead)
+                outputs.deliver(out, dead)
+                acks.done(batch.token)
             else:
                 processor.idle(out, dead)
-            outputs.deliver(out, dead)
-            source.ack(batch.token)
+                outputs.deliver(out, dead)
+                acks.release()
         else:
             raise Interrupted(signals.pending)
     except Interrupted as stop:

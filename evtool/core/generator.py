@@ -64,6 +64,8 @@ class Generator:
         self._burst_corr = ""
         self._ts_sec = -1
         self._ts_prefix = ""
+        self.duplicates = 0
+        self.invalid = 0
         self._payloads: tuple[Callable[[], dict[str, Any]], ...] = (
             self._security, self._survey, self._migration,
         )
@@ -161,10 +163,12 @@ class Generator:
             yield from self._release(self.now_us)
             roll = rng.random()
             if roll < dup_p and self._recent and not self._burst_left:
+                self.duplicates += 1
                 yield Emitted(self.now_us, self._recent[int(rng.random() * len(self._recent))],
                               True, True)
             elif roll < dup_p + bad_p and not self._burst_left:
                 mutate = MUTATIONS[int(rng.random() * len(MUTATIONS))]
+                self.invalid += 1
                 yield Emitted(self.now_us, mutate(rng, self.event(self.now_us)), False, False)
             else:
                 line = orjson.dumps(self._fresh())

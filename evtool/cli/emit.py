@@ -1,0 +1,68 @@
+"""The loop of the stages that only produce (gen, replay): write in batches, pace by event time."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable
+
+from evtool.cli.run import ExitStatus, Interrupted, Signals, say
+from evtool.core.pacing import Pacer
+from evtool.transports.base import OutputClosed, Sink, TransportError
+
+BATCH = 4096
+MIN_SLEEP = 0.002
+
+
+def pump(stage: str, items: Iterable[tuple[float, bytes]], sink: Sink, pacer: Pacer | None,
+         quiet: bool, describe: Callable[[int], str] = lambda n: f"{n} out",
+         progress: Callable[[int], None] | None = None) -> ExitStatus:
+    """Write (event_seconds, line) items; with a pacer, sleep so event time flows in real time."""
+    signals = Signals()
+    signals.install()
+    started = time.monotonic()
+    written = 0
+    status = ExitStatus.OK
+    pending: list[bytes] = []
+
+    def write_pending(flush: bool) -> None:
+        nonlocal written, pending
+        sink.write(pending)
+        if flush:
+            sink.flush()
+        written += len(pending)
+        pending = []
+        if progress is not None:
+            progress(written)
+
+    try:
+        for at, line in items:
+            if pacer is not None:
+                wait = pacer.delay(at)
+                if wait > MIN_SLEEP:
+                    write_pending(flush=True)
+                    with signals.blocking():
+                        time.sleep(wait)
+            pending.append(line)
+            if len(pending) >= BATCH:
+                write_pending(flush=False)
+                if signals.pending is not None:
+                    raise Interrupted(signals.pending)
+        write_pending(flush=True)
+    except Interrupted as stop:
+        status = stop.status
+        with contextlib.suppress(OutputClosed, TransportError):
+            write_pending(flush=True)
+    except OutputClosed:
+        return ExitStatus.OK
+    except TransportError as exc:
+        say(stage, f"error: {exc}")
+        status = ExitStatus.FAILURE
+    finally:
+        with contextlib.suppress(OutputClosed, TransportError):
+            sink.close()
+    if not quiet:
+        seconds = time.monotonic() - started
+        say(stage, f"{describe(written)}, {seconds:.2f} s, "
+                   f"{written / seconds if seconds else 0:,.0f} records/s")
+    return status

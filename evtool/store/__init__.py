@@ -1,0 +1,1 @@
+"""The audit database: where audit writes and replay reads."""

@@ -1,0 +1,69 @@
+"""What replay reads: stored events in (time, event_id) order, and metric verification."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from evtool.core.verify import Recomputed, StoredMetric, differences, recompute
+from evtool.store.sqlite import SqliteStore
+
+MICROS = 1_000_000
+
+
+@dataclass(frozen=True)
+class Filters:
+    since_us: int | None = None
+    until_us: int | None = None
+    source: str | None = None
+    region: str | None = None
+    metric_id: str | None = None
+
+    def where(self) -> tuple[str, list[Any]]:
+        """SQL with placeholders only: ids like `'); DROP TABLE events_in;--` are just values."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        for sql, value in (("e.ts_us >= ?", self.since_us), ("e.ts_us < ?", self.until_us),
+                           ("e.source = ?", self.source), ("e.region = ?", self.region),
+                           ("t.metric_id = ?", self.metric_id)):
+            if value is not None:
+                clauses.append(sql)
+                params.append(value)
+        join = " JOIN trace t ON t.event_id = e.event_id" if self.metric_id is not None else ""
+        return join + (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def count_events(store: SqliteStore, filters: Filters) -> int:
+    where, params = filters.where()
+    return int(next(store.query(f"SELECT count(*) FROM events_in e{where}", params))[0])
+
+
+def stored_events(store: SqliteStore, filters: Filters) -> Iterator[tuple[int, str]]:
+    """(ts_us, raw line) of each matching event, ordered by instant, then event_id."""
+    where, params = filters.where()
+    sql = f"SELECT e.ts_us, e.raw FROM events_in e{where} ORDER BY e.ts_us, e.event_id"
+    yield from store.query(sql, params)
+
+
+def verify(store: SqliteStore) -> Iterator[str]:
+    """Every stored metric recomputed from the stored events with its own window size."""
+    metrics: dict[float, list[StoredMetric]] = {}
+    for row in store.query("SELECT metric_id, region, window_start, window_seconds, counts, total "
+                           "FROM metrics_out ORDER BY window_start, region"):
+        metric = StoredMetric(row[0], row[1], row[2], float(row[3]), orjson.loads(row[4]), int(row[5]))
+        metrics.setdefault(metric.window_seconds, []).append(metric)
+    for seconds, stored in metrics.items():
+        events = store.query("SELECT event_id, region, source, ts_us FROM events_in "
+                             "ORDER BY ts_us, event_id")
+        again: dict[tuple[str, str], Recomputed] = {
+            (region, start): group for region, start, group in recompute(events, seconds)
+        }
+        yield from differences(stored, again, lambda mid: [
+            r[0] for r in store.query("SELECT event_id FROM trace WHERE metric_id = ?", (mid,))])
+
+
+def metric_count(store: SqliteStore) -> int:
+    return int(next(store.query("SELECT count(*) FROM metrics_out"))[0])

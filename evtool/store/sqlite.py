@@ -1,0 +1,118 @@
+"""The audit database in SQLite: versioned schema, idempotent batched inserts, replay queries."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from evtool.store.schema import MIGRATIONS, TABLE_COLUMNS
+
+SCHEMA_VERSION = len(MIGRATIONS)
+CACHE_KIB = 64 * 1024
+MMAP_BYTES = 256 << 20
+CHECKPOINT_PAGES = 16384
+
+
+class StoreError(Exception):
+    """The database cannot be used: the stage exits 1 with this message."""
+
+
+@dataclass
+class Rows:
+    """Rows of one batch, by table, in the order of TABLE_COLUMNS."""
+
+    by_table: dict[str, list[tuple[Any, ...]]] = field(
+        default_factory=lambda: {name: [] for name in TABLE_COLUMNS}
+    )
+
+    def __len__(self) -> int:
+        return sum(len(rows) for rows in self.by_table.values())
+
+    def clear(self) -> None:
+        for rows in self.by_table.values():
+            rows.clear()
+
+
+def _inserts(placeholder: str) -> dict[str, str]:
+    return {
+        table: (f"INSERT INTO {table} ({', '.join(cols)}) VALUES "
+                f"({', '.join(placeholder for _ in cols)}) ON CONFLICT DO NOTHING")
+        for table, cols in TABLE_COLUMNS.items()
+    }
+
+
+class SqliteStore:
+    """One connection; WAL so readers (replay, watch) never block the writer."""
+
+    kind = "sqlite"
+
+    def __init__(self, path: str, *, synchronous: str = "FULL", readonly: bool = False) -> None:
+        self.path = path
+        try:
+            uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+            self.conn = sqlite3.connect(uri, uri=True, isolation_level=None,
+                                        check_same_thread=False)
+            self.conn.execute("PRAGMA busy_timeout = 10000")
+            # Four B-trees keyed by random UUIDs: the default 2 MB cache re-read pages constantly.
+            self.conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+            self.conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
+            if not readonly:
+                self.conn.execute("PRAGMA journal_mode = WAL")
+                self.conn.execute(f"PRAGMA synchronous = {synchronous}")
+                self.conn.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
+            self._migrate(readonly)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the audit database {path}: {exc}") from None
+        self._sql = _inserts("?")
+
+    def _migrate(self, readonly: bool) -> None:
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} has schema version {version}, newer than this evtool "
+                             f"knows ({SCHEMA_VERSION}): upgrade evtool")
+        if version == 0:
+            tables = self.conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+            if tables:
+                raise StoreError(f"{self.path} is an SQLite database but not an evtool audit database")
+        if version == SCHEMA_VERSION:
+            return
+        if readonly:
+            raise StoreError(f"{self.path} needs migrating to schema version {SCHEMA_VERSION}: "
+                             "run `evtool audit` on it once")
+        for number in range(version, SCHEMA_VERSION):
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in MIGRATIONS[number]:
+                    self.conn.execute(statement)
+                self.conn.execute(f"PRAGMA user_version = {number + 1}")
+                self.conn.execute("COMMIT")
+            except sqlite3.Error:
+                self.conn.execute("ROLLBACK")
+                raise
+
+    def write(self, rows: Rows) -> None:
+        """One transaction for the whole batch; returns once it has committed."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            for table, batch in rows.by_table.items():
+                if batch:
+                    self.conn.executemany(self._sql[table], batch)
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise StoreError(f"cannot write {self.path}: {exc}") from None
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+        try:
+            cursor = self.conn.execute(sql, params)
+            while chunk := cursor.fetchmany(4096):
+                yield from chunk
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read {self.path}: {exc}") from None
+
+    def close(self) -> None:
+        self.conn.close()
