@@ -58,3 +58,33 @@ def gen_lines(count: int, seed: int = 1, *extra: str) -> bytes:
 @pytest.fixture
 def tmp(tmp_path: Path) -> Path:
     return tmp_path
+
+
+def broker_reachable(host: str = "127.0.0.1", port: int = 5672) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=120)
+
+
+@pytest.fixture
+def vhost() -> str:
+    """A RabbitMQ vhost of this test's own (deleted after), as an amqp URL."""
+    import uuid
+
+    if not broker_reachable():
+        if os.environ.get("EVTOOL_TEST_BROKER") == "required":
+            pytest.fail("EVTOOL_TEST_BROKER=required but no RabbitMQ answers on 127.0.0.1:5672")
+        pytest.skip("no RabbitMQ on 127.0.0.1:5672 (set EVTOOL_TEST_BROKER=required to fail instead)")
+    name = f"evtool-test-{uuid.uuid4().hex[:10]}"
+    rabbitmqctl("add_vhost", name)
+    rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+    yield f"amqp://guest:guest@127.0.0.1:5672/{name}"
+    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], capture_output=True, timeout=120)

@@ -139,3 +139,17 @@ def test_disorder_within_lateness_and_duplicates_do_not_change_windows(case, win
     assert stats.late == 0
     assert stats.duplicates == len(lines) - len(unique)
     assert windows_of(got) == reference(lines, window, lateness)["windows"]
+
+
+def test_input_is_safe_to_ack_only_once_its_windows_are_out() -> None:
+    rng = random.Random(6)
+    stage = AggregateStage(AggregateConfig(window=5), Stats())
+    out: list[bytes] = []
+    stage.process([event(T0 + 1, rng)], out, out)          # batch 1 counts into [T0, T0+5)
+    stage.process([event(T0 + 2, rng)], out, out)          # batch 2 as well
+    assert stage.unsafe_batches == 2 and out == []
+    stage.process([event(T0 + 6, rng)], out, out)          # closes [T0, T0+5), opens the next
+    assert [orjson.loads(x)["kind"] for x in out][:1] == ["window"]
+    assert stage.unsafe_batches == 1                      # batches 1 and 2 may be acked now
+    stage.finish(out, out)
+    assert stage.unsafe_batches == 0

@@ -24,7 +24,8 @@ from evtool.core.stats import Stats
 @option("--idle-flush", type=float, default=None, callback=positive,
         help="Close open windows after this many wall seconds with no input [default: 2x window].")
 def aggregate(
-    input_spec: str, output_spec: str, amqp_url: str, quiet: bool, dead_letter_spec: str | None,
+    input_spec: str, output_spec: str, amqp_url: str, connect_timeout: float, prefetch: int,
+    quiet: bool, dead_letter_spec: str | None,
     max_line_bytes: int, window: float, lateness: float, forward: bool, dedupe_horizon: float,
     idle_flush: float | None,
 ) -> None:
@@ -45,4 +46,5 @@ def aggregate(
     run_stage("aggregate", lambda: AggregateStage(cfg, Stats()), input_spec=input_spec,
               output_spec=output_spec, dead_letter_spec=dead_letter_spec, amqp_url=amqp_url,
               quiet=quiet, max_line_bytes=max_line_bytes,
+              connect_timeout=connect_timeout, prefetch=prefetch,
               idle_after=idle_flush if idle_flush is not None else 2 * window)

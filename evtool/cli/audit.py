@@ -24,7 +24,8 @@ from evtool.store.sqlite import SqliteStore, StoreError
         help="Commit after this many rows ...")
 @option("--batch-ms", type=float, default=200.0, show_default=True, callback=positive,
         help="... or this many milliseconds, whichever comes first.")
-def audit(input_spec: str, output_spec: str, amqp_url: str, quiet: bool,
+def audit(input_spec: str, output_spec: str, amqp_url: str, connect_timeout: float,
+          prefetch: int, quiet: bool,
           dead_letter_spec: str | None, max_line_bytes: int, db: str, jsonl: str | None,
           batch_records: int, batch_ms: float) -> None:
     """Store events, metrics (with their trace), windows, alerts and dead letters; forward all.
@@ -55,6 +56,7 @@ def audit(input_spec: str, output_spec: str, amqp_url: str, quiet: bool,
                                               batch_seconds=batch_ms / 1000, jsonl=log),
                   input_spec=input_spec, output_spec=output_spec, dead_letter_spec=dead_letter_spec,
                   amqp_url=amqp_url, quiet=quiet, max_line_bytes=max_line_bytes,
+              connect_timeout=connect_timeout, prefetch=prefetch,
                   idle_after=batch_ms / 1000)
     finally:
         store.close()

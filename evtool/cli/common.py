@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 
 import click
 
@@ -17,15 +18,14 @@ def fail(stage: str, message: str) -> None:
     sys.exit(ExitStatus.FAILURE)
 
 
-def dead_letter_endpoint(stage: str, spec: str | None, output_spec: str,
-                         amqp_url: str) -> Endpoint | None:
+def dead_letter_endpoint(spec: str | None, output: Endpoint) -> Endpoint | None:
     """None when rejects share the output stream: the default on pipes and files. On the broker
     they default to the deadletter.validation queue."""
     if spec is None:
-        return Endpoint("amqp", amqp_url, "dead", stage) if is_amqp(output_spec) else None
-    if spec == output_spec and not is_amqp(spec):
+        return replace(output, spec="amqp", role="dead") if is_amqp(output.spec) else None
+    if spec == output.spec and not is_amqp(spec):
         return None
-    return Endpoint(spec, amqp_url, "dead", stage)
+    return replace(output, spec=spec, role="dead")
 
 
 def run_stage(
@@ -38,6 +38,8 @@ def run_stage(
     amqp_url: str,
     quiet: bool,
     max_line_bytes: int,
+    connect_timeout: float,
+    prefetch: int,
     idle_after: float | None = None,
 ) -> None:
     """Build the processor (bad settings are usage errors), open both sides, run, exit."""
@@ -47,9 +49,11 @@ def run_stage(
         raise click.UsageError(str(exc)) from None
     source: Source | None = None
     try:
-        source = open_source(Endpoint(input_spec, amqp_url, "in", stage), max_line_bytes)
-        sink = open_sink(Endpoint(output_spec, amqp_url, "out", stage))
-        dead = dead_letter_endpoint(stage, dead_letter_spec, output_spec, amqp_url)
+        inp = Endpoint(input_spec, amqp_url, "in", stage, prefetch, connect_timeout)
+        source = open_source(inp, max_line_bytes)
+        output = replace(inp, spec=output_spec, role="out")
+        sink = open_sink(output)
+        dead = dead_letter_endpoint(dead_letter_spec, output)
         outputs = Outputs(sink, open_sink(dead) if dead else None, processor.stats)
     except TransportError as exc:
         if source is not None:

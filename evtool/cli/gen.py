@@ -53,7 +53,8 @@ def start_micros(text: str | None, option_name: str = "--start") -> int:
         help="Longest hold-back of an out-of-order event, in seconds.")
 @option("--invalid", type=float, default=0.0, show_default=True, callback=fraction,
         help="Fraction of lines that break a rule of the contract, or are not JSON at all.")
-def gen(output_spec: str, amqp_url: str, quiet: bool, count: int | None, rate: float,
+def gen(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool, count: int | None,
+        rate: float,
         seed: int | None, start: str | None, fast: bool, burst_probability: float,
         burst_size: int, duplicates: float, out_of_order: float, max_delay: float,
         invalid: float) -> None:
@@ -71,7 +72,8 @@ def gen(output_spec: str, amqp_url: str, quiet: bool, count: int | None, rate: f
                     duplicates=duplicates, out_of_order=out_of_order, max_delay=max_delay,
                     invalid=invalid)
     try:
-        sink = open_sink(Endpoint(output_spec, amqp_url, "out", "gen"))
+        sink = open_sink(Endpoint(output_spec, amqp_url, "out", "gen",
+                                 connect_timeout=connect_timeout))
     except TransportError as exc:
         fail("gen", str(exc))
         return

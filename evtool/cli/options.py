@@ -41,8 +41,17 @@ amqp_option = option(
     help="Broker for 'amqp' specs [default: amqp://guest:***@127.0.0.1:5672/%2F].",
 )
 quiet_option = option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
-output_options = compose(output_option, amqp_option, quiet_option)
-io_options = compose(input_option, output_option, amqp_option, quiet_option)
+connect_timeout_option = option(
+    "--connect-timeout", type=float, default=30.0, show_default=True, metavar="S",
+    help="Give up (exit 1) when the broker stays unreachable this long; until then, retry.",
+)
+prefetch_option = option(
+    "--prefetch", type=click.IntRange(min=1), default=5000, show_default=True,
+    help="Unacked broker messages in flight to this stage (raised automatically if it holds acks).",
+)
+output_options = compose(output_option, amqp_option, connect_timeout_option, quiet_option)
+io_options = compose(input_option, output_option, amqp_option, connect_timeout_option,
+                     prefetch_option, quiet_option)
 
 dead_letter_option = option(
     "--dead-letter", "dead_letter_spec", default=None, metavar="SPEC",

@@ -33,7 +33,8 @@ MICROS = 1_000_000
         help="Pace by event time, X times faster than real [default: as fast as possible].")
 @option("--verify", "verify_metrics", is_flag=True,
         help="Recompute every stored metric; exit 1 on any difference.")
-def replay(output_spec: str, amqp_url: str, quiet: bool, db: str, metric_id: str | None,
+def replay(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool, db: str,
+           metric_id: str | None,
            since: str | None, until: str | None, source: str | None, region: str | None,
            speed: float | None, verify_metrics: bool) -> None:
     """Emit stored events exactly as audit received them, ordered by (timestamp, event_id).
@@ -57,7 +58,8 @@ def replay(output_spec: str, amqp_url: str, quiet: bool, db: str, metric_id: str
         until_us=start_micros(until, "--until") if until else None,
         source=source, region=region, metric_id=metric_id)
     try:
-        sink = open_sink(Endpoint(output_spec, amqp_url, "out", "replay"))
+        sink = open_sink(Endpoint(output_spec, amqp_url, "out", "replay",
+                                 connect_timeout=connect_timeout))
     except TransportError as exc:
         fail("replay", str(exc))
         return

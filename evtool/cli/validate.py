@@ -21,7 +21,8 @@ from evtool.schemas import builtin_schemas, schema_dir
 @option("--regions", default=None, metavar="LIST",
         help="Comma-separated allowed regions [default: the 16 regions of Chile].")
 def validate(
-    input_spec: str, output_spec: str, amqp_url: str, quiet: bool, dead_letter_spec: str | None,
+    input_spec: str, output_spec: str, amqp_url: str, connect_timeout: float, prefetch: int,
+    quiet: bool, dead_letter_spec: str | None,
     max_line_bytes: int, schema_dir_path: str | None, regions: str | None,
 ) -> None:
     """Check events against the contract's JSON Schemas.
@@ -50,4 +51,4 @@ def validate(
 
     run_stage("validate", make, input_spec=input_spec, output_spec=output_spec,
               dead_letter_spec=dead_letter_spec, amqp_url=amqp_url, quiet=quiet,
-              max_line_bytes=max_line_bytes)
+              max_line_bytes=max_line_bytes, connect_timeout=connect_timeout, prefetch=prefetch)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -94,6 +96,17 @@ class AggregateStage:
         self.stats = stats
         self.windows = Windows(cfg.window, cfg.lateness)
         self.seen = Deduper(max(cfg.dedupe_horizon, cfg.window + cfg.lateness))
+        self._needs: deque[float] = deque()
+
+    @property
+    def unsafe_batches(self) -> int:
+        """Recent input batches that counted into a window not yet emitted: their input must not
+        be acked, so a crash redelivers it rather than losing a count. A batch is safe once the
+        newest window open after it is older than every window still open."""
+        oldest_open = min(self.windows.open, default=math.inf)
+        while self._needs and self._needs[0] < oldest_open:
+            self._needs.popleft()
+        return len(self._needs)
 
     def process(self, lines: list[bytes], out: list[bytes], dead: list[bytes]) -> None:
         """The hot loop: per-event work is inlined; the state stays in `Windows` and `Deduper`."""
@@ -172,6 +185,7 @@ class AggregateStage:
                     watermark, closes_at = windows.watermark, windows.closes_at
         self._emit(windows.observe(max_seen), out)
         seen.expire(max_seen)
+        self._needs.append(max(windows.open, default=-math.inf))
         stats.events += counted
         stats.duplicates += duplicates
 

@@ -23,6 +23,8 @@ class Endpoint:
     amqp_url: str = ""
     role: str = ""
     stage: str = ""
+    prefetch: int = 5000
+    connect_timeout: float = 30.0
 
 
 def open_source(end: Endpoint, max_line_bytes: int) -> Source:

@@ -1,0 +1,22 @@
+"""RabbitMQ behind the Source/Sink seam."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from evtool.transports.amqp.ends import AmqpSink, AmqpSource
+from evtool.transports.amqp.spec import resolve
+from evtool.transports.base import Sink, Source
+
+if TYPE_CHECKING:
+    from evtool.transports.spec import Endpoint
+
+
+def open_amqp_source(end: Endpoint, max_line_bytes: int) -> Source:
+    target = resolve(end.spec, end.amqp_url, end.stage, "in")
+    return AmqpSource(target, end.stage, end.prefetch, end.connect_timeout)
+
+
+def open_amqp_sink(end: Endpoint) -> Sink:
+    target = resolve(end.spec, end.amqp_url, end.stage, end.role)
+    return AmqpSink(target, end.stage, end.connect_timeout)

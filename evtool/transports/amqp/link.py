@@ -1,0 +1,330 @@
+"""One broker connection on its own I/O thread, so heartbeats flow however long a batch takes.
+
+The stage's thread talks to it only through thread-safe calls: `publish` + `wait_confirmed`
+(publisher confirms, many outstanding), `take` (consumed messages) and `ack` (multiple=True).
+A dropped connection is retried with backoff: unconfirmed messages are published again and
+deliveries from before the drop are not acked (the broker redelivers them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from functools import partial
+from typing import Any, NamedTuple
+
+import pika
+from pika.adapters.select_connection import IOLoop
+from pika.exceptions import ChannelClosedByBroker, ProbableAccessDeniedError, ProbableAuthenticationError
+from pika.spec import Basic
+
+from evtool.transports.amqp.spec import AmqpTarget, Binding, redact
+from evtool.transports.base import TransportError
+
+WINDOW = 10_000
+MAX_PREFETCH = 1_000_000
+FATAL_REPLY_CODES = {403, 404, 406}
+
+
+class Outgoing(NamedTuple):
+    exchange: str
+    key: str
+    body: bytes
+    props: pika.BasicProperties
+
+
+class Delivery(NamedTuple):
+    generation: int
+    tag: int
+    body: bytes
+
+
+class Link:
+    """A connection with one channel for the side it serves (consume or publish)."""
+
+    def __init__(self, target: AmqpTarget, *, consume: bool, prefetch: int, connect_timeout: float,
+                 log: Callable[[str], None]) -> None:
+        self.target = target
+        self.consume = consume
+        self.prefetch = prefetch
+        self.connect_timeout = connect_timeout
+        self.log = log
+        self.ioloop = IOLoop()
+        self.generation = 0
+        self.reconnects = 0
+        self.queue_name = target.topology.queue or ""
+        self.inbox: queue.SimpleQueue[Delivery] = queue.SimpleQueue()
+        self._cond = threading.Condition()
+        self._ready = threading.Event()
+        self._fatal: str | None = None
+        self._requested = 0
+        self._confirmed = 0
+        self._pending: deque[Outgoing] = deque()
+        self._unconfirmed: OrderedDict[int, Outgoing] = OrderedDict()
+        self._seq = 0
+        self._delivered_tag = 0
+        self._acked_tag = 0
+        self._conn: pika.SelectConnection | None = None
+        self._ch: Any = None
+        self._closing = False
+        self._failing_since: float | None = None
+        self._up_since: float | None = None
+        self._attempt = 0
+        self._thread = threading.Thread(target=self._run, name="amqp-io", daemon=True)
+
+    # -- the stage's thread ------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + self.connect_timeout + 5
+        while not self._ready.wait(0.1):
+            self._raise_if_failed()
+            if time.monotonic() > deadline:
+                raise TransportError(f"cannot reach the broker at {self.target.shown}")
+
+    def publish(self, messages: list[Outgoing]) -> None:
+        self._raise_if_failed()
+        with self._cond:
+            self._requested += len(messages)
+        self.ioloop.add_callback_threadsafe(lambda: self._enqueue(messages))
+
+    def wait_confirmed(self) -> None:
+        """Block until the broker has confirmed every message published so far."""
+        with self._cond:
+            while self._confirmed < self._requested and self._fatal is None:
+                self._cond.wait(0.5)
+        self._raise_if_failed()
+
+    def take(self, limit: int, timeout: float) -> list[Delivery]:
+        """Up to `limit` deliveries of the current connection; [] after `timeout` idle seconds
+        while connected (an input that is down is not quiet: aggregate must not flush for it).
+        Deliveries from before a reconnect are dropped: the broker redelivers them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._raise_if_failed()
+            try:
+                first = self.inbox.get(timeout=max(0.0, min(0.5, deadline - time.monotonic())))
+            except queue.Empty:
+                now, up = time.monotonic(), self._up_since
+                if now >= deadline:
+                    if up is not None and now - up >= timeout:
+                        return []
+                    deadline = (up or now) + timeout
+                continue
+            got = [first]
+            with contextlib.suppress(queue.Empty):
+                while len(got) < limit:
+                    got.append(self.inbox.get_nowait())
+            current = self.generation
+            fresh = [d for d in got if d.generation == current]
+            if fresh:
+                return fresh
+
+    def ack(self, generation: int, tag: int) -> None:
+        self.ioloop.add_callback_threadsafe(lambda: self._ack(generation, tag))
+
+    def close(self) -> None:
+        self._closing = True
+        with contextlib.suppress(Exception):
+            self.ioloop.add_callback_threadsafe(self._shutdown)
+        self._thread.join(timeout=10)
+
+    def _raise_if_failed(self) -> None:
+        if self._fatal is not None:
+            raise TransportError(self._fatal)
+
+    # -- the I/O thread ----------------------------------------------------------------------
+    def _run(self) -> None:
+        self._connect()
+        self.ioloop.start()
+
+    def _connect(self) -> None:
+        if self._closing:
+            self.ioloop.stop()
+            return
+        self._attempt += 1
+        self._conn = pika.SelectConnection(
+            self.target.params, on_open_callback=self._on_open,
+            on_open_error_callback=self._on_open_error, on_close_callback=self._on_closed,
+            custom_ioloop=self.ioloop)
+
+    def _fail(self, message: str) -> None:
+        with self._cond:
+            self._fatal = redact(message)
+            self._cond.notify_all()
+        self._closing = True
+        if self._conn is not None and self._conn.is_open:
+            self._conn.close()
+        else:
+            self.ioloop.stop()
+
+    def _retry(self, why: str) -> None:
+        self._ready.clear()
+        self._up_since = None
+        self._ch = None
+        if self._closing:
+            self.ioloop.stop()
+            return
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+        if now - self._failing_since > self.connect_timeout:
+            self._fail(f"broker unreachable at {self.target.shown} for {self.connect_timeout:g} s "
+                       f"({why})")
+            return
+        delay = min(0.25 * 2 ** min(self._attempt, 5), 5.0)
+        self.log(f"broker connection to {self.target.shown} lost ({redact(why)}); "
+                 f"retrying in {delay:.1f} s (attempt {self._attempt})")
+        self.ioloop.call_later(delay, self._connect)
+
+    def _on_open_error(self, _conn: Any, error: BaseException) -> None:
+        if isinstance(error, (ProbableAuthenticationError, ProbableAccessDeniedError)):
+            self._fail(f"the broker at {self.target.shown} refused the login or vhost")
+            return
+        self._retry(_describe(error))
+
+    def _on_closed(self, _conn: Any, reason: BaseException) -> None:
+        if self._closing:
+            self.ioloop.stop()
+            return
+        self.reconnects += 1
+        self._retry(_describe(reason))
+
+    def _on_open(self, conn: Any) -> None:
+        conn.channel(on_open_callback=self._on_channel)
+
+    def _on_channel(self, ch: Any) -> None:
+        ch.add_on_close_callback(self._on_channel_closed)
+        ch.add_on_return_callback(self._on_return)
+        topo = self.target.topology
+        steps: list[Callable[..., Any]] = []
+        for exchange in topo.exchanges:
+            if exchange:
+                steps.append(partial(ch.exchange_declare, exchange, exchange_type="topic", durable=True))
+        for name in topo.queues:
+            steps.append(partial(ch.queue_declare, name, durable=True))
+        if self.consume and not topo.queue:
+            steps.append(partial(self._declare_private, ch))
+        for binding in topo.bindings:
+            steps.append(partial(self._bind, ch, binding))
+        if self.consume:
+            # channel-wide (global) so that raising it later applies to the running consumer
+            steps.append(partial(ch.basic_qos, prefetch_count=self.prefetch, global_qos=True))
+            steps.append(partial(self._consume, ch))
+        else:
+            steps.append(partial(ch.confirm_delivery, self._on_confirm))
+        self._ch = ch
+        self._chain(steps, self._up)
+
+    def _declare_private(self, ch: Any, callback: Callable[[Any], None]) -> None:
+        def named(frame: Any) -> None:
+            self.queue_name = frame.method.queue
+            callback(frame)
+
+        ch.queue_declare("", exclusive=True, auto_delete=True, callback=named)
+
+    def _bind(self, ch: Any, binding: Binding, callback: Callable[[Any], None]) -> None:
+        # a private queue's name is known only once it is declared
+        ch.queue_bind(binding.queue or self.queue_name, binding.exchange, routing_key=binding.key,
+                      callback=callback)
+
+    def _consume(self, ch: Any, callback: Callable[[Any], None]) -> None:
+        ch.basic_consume(self.queue_name, self._on_message, auto_ack=False, callback=callback)
+
+    def _chain(self, steps: list[Callable[..., Any]], last: Callable[[], None]) -> None:
+        """Run declarations one after another, each from the previous one's reply."""
+        if not steps:
+            last()
+            return
+        first, rest = steps[0], steps[1:]
+        first(callback=lambda _frame: self._chain(rest, last))
+
+    def _up(self) -> None:
+        with self._cond:
+            self.generation += 1
+            if self._unconfirmed:
+                self._pending.extendleft(reversed(list(self._unconfirmed.values())))
+                self._unconfirmed.clear()
+        self._seq = 0
+        self._delivered_tag = self._acked_tag = 0
+        if self._failing_since is not None:
+            self.log(f"broker connection to {self.target.shown} restored")
+        self._failing_since = None
+        self._attempt = 0
+        self._up_since = time.monotonic()
+        self._ready.set()
+        self._pump()
+
+    def _on_channel_closed(self, _ch: Any, reason: BaseException) -> None:
+        if isinstance(reason, ChannelClosedByBroker) and reason.reply_code in FATAL_REPLY_CODES:
+            self._fail(f"the broker refused {self.target.shown}: {reason.reply_text}")
+        elif not self._closing and self._conn is not None and self._conn.is_open:
+            self._conn.close()                     # reconnect from scratch via _on_closed
+
+    def _on_return(self, _ch: Any, method: Any, _props: Any, _body: bytes) -> None:
+        self._fail(f"unroutable message: no queue is bound to exchange {method.exchange!r} for "
+                   f"routing key {method.routing_key!r} ({self.target.shown})")
+
+    def _on_message(self, _ch: Any, method: Any, _props: Any, body: bytes) -> None:
+        self._delivered_tag = method.delivery_tag
+        self.inbox.put(Delivery(self.generation, method.delivery_tag, body))
+        if self._delivered_tag - self._acked_tag > 0.8 * self.prefetch and self.prefetch < MAX_PREFETCH:
+            # a stage that holds acks (aggregate's open windows) must never starve for input
+            self.prefetch *= 2
+            self._ch.basic_qos(prefetch_count=self.prefetch, global_qos=True)
+
+    def _ack(self, generation: int, tag: int) -> None:
+        if generation == self.generation and self._ch is not None and self._ch.is_open:
+            self._ch.basic_ack(tag, multiple=True)
+            self._acked_tag = max(self._acked_tag, tag)
+
+    def _enqueue(self, messages: list[Outgoing]) -> None:
+        self._pending.extend(messages)
+        self._pump()
+
+    def _pump(self) -> None:
+        ch = self._ch
+        if ch is None or not self._ready.is_set() or not ch.is_open:
+            return
+        pending, unconfirmed = self._pending, self._unconfirmed
+        while pending and len(unconfirmed) < WINDOW:
+            msg = pending.popleft()
+            ch.basic_publish(msg.exchange, msg.key, msg.body, msg.props, mandatory=True)
+            self._seq += 1
+            unconfirmed[self._seq] = msg
+
+    def _on_confirm(self, frame: Any) -> None:
+        method = frame.method
+        tags: list[int] = []
+        if method.multiple:
+            for tag in self._unconfirmed:
+                if tag > method.delivery_tag:
+                    break
+                tags.append(tag)
+        elif method.delivery_tag in self._unconfirmed:
+            tags.append(method.delivery_tag)
+        if isinstance(method, Basic.Nack):
+            again = [self._unconfirmed.pop(t) for t in tags]
+            self._pending.extendleft(reversed(again))
+        else:
+            for tag in tags:
+                del self._unconfirmed[tag]
+            with self._cond:
+                self._confirmed += len(tags)
+                self._cond.notify_all()
+        self._pump()
+
+    def _shutdown(self) -> None:
+        self._closing = True
+        if self._conn is not None and self._conn.is_open:
+            self._conn.close()
+        else:
+            self.ioloop.stop()
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    return text if len(text) < 160 else text[:157] + "..."

@@ -1,0 +1,129 @@
+"""AMQP specs: URLs (with the password kept out of every message) and the contract's topology."""
+
+from __future__ import annotations
+
+import re
+import ssl
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import pika
+
+from evtool.transports.base import TransportError
+
+OUR_KEYS = ("exchange", "routing_key", "queue", "binding")
+DEAD_LETTER_QUEUE = "deadletter.validation"
+EVENTS, PROCESSING, ANALYTICS = "events_exchange", "processing_exchange", "analytics_exchange"
+_PASSWORD = re.compile(r"(amqps?://[^:/@\s]*:)[^@\s]*@")
+
+
+def redact(text: str) -> str:
+    """Any amqp(s) URL in `text` with its password replaced by ***."""
+    return _PASSWORD.sub(r"\1***@", text)
+
+
+@dataclass(frozen=True)
+class Binding:
+    queue: str
+    exchange: str
+    key: str = "#"
+
+
+@dataclass(frozen=True)
+class Topology:
+    """What one side of a stage declares and uses. `queue` "" means a private auto-delete queue.
+    `exchange` "" with a `routing_key` publishes straight to that queue (default exchange)."""
+
+    exchanges: tuple[str, ...] = ()
+    queues: tuple[str, ...] = ()
+    bindings: tuple[Binding, ...] = ()
+    queue: str | None = None
+    exchange: str | None = None
+    routing_key: str | None = None
+
+
+def _consume(queue: str, *exchanges: str) -> Topology:
+    return Topology(exchanges=exchanges, queues=(queue,) if queue else (),
+                    bindings=tuple(Binding(queue, ex) for ex in exchanges), queue=queue)
+
+
+def _publish(exchange: str, *downstream: tuple[str, str]) -> Topology:
+    """Publishing also declares the default consumers' queues, so nothing published before they
+    start is unroutable or lost."""
+    queues = tuple(q for q, _ in downstream)
+    return Topology(exchanges=(exchange,), queues=queues,
+                    bindings=tuple(Binding(q, ex) for q, ex in downstream), exchange=exchange)
+
+
+DEAD = Topology(queues=(DEAD_LETTER_QUEUE,), exchange="", routing_key=DEAD_LETTER_QUEUE)
+DEFAULTS: dict[tuple[str, str], Topology] = {
+    ("gen", "out"): _publish(EVENTS, ("validator_queue", EVENTS)),
+    ("replay", "out"): _publish(EVENTS, ("validator_queue", EVENTS)),
+    ("validate", "in"): _consume("validator_queue", EVENTS),
+    ("validate", "out"): _publish(PROCESSING, ("aggregator_queue", PROCESSING),
+                                  ("audit_queue", PROCESSING)),
+    ("aggregate", "in"): _consume("aggregator_queue", PROCESSING),
+    ("aggregate", "out"): _publish(ANALYTICS, ("audit_queue", ANALYTICS)),
+    ("audit", "in"): _consume("audit_queue", PROCESSING, ANALYTICS),
+    ("watch", "in"): _consume("", ANALYTICS),
+}
+
+
+@dataclass(frozen=True)
+class AmqpTarget:
+    """Where to connect (pika parameters) and what to declare and use there."""
+
+    params: pika.URLParameters = field(compare=False)
+    topology: Topology
+    shown: str
+
+
+def resolve(spec: str, amqp_url: str, stage: str, role: str) -> AmqpTarget:
+    """`amqp` means the stage's default topology at --amqp-url; a URL names its own."""
+    if spec == "amqp":
+        topology = DEAD if role == "dead" else DEFAULTS.get((stage, role))
+        if topology is None:
+            raise TransportError(f"{stage} has no default broker {'input' if role == 'in' else 'output'};"
+                                 " give an amqp:// URL with exchange= or queue=")
+        return AmqpTarget(_params(amqp_url), topology, redact(amqp_url))
+    parts = urlsplit(spec)
+    ours = {k: v for k, v in parse_qsl(parts.query) if k in OUR_KEYS}
+    rest = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k not in OUR_KEYS])
+    url = urlunsplit((parts.scheme, parts.netloc, parts.path, rest, ""))
+    if role == "in":
+        queue = ours.get("queue")
+        exchange = ours.get("exchange")
+        if queue is None and exchange is None:
+            raise TransportError(f"{redact(spec)}: an input URL needs queue= or exchange=")
+        queue = queue or ""
+        bindings = (Binding(queue, exchange, ours.get("binding", "#")),) if exchange else ()
+        topology = Topology(exchanges=(exchange,) if exchange else (),
+                            queues=(queue,) if queue else (), bindings=bindings, queue=queue)
+    else:
+        exchange = ours.get("exchange", "")
+        key = ours.get("routing_key")
+        queue = ours.get("queue")
+        if not exchange and not (key or queue):
+            raise TransportError(f"{redact(spec)}: an output URL needs exchange=, or queue= "
+                                 "(publish straight to it)")
+        topology = Topology(exchanges=(exchange,) if exchange else (),
+                            queues=(queue,) if queue else (),
+                            bindings=(Binding(queue, exchange, ours.get("binding", "#")),)
+                            if queue and exchange else (),
+                            exchange=exchange, routing_key=key if exchange else (key or queue))
+    return AmqpTarget(_params(url), topology, redact(url))
+
+
+def _params(url: str) -> pika.URLParameters:
+    try:
+        params = pika.URLParameters(url)
+    except Exception as exc:  # pika raises several kinds for a bad URL
+        raise TransportError(f"bad broker URL {redact(url)}: {redact(str(exc))}") from None
+    if url.startswith("amqps://"):
+        context = ssl.create_default_context()          # verifies the certificate and host name
+        params.ssl_options = pika.SSLOptions(context, server_hostname=params.host)
+    params.heartbeat = 30
+    params.connection_attempts = 1
+    params.socket_timeout = 5
+    params.blocked_connection_timeout = 300
+    return params
