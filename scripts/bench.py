@@ -132,6 +132,9 @@ def main() -> None:
     parser.add_argument("--original-events", type=int, default=100_000)
     parser.add_argument("--naive-records", type=int, default=3000)
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-broker", action="store_true")
+    parser.add_argument("--broker-events", type=int, default=200_000)
+    parser.add_argument("--original-broker-events", type=int, default=10_000)
     parser.add_argument("--json", type=Path, default=ROOT / "bench-out" / "bench.json")
     opts = parser.parse_args()
     n, runs = opts.events, opts.runs
@@ -223,6 +226,14 @@ def main() -> None:
         print(f"  audit vs floor (a):  {r(audit_name, a):5.2f}x | {r(audit_name, at):5.2f}x"
               "   (target >= 0.2x)")
         print(f"  replay vs floor (a): {r('replay', a):5.2f}x | {r('replay', at):5.2f}x   (target >= 0.5x)")
+
+        if not opts.skip_broker:
+            sys.path.insert(0, str(ROOT / "scripts"))
+            import bench_broker
+
+            print(f"\n== broker (RabbitMQ), median of {runs} runs")
+            bench.results["broker"] = bench_broker.main(opts.broker_events, runs,
+                                                        opts.original_broker_events, disk)
 
         if not opts.skip_memory:
             print("\n== memory (peak RSS of aggregate)")

@@ -26,7 +26,7 @@ from evtool.transports.amqp.spec import AmqpTarget, Binding, redact
 from evtool.transports.base import TransportError
 
 WINDOW = 10_000
-MAX_PREFETCH = 1_000_000
+MAX_PREFETCH = 65_535          # basic.qos prefetch_count is 16 bits; past it, 0 means unlimited
 FATAL_REPLY_CODES = {403, 404, 406}
 
 
@@ -108,6 +108,7 @@ class Link:
             try:
                 first = self.inbox.get(timeout=max(0.0, min(0.5, deadline - time.monotonic())))
             except queue.Empty:
+                self._starving()
                 now, up = time.monotonic(), self._up_since
                 if now >= deadline:
                     if up is not None and now - up >= timeout:
@@ -122,6 +123,19 @@ class Link:
             fresh = [d for d in got if d.generation == current]
             if fresh:
                 return fresh
+
+    def _starving(self) -> None:
+        """Waiting for input while nearly all of the prefetch is unacked: the stage holds acks
+        (aggregate's open windows), so let more in, or it would wait forever."""
+        if self.prefetch and self._delivered_tag - self._acked_tag >= 0.8 * self.prefetch:
+            self.ioloop.add_callback_threadsafe(self._raise_prefetch)
+
+    def _raise_prefetch(self) -> None:
+        if not self.prefetch or self._ch is None or not self._ch.is_open:
+            return
+        self.prefetch = self.prefetch * 2 if self.prefetch * 2 <= MAX_PREFETCH else 0
+        self.log(f"holding many unacked messages: prefetch raised to {self.prefetch or 'unlimited'}")
+        self._ch.basic_qos(prefetch_count=self.prefetch, global_qos=True)
 
     def ack(self, generation: int, tag: int) -> None:
         self.ioloop.add_callback_threadsafe(lambda: self._ack(generation, tag))
@@ -164,6 +178,8 @@ class Link:
     def _retry(self, why: str) -> None:
         self._ready.clear()
         self._up_since = None
+        with self._cond:
+            self.generation += 1           # from now on, acks of earlier deliveries are void
         self._ch = None
         if self._closing:
             self.ioloop.stop()
@@ -244,7 +260,6 @@ class Link:
 
     def _up(self) -> None:
         with self._cond:
-            self.generation += 1
             if self._unconfirmed:
                 self._pending.extendleft(reversed(list(self._unconfirmed.values())))
                 self._unconfirmed.clear()
@@ -271,10 +286,6 @@ class Link:
     def _on_message(self, _ch: Any, method: Any, _props: Any, body: bytes) -> None:
         self._delivered_tag = method.delivery_tag
         self.inbox.put(Delivery(self.generation, method.delivery_tag, body))
-        if self._delivered_tag - self._acked_tag > 0.8 * self.prefetch and self.prefetch < MAX_PREFETCH:
-            # a stage that holds acks (aggregate's open windows) must never starve for input
-            self.prefetch *= 2
-            self._ch.basic_qos(prefetch_count=self.prefetch, global_qos=True)
 
     def _ack(self, generation: int, tag: int) -> None:
         if generation == self.generation and self._ch is not None and self._ch.is_open:
