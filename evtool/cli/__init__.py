@@ -13,7 +13,7 @@ from evtool.cli.aggregate import aggregate
 from evtool.cli.audit import audit
 from evtool.cli.gen import gen
 from evtool.cli.replay import replay
-from evtool.cli.tuning import tune_runtime
+from evtool.cli.tuning import hide_secrets_from_title, tune_runtime
 from evtool.cli.validate import validate
 
 
@@ -34,6 +34,7 @@ for command in (gen, validate, aggregate, audit, replay):
 def main() -> None:
     """Entry point: click's errors exit 2; anything unexpected is one line on stderr, exit 1."""
     tune_runtime()
+    hide_secrets_from_title(sys.argv)
     try:
         cli.main(prog_name="evtool")
     except SystemExit:

@@ -175,7 +175,7 @@ class Link:
         else:
             self.ioloop.stop()
 
-    def _retry(self, why: str) -> None:
+    def _retry(self, why: str, opening: bool = False) -> None:
         self._ready.clear()
         self._up_since = None
         with self._cond:
@@ -192,7 +192,8 @@ class Link:
                        f"({why})")
             return
         delay = min(0.25 * 2 ** min(self._attempt, 5), 5.0)
-        self.log(f"broker connection to {self.target.shown} lost ({redact(why)}); "
+        what = "cannot connect to" if opening else "lost the connection to"
+        self.log(f"{what} the broker at {self.target.shown} ({redact(why)}); "
                  f"retrying in {delay:.1f} s (attempt {self._attempt})")
         self.ioloop.call_later(delay, self._connect)
 
@@ -200,7 +201,7 @@ class Link:
         if isinstance(error, (ProbableAuthenticationError, ProbableAccessDeniedError)):
             self._fail(f"the broker at {self.target.shown} refused the login or vhost")
             return
-        self._retry(_describe(error))
+        self._retry(_describe(error), opening=True)
 
     def _on_closed(self, _conn: Any, reason: BaseException) -> None:
         if self._closing:
