@@ -7,6 +7,7 @@ import click
 from evtool.cli.common import run_stage
 from evtool.cli.options import dead_letter_option, io_options, max_line_option, option, positive
 from evtool.core.aggregate import AggregateConfig, AggregateStage
+from evtool.core.anomaly import AlertConfig
 from evtool.core.stats import Stats
 
 
@@ -23,15 +24,21 @@ from evtool.core.stats import Stats
         help="Seconds of event time an event_id is remembered.")
 @option("--idle-flush", type=float, default=None, callback=positive,
         help="Close open windows after this many wall seconds with no input [default: 2x window].")
+@option("--alert-threshold", type=float, default=5.0, show_default=True, callback=positive,
+        help="Alert when a (region, source) count stands this many deviations above its baseline.")
+@option("--alert-min-count", type=click.IntRange(min=1), default=10, show_default=True,
+        help="... and at least this many events above it.")
+@option("--no-alerts", is_flag=True, help="Do not look for anomalies.")
 def aggregate(
     input_spec: str, output_spec: str, amqp_url: str, connect_timeout: float, prefetch: int,
     quiet: bool, dead_letter_spec: str | None,
     max_line_bytes: int, window: float, lateness: float, forward: bool, dedupe_horizon: float,
-    idle_flush: float | None,
+    idle_flush: float | None, alert_threshold: float, alert_min_count: int, no_alerts: bool,
 ) -> None:
     """Count events per region and source in event-time windows.
 
-    Emits one `window` record per closed window and one `metric` per region in it. A window
+    Emits one `window` record per closed window, one `metric` per region in it, and an `alert`
+    for each (region, source) whose count stands far above its recent baseline. A window
     closes when the watermark (newest event time minus --lateness) reaches its end; an event for
     a closed window is a dead letter with reason `late`; a repeated event_id is dropped and
     counted as a duplicate. At end of input every open window is emitted.
@@ -41,8 +48,9 @@ def aggregate(
       evtool gen --count 10000 --duplicates 0.02 --fast | evtool validate \\
         | evtool aggregate --window 10 --lateness 2 | jq 'select(.kind=="window") | .total'
     """
+    alerts = None if no_alerts else AlertConfig(threshold=alert_threshold, min_excess=alert_min_count)
     cfg = AggregateConfig(window=window, lateness=lateness, forward=forward,
-                          dedupe_horizon=dedupe_horizon)
+                          dedupe_horizon=dedupe_horizon, alerts=alerts)
     run_stage("aggregate", lambda: AggregateStage(cfg, Stats()), input_spec=input_spec,
               output_spec=output_spec, dead_letter_spec=dead_letter_spec, amqp_url=amqp_url,
               quiet=quiet, max_line_bytes=max_line_bytes,

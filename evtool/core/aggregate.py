@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
 
+from evtool.core.anomaly import AlertConfig, AnomalyDetector
 from evtool.core.dedupe import CANONICAL_UUID, Deduper
 from evtool.core.records import (
     deadletter,
@@ -31,6 +32,7 @@ class AggregateConfig:
     lateness: float = 0.0
     forward: bool = False
     dedupe_horizon: float = 86400.0
+    alerts: AlertConfig | None = field(default_factory=AlertConfig)
 
 
 def seconds_value(seconds: float) -> int | float:
@@ -38,7 +40,7 @@ def seconds_value(seconds: float) -> int | float:
     return int(seconds) if float(seconds).is_integer() else seconds
 
 
-def window_records(window: Window, size: float) -> list[dict[str, Any]]:
+def window_records(window: Window, size: float, duplicates: int = 0) -> list[dict[str, Any]]:
     """The `window` record of a closed window followed by one `metric` per region, by region."""
     start = window.index * size
     start_iso, end_iso = iso_utc(start), iso_utc(start + size)
@@ -77,6 +79,7 @@ def window_records(window: Window, size: float) -> list[dict[str, Any]]:
         "by_region": by_region,
         "by_region_source": {r: window.counts[r] for r in by_region},
         "event_ids": all_ids,
+        "duplicates": duplicates,
     }
     return [record, *metrics]
 
@@ -97,6 +100,8 @@ class AggregateStage:
         self.windows = Windows(cfg.window, cfg.lateness)
         self.seen = Deduper(max(cfg.dedupe_horizon, cfg.window + cfg.lateness))
         self._needs: deque[float] = deque()
+        self.detector = AnomalyDetector(cfg.alerts) if cfg.alerts else None
+        self._reported_duplicates = 0
 
     @property
     def unsafe_batches(self) -> int:
@@ -221,7 +226,13 @@ class AggregateStage:
         self._emit(self.windows.flush(), out)
 
     def _emit(self, closed: Any, out: list[bytes]) -> None:
-        size = self.windows.size
+        """Each closed window's records, then its alerts; duplicates dropped since the last
+        window ride on the window record, so a dashboard downstream can show them."""
+        size, seconds = self.windows.size, seconds_value(self.windows.size)
         for window in closed:
-            for record in window_records(window, size):
-                out.append(dumps(record))
+            dups = self.stats.duplicates - self._reported_duplicates
+            self._reported_duplicates = self.stats.duplicates
+            records = window_records(window, size, dups)
+            if self.detector is not None:
+                records += self.detector.observe(window.index * size, seconds, window.counts)
+            out.extend(dumps(record) for record in records)
