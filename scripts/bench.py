@@ -216,6 +216,8 @@ def main() -> None:
             return sh(f"{PY} {naive_script} {target} {ROOT}", naive_in)
 
         bench.measure({
+            f"watch --once ({records_n:,} records)": (
+                lambda: sh(q([*EVTOOL, "watch", "--once", "--json"]), flowed), records_n),
             f"audit ({records_n:,} records)": (audit_run, records_n),
             f"naive audit, 1 tx/record ({naive_n:,} records)": (naive_run, naive_n),
             "replay": (lambda: sh(q([*EVTOOL, "replay", "--db", str(db), "-q"])), n),
@@ -226,6 +228,8 @@ def main() -> None:
         print(f"  audit vs floor (a):  {r(audit_name, a):5.2f}x | {r(audit_name, at):5.2f}x"
               "   (target >= 0.2x)")
         print(f"  replay vs floor (a): {r('replay', a):5.2f}x | {r('replay', at):5.2f}x   (target >= 0.5x)")
+        watch_name = f"watch --once ({records_n:,} records)"
+        print(f"  watch vs floor (a):  {r(watch_name, a):5.2f}x | {r(watch_name, at):5.2f}x")
 
         if not opts.skip_broker:
             sys.path.insert(0, str(ROOT / "scripts"))

@@ -12,6 +12,12 @@ if ! .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
   cat "$log"; exit 1
 fi
 rm -f "$log"
+# The dashboard test opens watch's page in headless Chromium: Debian's, installed if missing.
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "== installing chromium for the browser test"
+  { apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }; } \
+    >/tmp/evtool-chromium-install.log 2>&1 || echo "(could not install chromium; that test will skip)"
+fi
 echo "== ruff"
 .venv/bin/ruff check evtool tests scripts
 echo "== mypy"

@@ -15,6 +15,7 @@ from evtool.cli.gen import gen
 from evtool.cli.replay import replay
 from evtool.cli.tuning import hide_secrets_from_title, tune_runtime
 from evtool.cli.validate import validate
+from evtool.cli.watch import watch
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -27,7 +28,7 @@ def cli() -> None:
     """
 
 
-for command in (gen, validate, aggregate, audit, replay):
+for command in (gen, validate, aggregate, audit, replay, watch):
     cli.add_command(command)
 
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import click
 
 from evtool.cli.common import run_stage
-from evtool.cli.options import dead_letter_option, io_options, max_line_option, option, positive
+from evtool.cli.options import (
+    dead_letter_option,
+    io_options,
+    max_line_option,
+    metrics_port_option,
+    option,
+    positive,
+)
 from evtool.core.aggregate import AggregateConfig, AggregateStage
 from evtool.core.anomaly import AlertConfig
 from evtool.core.stats import Stats
@@ -15,6 +22,7 @@ from evtool.core.stats import Stats
 @io_options
 @dead_letter_option
 @max_line_option
+@metrics_port_option
 @option("--window", type=float, default=5.0, show_default=True, callback=positive,
         help="Window size in seconds of event time (tumbling, aligned to the epoch).")
 @option("--lateness", type=click.FloatRange(min=0), default=0.0, show_default=True,
@@ -32,7 +40,8 @@ from evtool.core.stats import Stats
 def aggregate(
     input_spec: str, output_spec: str, amqp_url: str, connect_timeout: float, prefetch: int,
     quiet: bool, dead_letter_spec: str | None,
-    max_line_bytes: int, window: float, lateness: float, forward: bool, dedupe_horizon: float,
+    max_line_bytes: int, metrics_port: int | None, window: float, lateness: float, forward: bool,
+    dedupe_horizon: float,
     idle_flush: float | None, alert_threshold: float, alert_min_count: int, no_alerts: bool,
 ) -> None:
     """Count events per region and source in event-time windows.
@@ -55,4 +64,5 @@ def aggregate(
               output_spec=output_spec, dead_letter_spec=dead_letter_spec, amqp_url=amqp_url,
               quiet=quiet, max_line_bytes=max_line_bytes,
               connect_timeout=connect_timeout, prefetch=prefetch,
+              metrics_port=metrics_port,
               idle_after=idle_flush if idle_flush is not None else 2 * window)

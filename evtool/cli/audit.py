@@ -8,7 +8,14 @@ from typing import BinaryIO
 import click
 
 from evtool.cli.common import fail, run_stage
-from evtool.cli.options import dead_letter_option, io_options, max_line_option, option, positive
+from evtool.cli.options import (
+    dead_letter_option,
+    io_options,
+    max_line_option,
+    metrics_port_option,
+    option,
+    positive,
+)
 from evtool.core.stats import Stats
 from evtool.store.audit import AuditStage
 from evtool.store.sqlite import SqliteStore, StoreError
@@ -18,6 +25,7 @@ from evtool.store.sqlite import SqliteStore, StoreError
 @io_options
 @dead_letter_option
 @max_line_option
+@metrics_port_option
 @option("--db", default="audit.db", show_default=True, metavar="PATH", help="SQLite database file.")
 @option("--jsonl", default=None, metavar="PATH", help="Also append every stored record to this log.")
 @option("--batch-records", type=click.IntRange(min=1), default=20000, show_default=True,
@@ -26,7 +34,8 @@ from evtool.store.sqlite import SqliteStore, StoreError
         help="... or this many milliseconds, whichever comes first.")
 def audit(input_spec: str, output_spec: str, amqp_url: str, connect_timeout: float,
           prefetch: int, quiet: bool,
-          dead_letter_spec: str | None, max_line_bytes: int, db: str, jsonl: str | None,
+          dead_letter_spec: str | None, max_line_bytes: int, metrics_port: int | None, db: str,
+          jsonl: str | None,
           batch_records: int, batch_ms: float) -> None:
     """Store events, metrics (with their trace), windows, alerts and dead letters; forward all.
 
@@ -57,6 +66,7 @@ def audit(input_spec: str, output_spec: str, amqp_url: str, connect_timeout: flo
                   input_spec=input_spec, output_spec=output_spec, dead_letter_spec=dead_letter_spec,
                   amqp_url=amqp_url, quiet=quiet, max_line_bytes=max_line_bytes,
               connect_timeout=connect_timeout, prefetch=prefetch,
+              metrics_port=metrics_port,
                   idle_after=batch_ms / 1000)
     finally:
         store.close()

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import click
 
+from evtool.cli.metrics import StageMetrics, reconnects_of
 from evtool.cli.run import ExitStatus, Outputs, Processor, run_filter, say
 from evtool.transports.base import Source, TransportError
 from evtool.transports.spec import Endpoint, is_amqp, open_sink, open_source
@@ -41,6 +42,7 @@ def run_stage(
     connect_timeout: float,
     prefetch: int,
     idle_after: float | None = None,
+    metrics_port: int | None = None,
 ) -> None:
     """Build the processor (bad settings are usage errors), open both sides, run, exit."""
     try:
@@ -60,6 +62,18 @@ def run_stage(
             source.close()
         fail(stage, str(exc))
         return
+    on_batch = None
+    if metrics_port is not None:
+        try:
+            metrics = StageMetrics(stage, metrics_port)
+        except OSError as exc:
+            fail(stage, f"cannot serve metrics on port {metrics_port}: {exc.strerror}")
+            return
+
+        def on_batch() -> None:
+            metrics.update(processor.stats, reconnects_of(source, outputs.sink, outputs.dead_sink),
+                           getattr(processor, "newest_event_time", None))
+
     status = run_filter(stage, processor, source, outputs, quiet=quiet,
-                        max_line_bytes=max_line_bytes, idle_after=idle_after)
+                        max_line_bytes=max_line_bytes, idle_after=idle_after, on_batch=on_batch)
     sys.exit(status)

@@ -75,3 +75,8 @@ def fraction(_ctx: click.Context, param: click.Parameter, value: float) -> float
     if not 0.0 <= value <= 1.0:
         raise click.BadParameter("must be a fraction between 0 and 1", param=param)
     return value
+
+metrics_port_option = option(
+    "--metrics-port", type=click.IntRange(1, 65535), default=None, metavar="PORT",
+    help="Serve Prometheus metrics of this stage on 127.0.0.1:PORT/metrics.",
+)

@@ -144,6 +144,7 @@ def run_filter(
     max_line_bytes: int,
     idle_after: float | None = None,
     clock: Callable[[], float] = time.monotonic,
+    on_batch: Callable[[], None] | None = None,
 ) -> ExitStatus:
     """Drive a stage to the end of its input, a signal or a failure, and say how it went."""
     stats = processor.stats
@@ -167,6 +168,8 @@ def run_filter(
                 processor.process(lines, out, dead)
                 outputs.deliver(out, dead)
                 acks.done(batch.token)
+                if on_batch is not None:
+                    on_batch()
             else:
                 processor.idle(out, dead)
                 outputs.deliver(out, dead)

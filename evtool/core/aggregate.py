@@ -104,6 +104,11 @@ class AggregateStage:
         self._reported_duplicates = 0
 
     @property
+    def newest_event_time(self) -> float | None:
+        newest = self.windows.max_seen
+        return newest if math.isfinite(newest) else None
+
+    @property
     def unsafe_batches(self) -> int:
         """Recent input batches that counted into a window not yet emitted: their input must not
         be acked, so a crash redelivers it rather than losing a count. A batch is safe once the

@@ -1,0 +1,97 @@
+"""watch --serve: the page, /data (JSON) and /metrics (Prometheus), for local clients only."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import orjson
+from prometheus_client import CollectorRegistry, generate_latest, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from evtool.tui.web import page
+
+LOCAL_NAMES = {"localhost", "127.0.0.1", "[::1]", "::1"}
+Snapshot = Callable[[], dict[str, Any]]
+
+
+class SnapshotCollector(Collector):
+    """Prometheus families read from the dashboard's snapshot at scrape time."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+
+    def collect(self) -> Iterator[Any]:
+        snap = self.snapshot()
+        records = CounterMetricFamily("evtool_watch_records", "Records read by watch")
+        records.add_metric([], snap["records"])
+        events = CounterMetricFamily("evtool_window_events", "Events counted in windows",
+                                     labels=["region", "source"])
+        for region, by in snap["totals"]["by_region_source"].items():
+            for source, n in by.items():
+                events.add_metric([region, source], n)
+        dead = CounterMetricFamily("evtool_watch_deadletters", "Dead letters seen", labels=["reason"])
+        for reason, n in snap["deadletters"]["by_reason"].items():
+            dead.add_metric([reason], n)
+        alerts = CounterMetricFamily("evtool_watch_alerts", "Alerts seen")
+        alerts.add_metric([], snap["alerts"]["total"])
+        dups = CounterMetricFamily("evtool_watch_duplicates", "Duplicates reported by aggregate")
+        dups.add_metric([], snap["duplicates"])
+        yield from (records, events, dead, alerts, dups)
+        if snap["watermark_lag_s"] is not None:
+            lag = GaugeMetricFamily("evtool_watermark_lag_seconds", "Now minus the newest window end")
+            lag.add_metric([], snap["watermark_lag_s"])
+            yield lag
+
+
+def serve_metrics(port: int, snapshot: Snapshot) -> None:
+    """--metrics-port for watch: the same families as /metrics of --serve."""
+    registry = CollectorRegistry()
+    registry.register(SnapshotCollector(snapshot))
+    start_http_server(port, addr="127.0.0.1", registry=registry)
+
+
+def host_name(header: str) -> str:
+    """The name in a Host header, without its port ("[::1]:80" -> "[::1]")."""
+    if header.startswith("["):
+        return header.split("]")[0] + "]"
+    return header.rsplit(":", 1)[0]
+
+
+def serve(host: str, port: int, snapshot: Snapshot) -> ThreadingHTTPServer:
+    """Start serving on a daemon thread; the Host header must name this machine."""
+    registry = CollectorRegistry()
+    registry.register(SnapshotCollector(snapshot))
+    allowed = LOCAL_NAMES | {host}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if host_name(self.headers.get("Host") or "") not in allowed:
+                self._send(403, "text/plain", b"refused: not a local Host\n")
+            elif self.path in ("/", "/index.html"):
+                self._send(200, "text/html; charset=utf-8", page(snapshot()).encode())
+            elif self.path == "/data":
+                self._send(200, "application/json", orjson.dumps(snapshot()))
+            elif self.path == "/metrics":
+                self._send(200, "text/plain; version=0.0.4", generate_latest(registry))
+            else:
+                self._send(404, "text/plain", b"not found\n")
+
+        def _send(self, code: int, kind: str, body: bytes) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            """Quiet: stderr is for the stage's own lines."""
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="watch-http", daemon=True).start()
+    return server

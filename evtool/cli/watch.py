@@ -1,0 +1,151 @@
+"""evtool watch: a live dashboard of windows, metrics, alerts and dead letters."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from typing import Any
+
+import click
+import orjson
+from rich.console import Console
+from rich.live import Live
+
+from evtool.cli.common import fail
+from evtool.cli.options import (
+    amqp_option,
+    connect_timeout_option,
+    input_option,
+    metrics_port_option,
+    option,
+    prefetch_option,
+)
+from evtool.cli.run import ExitStatus, Interrupted, Signals, say
+from evtool.cli.serve import serve, serve_metrics
+from evtool.core.dashboard import DashboardStats
+from evtool.transports.base import Source, TransportError
+from evtool.transports.spec import Endpoint, open_source
+from evtool.tui.render import render
+
+REDRAW_S = 0.25
+
+
+class Reader:
+    """Reads on its own thread so drawing never slows reading (and the reverse)."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.stats = DashboardStats()
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.error: str | None = None
+
+    def run(self) -> None:
+        try:
+            while (batch := self.source.read(1.0)) is not None:
+                if batch.lines:
+                    with self.lock:
+                        self.stats.feed(batch.lines)
+                    self.source.ack(batch.token)
+        except TransportError as exc:
+            self.error = str(exc)
+        finally:
+            self.done.set()
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return self.stats.snapshot(time.time(), self.source.description)
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not port.isdigit():
+        raise click.BadParameter("expected HOST:PORT or PORT", param_hint="--serve")
+    return (host.strip("[]") or "127.0.0.1"), int(port)
+
+
+@click.command()
+@input_option
+@amqp_option
+@connect_timeout_option
+@prefetch_option
+@option("--once", is_flag=True, help="No live screen: read to the end, print a summary.")
+@option("--json", "as_json", is_flag=True, help="With --once: the summary as one JSON object.")
+@metrics_port_option
+@option("--serve", "address", default=None, metavar="HOST:PORT",
+        help="Serve / (HTML), /data (JSON), /metrics (Prometheus); binds 127.0.0.1 unless told.")
+def watch(input_spec: str, amqp_url: str, connect_timeout: float, prefetch: int, once: bool,
+          as_json: bool, metrics_port: int | None, address: str | None) -> None:
+    """Show windows, events/s, dead letters, duplicates, alerts and watermark lag as they arrive.
+
+    \b
+    Example:
+      evtool gen --rate 2000 | evtool validate | evtool aggregate | evtool watch
+      evtool aggregate -i amqp | evtool watch --once --json | jq .totals
+      evtool watch -i amqp --serve 127.0.0.1:8080        # then open http://127.0.0.1:8080/
+    """
+    if as_json and not once:
+        raise click.UsageError("--json goes with --once")
+    where = parse_address(address) if address else None
+    try:
+        source = open_source(Endpoint(input_spec, amqp_url, "in", "watch", prefetch, connect_timeout),
+                             1 << 24)
+    except TransportError as exc:
+        fail("watch", str(exc))
+        return
+    reader = Reader(source)
+    signals = Signals()
+    signals.install()
+    status = ExitStatus.OK
+    try:
+        if where is not None:
+            try:
+                serve(where[0], where[1], reader.snapshot)
+            except OSError as exc:
+                fail("watch", f"cannot serve on {address}: {exc.strerror}")
+            say("watch", f"serving on http://{where[0]}:{where[1]}/")
+        if metrics_port is not None:
+            try:
+                serve_metrics(metrics_port, reader.snapshot)
+            except OSError as exc:
+                fail("watch", f"cannot serve metrics on port {metrics_port}: {exc.strerror}")
+        thread = threading.Thread(target=reader.run, name="watch-reader", daemon=True)
+        thread.start()
+        if once or where is not None or not sys.stdout.isatty():
+            with signals.blocking():
+                while not reader.done.wait(0.2):
+                    pass
+                while where is not None:          # keep serving after the input ends
+                    time.sleep(1)
+        else:
+            live_screen(reader, signals)
+    except Interrupted as stop:
+        status = stop.status
+    if reader.error:
+        say("watch", f"error: {reader.error}")
+        status = ExitStatus.FAILURE
+    if once or (where is None and not sys.stdout.isatty()):
+        print_summary(reader.snapshot(), as_json)
+    source.close()
+    sys.exit(status)
+
+
+def live_screen(reader: Reader, signals: Signals) -> None:
+    console = Console()
+    with Live(render(reader.snapshot()), console=console, auto_refresh=False,
+              screen=False, transient=False) as live:
+        with signals.blocking():
+            while not reader.done.wait(REDRAW_S):
+                live.update(render(reader.snapshot()), refresh=True)
+        live.update(render(reader.snapshot()), refresh=True)
+
+
+def print_summary(snap: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps(snap) + b"\n")
+        sys.stdout.flush()
+        return
+    color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    Console(no_color=not color, highlight=False, width=max(100, Console().width)).print(render(snap))

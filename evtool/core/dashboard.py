@@ -1,0 +1,112 @@
+"""What the dashboard knows: counts folded from the records it reads, and a JSON-ready snapshot."""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from evtool.core.records import parse_timestamp
+
+TREND = 30
+ALERTS = 10
+
+
+@dataclass
+class DashboardStats:
+    """Folds window, metric, alert, dead-letter and event records; pure, no clock inside."""
+
+    records: int = 0
+    unreadable: int = 0
+    events: int = 0
+    windows: int = 0
+    metrics: int = 0
+    duplicates: int = 0
+    total: Counter[tuple[str, str]] = field(default_factory=Counter)
+    latest: dict[str, Any] = field(default_factory=dict)
+    dead: Counter[str] = field(default_factory=Counter)
+    alerts: int = 0
+    recent_alerts: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=ALERTS))
+    trend: deque[tuple[str, float]] = field(default_factory=lambda: deque(maxlen=TREND))
+    newest_end: float | None = None
+
+    def feed(self, lines: list[bytes]) -> None:
+        loads = orjson.loads
+        for line in lines:
+            self.records += 1
+            try:
+                rec = loads(line)
+            except orjson.JSONDecodeError:
+                self.unreadable += 1
+                continue
+            if type(rec) is not dict:
+                self.unreadable += 1
+                continue
+            kind = rec.get("kind")
+            if kind is None:
+                self.events += 1
+            elif kind == "window":
+                self._window(rec)
+            elif kind == "metric":
+                self.metrics += 1
+            elif kind == "deadletter":
+                self.dead[str(rec.get("reason"))] += 1
+            elif kind == "alert":
+                self.alerts += 1
+                self.recent_alerts.appendleft(rec)
+
+    def _window(self, rec: dict[str, Any]) -> None:
+        try:
+            start, end = parse_timestamp(rec["window_start"]), parse_timestamp(rec["window_end"])
+            cells = {(r, s): int(n) for r, by in rec["by_region_source"].items() for s, n in by.items()}
+        except (KeyError, TypeError, ValueError, AttributeError):
+            self.unreadable += 1
+            return
+        self.windows += 1
+        self.total.update(cells)
+        self.duplicates += int(rec.get("duplicates", 0) or 0)
+        if self.newest_end is None or end >= self.newest_end:
+            self.newest_end = end
+            self.latest = {"window_start": rec["window_start"], "window_end": rec["window_end"],
+                           "cells": cells}
+        seconds = max(end - start, 1e-9)
+        self.trend.append((rec["window_start"], sum(cells.values()) / seconds))
+
+    def snapshot(self, now: float, source: str = "") -> dict[str, Any]:
+        """Everything shown, as plain JSON types; `now` is the caller's wall clock."""
+        def nested(cells: Counter[tuple[str, str]] | dict[tuple[str, str], int]) -> dict[str, Any]:
+            out: dict[str, dict[str, int]] = {}
+            for (region, src), n in sorted(cells.items()):
+                out.setdefault(region, {})[src] = n
+            return out
+
+        by_source: Counter[str] = Counter()
+        by_region: Counter[str] = Counter()
+        for (region, src), n in self.total.items():
+            by_source[src] += n
+            by_region[region] += n
+        latest = dict(self.latest)
+        if latest:
+            cells = latest.pop("cells")
+            latest["total"] = sum(cells.values())
+            latest["by_region_source"] = nested(cells)
+        return {
+            "source": source,
+            "records": self.records,
+            "unreadable": self.unreadable,
+            "events": self.events,
+            "windows": self.windows,
+            "metrics": self.metrics,
+            "totals": {"total": sum(self.total.values()), "by_source": dict(sorted(by_source.items())),
+                       "by_region": dict(sorted(by_region.items())),
+                       "by_region_source": nested(self.total)},
+            "latest_window": latest or None,
+            "deadletters": {"total": sum(self.dead.values()), "by_reason": dict(sorted(self.dead.items()))},
+            "duplicates": self.duplicates,
+            "late": self.dead.get("late", 0),
+            "alerts": {"total": self.alerts, "latest": list(self.recent_alerts)},
+            "events_per_s": [{"window_start": s, "rate": round(r, 2)} for s, r in self.trend],
+            "watermark_lag_s": None if self.newest_end is None else round(now - self.newest_end, 3),
+        }

@@ -1,0 +1,1 @@
+"""Presentation: pure functions from a dashboard snapshot to a screen or a page."""
