@@ -189,3 +189,16 @@ def test_metrics_port_of_a_running_stage() -> None:
     assert b'evtool_duplicates_total{stage="aggregate"}' in body
     assert b"evtool_processing_latency_seconds_bucket" in body
     assert b"evtool_broker_reconnects_total" in body
+
+
+def test_partial_windows_from_partitions_merge_into_one() -> None:
+    part = {"kind": "window", "window_start": "2026-11-26T00:00:00Z", "window_end": "2026-11-26T00:00:05Z",
+            "duplicates": 0}
+    a = {**part, "partition": 0, "total": 3, "by_region_source": {"maule": {"migration.case": 3}}}
+    b = {**part, "partition": 1, "total": 2, "by_region_source": {"aysen": {"migration.case": 2}}}
+    stats = DashboardStats()
+    stats.feed([orjson.dumps(a), orjson.dumps(b)])
+    snap = stats.snapshot(now=0)
+    assert snap["latest_window"]["total"] == 5
+    assert set(snap["latest_window"]["by_region_source"]) == {"maule", "aysen"}
+    assert [p["rate"] for p in snap["events_per_s"]] == [1.0]

@@ -7,10 +7,11 @@ import click
 from evtool.cli.common import run_stage
 from evtool.cli.options import (
     dead_letter_option,
+    derived_max_line_option,
     io_options,
-    max_line_option,
     metrics_port_option,
     option,
+    partitions_option,
     positive,
 )
 from evtool.core.aggregate import AggregateConfig, AggregateStage
@@ -21,8 +22,11 @@ from evtool.core.stats import Stats
 @click.command()
 @io_options
 @dead_letter_option
-@max_line_option
+@derived_max_line_option
 @metrics_port_option
+@partitions_option
+@option("--partition", type=click.IntRange(min=0), default=0, show_default=True,
+        help="Which partition this instance counts (0 .. --partitions - 1).")
 @option("--window", type=float, default=5.0, show_default=True, callback=positive,
         help="Window size in seconds of event time (tumbling, aligned to the epoch).")
 @option("--lateness", type=click.FloatRange(min=0), default=0.0, show_default=True,
@@ -40,7 +44,8 @@ from evtool.core.stats import Stats
 def aggregate(
     input_spec: str, output_spec: str, amqp_url: str, connect_timeout: float, prefetch: int,
     quiet: bool, dead_letter_spec: str | None,
-    max_line_bytes: int, metrics_port: int | None, window: float, lateness: float, forward: bool,
+    max_line_bytes: int, metrics_port: int | None, partitions: int, partition: int, window: float,
+    lateness: float, forward: bool,
     dedupe_horizon: float,
     idle_flush: float | None, alert_threshold: float, alert_min_count: int, no_alerts: bool,
 ) -> None:
@@ -57,12 +62,15 @@ def aggregate(
       evtool gen --count 10000 --duplicates 0.02 --fast | evtool validate \\
         | evtool aggregate --window 10 --lateness 2 | jq 'select(.kind=="window") | .total'
     """
+    if partition >= partitions:
+        raise click.BadParameter(f"must be below --partitions ({partitions})", param_hint="--partition")
     alerts = None if no_alerts else AlertConfig(threshold=alert_threshold, min_excess=alert_min_count)
     cfg = AggregateConfig(window=window, lateness=lateness, forward=forward,
-                          dedupe_horizon=dedupe_horizon, alerts=alerts)
+                          dedupe_horizon=dedupe_horizon, alerts=alerts,
+                          partition=partition if partitions > 1 else None)
     run_stage("aggregate", lambda: AggregateStage(cfg, Stats()), input_spec=input_spec,
               output_spec=output_spec, dead_letter_spec=dead_letter_spec, amqp_url=amqp_url,
               quiet=quiet, max_line_bytes=max_line_bytes,
               connect_timeout=connect_timeout, prefetch=prefetch,
-              metrics_port=metrics_port,
+              metrics_port=metrics_port, partitions=partitions, partition=partition,
               idle_after=idle_flush if idle_flush is not None else 2 * window)

@@ -10,23 +10,24 @@ import click
 from evtool.cli.common import fail, run_stage
 from evtool.cli.options import (
     dead_letter_option,
+    derived_max_line_option,
     io_options,
-    max_line_option,
     metrics_port_option,
     option,
     positive,
 )
 from evtool.core.stats import Stats
+from evtool.store import StoreError, open_store
 from evtool.store.audit import AuditStage
-from evtool.store.sqlite import SqliteStore, StoreError
 
 
 @click.command()
 @io_options
 @dead_letter_option
-@max_line_option
+@derived_max_line_option
 @metrics_port_option
-@option("--db", default="audit.db", show_default=True, metavar="PATH", help="SQLite database file.")
+@option("--db", default="audit.db", show_default=True, metavar="PATH",
+        help="SQLite file, or a postgresql:// URL.")
 @option("--jsonl", default=None, metavar="PATH", help="Also append every stored record to this log.")
 @option("--batch-records", type=click.IntRange(min=1), default=20000, show_default=True,
         help="Commit after this many rows ...")
@@ -50,7 +51,7 @@ def audit(input_spec: str, output_spec: str, amqp_url: str, connect_timeout: flo
       sqlite3 audit.db "SELECT event_id FROM trace WHERE metric_id = '...'"
     """
     try:
-        store = SqliteStore(db)
+        store = open_store(db)
     except StoreError as exc:
         fail("audit", str(exc))
         return

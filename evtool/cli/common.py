@@ -43,6 +43,8 @@ def run_stage(
     prefetch: int,
     idle_after: float | None = None,
     metrics_port: int | None = None,
+    partitions: int = 1,
+    partition: int = 0,
 ) -> None:
     """Build the processor (bad settings are usage errors), open both sides, run, exit."""
     try:
@@ -51,7 +53,8 @@ def run_stage(
         raise click.UsageError(str(exc)) from None
     source: Source | None = None
     try:
-        inp = Endpoint(input_spec, amqp_url, "in", stage, prefetch, connect_timeout)
+        inp = Endpoint(input_spec, amqp_url, "in", stage, prefetch, connect_timeout, partitions,
+                       partition)
         source = open_source(inp, max_line_bytes)
         output = replace(inp, spec=output_spec, role="out")
         sink = open_sink(output)

@@ -59,10 +59,17 @@ dead_letter_option = option(
          "deadletter.validation queue].",
 )
 
-max_line_option = option(
-    "--max-line-bytes", type=click.IntRange(min=64), default=1 << 20, show_default=True,
-    help="Longer lines are dead letters (reason too_large), never held whole in memory.",
-)
+def max_line_option_of(default: int) -> Callable[[F], F]:
+    return option(
+        "--max-line-bytes", type=click.IntRange(min=64), default=default, show_default=True,
+        help="Longer lines are dead letters (reason too_large), never held whole in memory.",
+    )
+
+
+# validate guards raw input (1 MiB, as the contract says); the stages after it read derived
+# records, and a window record lists every event id it counted: 50,000 ids are about 2 MB.
+max_line_option = max_line_option_of(1 << 20)
+derived_max_line_option = max_line_option_of(64 << 20)
 
 
 def positive(_ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -79,4 +86,10 @@ def fraction(_ctx: click.Context, param: click.Parameter, value: float) -> float
 metrics_port_option = option(
     "--metrics-port", type=click.IntRange(1, 65535), default=None, metavar="PORT",
     help="Serve Prometheus metrics of this stage on 127.0.0.1:PORT/metrics.",
+)
+
+partitions_option = option(
+    "--partitions", type=click.IntRange(min=1), default=1, show_default=True,
+    help="Aggregate partitions on the broker (regions are hashed to partitions): set it the same "
+         "on validate and every aggregate, e.g. with EVTOOL_PARTITIONS.",
 )

@@ -13,8 +13,8 @@ from evtool.cli.gen import start_micros
 from evtool.cli.options import option, output_options, positive
 from evtool.cli.run import ExitStatus, say
 from evtool.core.pacing import Pacer
+from evtool.store import Store, StoreError, open_store
 from evtool.store.replay import Filters, count_events, metric_count, stored_events, verify
-from evtool.store.sqlite import SqliteStore, StoreError
 from evtool.transports.base import TransportError
 from evtool.transports.spec import Endpoint, open_sink
 
@@ -23,7 +23,8 @@ MICROS = 1_000_000
 
 @click.command()
 @output_options
-@option("--db", default="audit.db", show_default=True, metavar="PATH", help="The audit database.")
+@option("--db", default="audit.db", show_default=True, metavar="PATH",
+        help="The audit database: an SQLite file or a postgresql:// URL.")
 @option("--metric-id", default=None, metavar="ID", help="Only the events that made this metric.")
 @option("--since", default=None, metavar="ISO", help="Only events at or after this time.")
 @option("--until", default=None, metavar="ISO", help="Only events before this time.")
@@ -47,7 +48,7 @@ def replay(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool,
       evtool replay --db audit.db --verify
     """
     try:
-        store = SqliteStore(db, readonly=True)
+        store = open_store(db, readonly=True)
     except StoreError as exc:
         fail("replay", str(exc))
         return
@@ -95,7 +96,7 @@ def _progress_bar(total: int):  # type: ignore[no-untyped-def]
     return show
 
 
-def run_verify(store: SqliteStore, quiet: bool) -> ExitStatus:
+def run_verify(store: Store, quiet: bool) -> ExitStatus:
     try:
         problems = 0
         for line in verify(store):

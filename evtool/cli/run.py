@@ -15,6 +15,7 @@ from typing import Protocol
 
 from evtool.core.records import reject_oversize
 from evtool.core.stats import Stats
+from evtool.store.sqlite import StoreError
 from evtool.transports.base import OutputClosed, Sink, Source, TransportError
 
 
@@ -186,7 +187,7 @@ def run_filter(
     except OutputClosed:
         _silence_stdout()
         return ExitStatus.OK
-    except TransportError as exc:
+    except (TransportError, StoreError) as exc:
         say(stage, f"error: {exc}")
         status = ExitStatus.FAILURE
     finally:

@@ -11,6 +11,7 @@ from evtool.cli.options import (
     max_line_option,
     metrics_port_option,
     option,
+    partitions_option,
 )
 from evtool.core.model import REGIONS
 from evtool.core.stats import Stats
@@ -23,6 +24,7 @@ from evtool.schemas import builtin_schemas, schema_dir
 @dead_letter_option
 @max_line_option
 @metrics_port_option
+@partitions_option
 @option("--schema-dir", "schema_dir_path", type=click.Path(file_okay=False), default=None,
         help="Read DIR/<source>.json as the payload schema of <source> (adds or replaces).")
 @option("--regions", default=None, metavar="LIST",
@@ -30,7 +32,8 @@ from evtool.schemas import builtin_schemas, schema_dir
 def validate(
     input_spec: str, output_spec: str, amqp_url: str, connect_timeout: float, prefetch: int,
     quiet: bool, dead_letter_spec: str | None,
-    max_line_bytes: int, metrics_port: int | None, schema_dir_path: str | None, regions: str | None,
+    max_line_bytes: int, metrics_port: int | None, partitions: int,
+    schema_dir_path: str | None, regions: str | None,
 ) -> None:
     """Check events against the contract's JSON Schemas.
 
@@ -59,4 +62,4 @@ def validate(
     run_stage("validate", make, input_spec=input_spec, output_spec=output_spec,
               dead_letter_spec=dead_letter_spec, amqp_url=amqp_url, quiet=quiet,
               max_line_bytes=max_line_bytes, connect_timeout=connect_timeout, prefetch=prefetch,
-              metrics_port=metrics_port)
+              metrics_port=metrics_port, partitions=partitions)

@@ -91,7 +91,7 @@ def watch(input_spec: str, amqp_url: str, connect_timeout: float, prefetch: int,
     where = parse_address(address) if address else None
     try:
         source = open_source(Endpoint(input_spec, amqp_url, "in", "watch", prefetch, connect_timeout),
-                             1 << 24)
+                             64 << 20)
     except TransportError as exc:
         fail("watch", str(exc))
         return

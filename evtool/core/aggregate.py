@@ -33,6 +33,7 @@ class AggregateConfig:
     forward: bool = False
     dedupe_horizon: float = 86400.0
     alerts: AlertConfig | None = field(default_factory=AlertConfig)
+    partition: int | None = None
 
 
 def seconds_value(seconds: float) -> int | float:
@@ -40,7 +41,8 @@ def seconds_value(seconds: float) -> int | float:
     return int(seconds) if float(seconds).is_integer() else seconds
 
 
-def window_records(window: Window, size: float, duplicates: int = 0) -> list[dict[str, Any]]:
+def window_records(window: Window, size: float, duplicates: int = 0,
+                   partition: int | None = None) -> list[dict[str, Any]]:
     """The `window` record of a closed window followed by one `metric` per region, by region."""
     start = window.index * size
     start_iso, end_iso = iso_utc(start), iso_utc(start + size)
@@ -81,6 +83,8 @@ def window_records(window: Window, size: float, duplicates: int = 0) -> list[dic
         "event_ids": all_ids,
         "duplicates": duplicates,
     }
+    if partition is not None:
+        record["partition"] = partition
     return [record, *metrics]
 
 
@@ -237,7 +241,7 @@ class AggregateStage:
         for window in closed:
             dups = self.stats.duplicates - self._reported_duplicates
             self._reported_duplicates = self.stats.duplicates
-            records = window_records(window, size, dups)
+            records = window_records(window, size, dups, self.cfg.partition)
             if self.detector is not None:
                 records += self.detector.observe(window.index * size, seconds, window.counts)
             out.extend(dumps(record) for record in records)

@@ -29,7 +29,7 @@ class DashboardStats:
     dead: Counter[str] = field(default_factory=Counter)
     alerts: int = 0
     recent_alerts: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=ALERTS))
-    trend: deque[tuple[str, float]] = field(default_factory=lambda: deque(maxlen=TREND))
+    recent: dict[str, dict[str, Any]] = field(default_factory=dict)
     newest_end: float | None = None
 
     def feed(self, lines: list[bytes]) -> None:
@@ -67,12 +67,18 @@ class DashboardStats:
         self.windows += 1
         self.total.update(cells)
         self.duplicates += int(rec.get("duplicates", 0) or 0)
+        # partitions each send their part of a window: parts with the same start are one window
+        merged = self.recent.get(rec["window_start"])
+        if merged is None:
+            merged = self.recent[rec["window_start"]] = {
+                "window_start": rec["window_start"], "window_end": rec["window_end"],
+                "seconds": max(end - start, 1e-9), "cells": Counter(), "at": start}
+            while len(self.recent) > TREND:
+                del self.recent[min(self.recent, key=lambda k: self.recent[k]["at"])]
+        merged["cells"].update(cells)
         if self.newest_end is None or end >= self.newest_end:
             self.newest_end = end
-            self.latest = {"window_start": rec["window_start"], "window_end": rec["window_end"],
-                           "cells": cells}
-        seconds = max(end - start, 1e-9)
-        self.trend.append((rec["window_start"], sum(cells.values()) / seconds))
+            self.latest = merged
 
     def snapshot(self, now: float, source: str = "") -> dict[str, Any]:
         """Everything shown, as plain JSON types; `now` is the caller's wall clock."""
@@ -87,11 +93,13 @@ class DashboardStats:
         for (region, src), n in self.total.items():
             by_source[src] += n
             by_region[region] += n
-        latest = dict(self.latest)
-        if latest:
-            cells = latest.pop("cells")
-            latest["total"] = sum(cells.values())
-            latest["by_region_source"] = nested(cells)
+        latest: dict[str, Any] = {}
+        if self.latest:
+            cells = self.latest["cells"]
+            latest = {"window_start": self.latest["window_start"],
+                      "window_end": self.latest["window_end"], "total": sum(cells.values()),
+                      "by_region_source": nested(cells)}
+        trend = sorted(self.recent.values(), key=lambda w: w["at"])
         return {
             "source": source,
             "records": self.records,
@@ -107,6 +115,7 @@ class DashboardStats:
             "duplicates": self.duplicates,
             "late": self.dead.get("late", 0),
             "alerts": {"total": self.alerts, "latest": list(self.recent_alerts)},
-            "events_per_s": [{"window_start": s, "rate": round(r, 2)} for s, r in self.trend],
+            "events_per_s": [{"window_start": w["window_start"],
+                              "rate": round(sum(w["cells"].values()) / w["seconds"], 2)} for w in trend],
             "watermark_lag_s": None if self.newest_end is None else round(now - self.newest_end, 3),
         }

@@ -12,7 +12,8 @@ import orjson
 
 from evtool.core.records import deadletter, name_id, parse_timestamp, reject_unparsable
 from evtool.core.stats import Stats
-from evtool.store.sqlite import Rows, SqliteStore
+from evtool.store import Store
+from evtool.store.sqlite import Rows
 
 STAGE = "audit"
 MICROS = 1_000_000
@@ -39,7 +40,7 @@ class AuditStage:
     releases the lines downstream. `unsafe_batches` says how many recent input batches are not
     yet committed, so a broker source acks only what is in the database."""
 
-    def __init__(self, store: SqliteStore, stats: Stats, *, batch_records: int = 20000,
+    def __init__(self, store: Store, stats: Stats, *, batch_records: int = 20000,
                  batch_seconds: float = 0.2, jsonl: BinaryIO | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from evtool.core.verify import Recomputed, StoredMetric, differences, recompute
-from evtool.store.sqlite import SqliteStore
+from evtool.store import Store
 
 MICROS = 1_000_000
 
@@ -36,19 +36,19 @@ class Filters:
         return join + (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
-def count_events(store: SqliteStore, filters: Filters) -> int:
+def count_events(store: Store, filters: Filters) -> int:
     where, params = filters.where()
     return int(next(store.query(f"SELECT count(*) FROM events_in e{where}", params))[0])
 
 
-def stored_events(store: SqliteStore, filters: Filters) -> Iterator[tuple[int, str]]:
+def stored_events(store: Store, filters: Filters) -> Iterator[tuple[int, str]]:
     """(ts_us, raw line) of each matching event, ordered by instant, then event_id."""
     where, params = filters.where()
     sql = f"SELECT e.ts_us, e.raw FROM events_in e{where} ORDER BY e.ts_us, e.event_id"
     yield from store.query(sql, params)
 
 
-def verify(store: SqliteStore) -> Iterator[str]:
+def verify(store: Store) -> Iterator[str]:
     """Every stored metric recomputed from the stored events with its own window size."""
     metrics: dict[float, list[StoredMetric]] = {}
     for row in store.query("SELECT metric_id, region, window_start, window_seconds, counts, total "
@@ -65,5 +65,5 @@ def verify(store: SqliteStore) -> Iterator[str]:
             r[0] for r in store.query("SELECT event_id FROM trace WHERE metric_id = ?", (mid,))])
 
 
-def metric_count(store: SqliteStore) -> int:
+def metric_count(store: Store) -> int:
     return int(next(store.query("SELECT count(*) FROM metrics_out"))[0])

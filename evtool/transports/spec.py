@@ -25,6 +25,8 @@ class Endpoint:
     stage: str = ""
     prefetch: int = 5000
     connect_timeout: float = 30.0
+    partitions: int = 1
+    partition: int = 0
 
 
 def open_source(end: Endpoint, max_line_bytes: int) -> Source:

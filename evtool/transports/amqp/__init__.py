@@ -13,10 +13,10 @@ if TYPE_CHECKING:
 
 
 def open_amqp_source(end: Endpoint, max_line_bytes: int) -> Source:
-    target = resolve(end.spec, end.amqp_url, end.stage, "in")
+    target = resolve(end.spec, end.amqp_url, end.stage, "in", end.partitions, end.partition)
     return AmqpSource(target, end.stage, end.prefetch, end.connect_timeout)
 
 
 def open_amqp_sink(end: Endpoint) -> Sink:
-    target = resolve(end.spec, end.amqp_url, end.stage, end.role)
+    target = resolve(end.spec, end.amqp_url, end.stage, end.role, end.partitions, end.partition)
     return AmqpSink(target, end.stage, end.connect_timeout)

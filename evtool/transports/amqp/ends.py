@@ -60,21 +60,23 @@ class AmqpSource(Source):
         self.link.close()
 
 
-def record_route(line: bytes) -> tuple[str, str]:
-    """(routing key, message id) of a record: events by source, derived records by kind."""
+def record_route(line: bytes) -> tuple[str, str, dict[str, str] | None]:
+    """(routing key, message id, headers) of a record: events by source, with a `region` header
+    (partitioned aggregation hashes on it); derived records by kind."""
     try:
         rec = orjson.loads(line)
     except orjson.JSONDecodeError:
-        return "unknown", hashlib.sha1(line).hexdigest()
+        return "unknown", hashlib.sha1(line).hexdigest(), None
     if type(rec) is not dict:
-        return "unknown", hashlib.sha1(line).hexdigest()
+        return "unknown", hashlib.sha1(line).hexdigest(), None
     kind = rec.get("kind")
     if kind is None:
-        return str(rec.get("source", "unknown")), str(rec.get("event_id", ""))
+        return (str(rec.get("source", "unknown")), str(rec.get("event_id", "")),
+                {"region": str(rec.get("region", ""))})
     message_id = rec.get(ID_FIELD.get(kind, ""))
     if not isinstance(message_id, str):
         message_id = hashlib.sha1(line).hexdigest()
-    return ROUTING_BY_KIND.get(kind, str(kind)), message_id
+    return ROUTING_BY_KIND.get(kind, str(kind)), message_id, None
 
 
 class AmqpSink(Sink):
@@ -94,9 +96,9 @@ class AmqpSink(Sink):
         fixed = self.topology.routing_key
         batch = []
         for line in lines:
-            key, message_id = record_route(line)
+            key, message_id, headers = record_route(line)
             props = pika.BasicProperties(content_type="application/json", delivery_mode=2,
-                                         message_id=message_id)
+                                         message_id=message_id, headers=headers)
             batch.append(Outgoing(exchange, fixed or key, line, props))
         self.link.publish(batch)
 

@@ -221,6 +221,11 @@ class Link:
         for exchange in topo.exchanges:
             if exchange:
                 steps.append(partial(ch.exchange_declare, exchange, exchange_type="topic", durable=True))
+        for ring in topo.hash_exchanges:
+            steps.append(partial(ch.exchange_declare, ring, exchange_type="x-consistent-hash",
+                                 durable=True, arguments={"hash-header": "region"}))
+        for destination, source in topo.exchange_bindings:
+            steps.append(partial(ch.exchange_bind, destination, source, routing_key="#"))
         for name in topo.queues:
             steps.append(partial(ch.queue_declare, name, durable=True))
         if self.consume and not topo.queue:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pika
@@ -40,6 +40,8 @@ class Topology:
     queue: str | None = None
     exchange: str | None = None
     routing_key: str | None = None
+    hash_exchanges: tuple[str, ...] = ()                   # x-consistent-hash on a region header
+    exchange_bindings: tuple[tuple[str, str], ...] = ()    # (destination, source), key "#"
 
 
 def _consume(queue: str, *exchanges: str) -> Topology:
@@ -69,6 +71,29 @@ DEFAULTS: dict[tuple[str, str], Topology] = {
 }
 
 
+RING_POINTS = "100"     # points per queue on the hash ring: with one each, 16 regions can all land on one
+
+
+def partitions_exchange(n: int) -> str:
+    """One ring per partition count, so a run with another N never shares a hash ring."""
+    return f"aggregator_partitions.{n}"
+
+
+def partition_queue(n: int, k: int) -> str:
+    return f"aggregator_queue.{k}-of-{n}"
+
+
+def partitioned(n: int) -> Topology:
+    """Events of a region always reach the same one of n queues: a consistent-hash exchange on
+    the `region` header, fed by processing_exchange. Every side declares all n queues, so the
+    ring is whole before the first message and never changes while events flow."""
+    ring = partitions_exchange(n)
+    queues = tuple(partition_queue(n, k) for k in range(n))
+    return Topology(exchanges=(PROCESSING,), hash_exchanges=(ring,),
+                    exchange_bindings=((ring, PROCESSING),), queues=queues,
+                    bindings=tuple(Binding(q, ring, RING_POINTS) for q in queues))
+
+
 @dataclass(frozen=True)
 class AmqpTarget:
     """Where to connect (pika parameters) and what to declare and use there."""
@@ -78,10 +103,17 @@ class AmqpTarget:
     shown: str
 
 
-def resolve(spec: str, amqp_url: str, stage: str, role: str) -> AmqpTarget:
+def resolve(spec: str, amqp_url: str, stage: str, role: str, partitions: int = 1,
+            partition: int = 0) -> AmqpTarget:
     """`amqp` means the stage's default topology at --amqp-url; a URL names its own."""
     if spec == "amqp":
         topology = DEAD if role == "dead" else DEFAULTS.get((stage, role))
+        if partitions > 1 and (stage, role) == ("validate", "out"):
+            ring = partitioned(partitions)
+            topology = replace(ring, exchange=PROCESSING, queues=(*ring.queues, "audit_queue"),
+                               bindings=(*ring.bindings, Binding("audit_queue", PROCESSING)))
+        elif partitions > 1 and (stage, role) == ("aggregate", "in"):
+            topology = replace(partitioned(partitions), queue=partition_queue(partitions, partition))
         if topology is None:
             raise TransportError(f"{stage} has no default broker {'input' if role == 'in' else 'output'};"
                                  " give an amqp:// URL with exchange= or queue=")

@@ -1,0 +1,141 @@
+"""The audit database in PostgreSQL (psycopg 3): the same tables and idempotent inserts, so several
+audit processes on several machines can share one store."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from evtool.store.schema import TABLE_COLUMNS
+from evtool.store.sqlite import Rows, StoreError
+
+SCHEMA_VERSION = 1
+RETRIES = 6
+DDL = [
+    "CREATE TABLE IF NOT EXISTS evtool_meta (version INTEGER NOT NULL)",
+    # ids compare byte-wise (COLLATE "C") so replay orders exactly as it does on SQLite
+    """CREATE TABLE IF NOT EXISTS events_in (
+        event_id TEXT COLLATE "C" PRIMARY KEY,
+        timestamp TEXT GENERATED ALWAYS AS ((raw::jsonb) ->> 'timestamp') STORED,
+        region TEXT GENERATED ALWAYS AS ((raw::jsonb) ->> 'region') STORED,
+        source TEXT GENERATED ALWAYS AS ((raw::jsonb) ->> 'source') STORED,
+        schema_version TEXT GENERATED ALWAYS AS ((raw::jsonb) ->> 'schema_version') STORED,
+        correlation_id TEXT GENERATED ALWAYS AS ((raw::jsonb) ->> 'correlation_id') STORED,
+        payload TEXT GENERATED ALWAYS AS (((raw::jsonb) -> 'payload')::text) STORED,
+        raw TEXT NOT NULL, received_at TEXT NOT NULL, ts_us BIGINT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS events_in_time ON events_in (ts_us, event_id)",
+    """CREATE TABLE IF NOT EXISTS metrics_out (
+        metric_id TEXT COLLATE "C" PRIMARY KEY, date TEXT NOT NULL, region TEXT NOT NULL,
+        window_start TEXT NOT NULL, window_end TEXT NOT NULL, window_seconds DOUBLE PRECISION NOT NULL,
+        counts TEXT NOT NULL, total INTEGER NOT NULL, created_at TEXT NOT NULL, raw TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS trace (
+        metric_id TEXT COLLATE "C" NOT NULL, event_id TEXT COLLATE "C" NOT NULL,
+        PRIMARY KEY (metric_id, event_id))""",
+    """CREATE TABLE IF NOT EXISTS windows (
+        window_id TEXT PRIMARY KEY, window_start TEXT NOT NULL, window_end TEXT NOT NULL,
+        window_seconds DOUBLE PRECISION NOT NULL, total INTEGER NOT NULL, partition INTEGER,
+        raw TEXT NOT NULL, created_at TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS alerts (
+        alert_id TEXT PRIMARY KEY, window_start TEXT, region TEXT, source TEXT, count INTEGER,
+        baseline DOUBLE PRECISION, threshold DOUBLE PRECISION, score DOUBLE PRECISION,
+        raw TEXT NOT NULL, created_at TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS deadletters (
+        deadletter_id TEXT PRIMARY KEY, stage TEXT, reason TEXT, error TEXT, event_id TEXT,
+        raw TEXT, record TEXT NOT NULL, created_at TEXT NOT NULL)""",
+]
+
+
+class PostgresStore:
+    """Same interface as SqliteStore; SQL is written with `?` and run with `%s`."""
+
+    kind = "postgresql"
+
+    def __init__(self, url: str, *, readonly: bool = False) -> None:
+        try:
+            import psycopg
+        except ImportError:
+            raise StoreError("PostgreSQL needs psycopg: pip install 'evtool[postgres]'") from None
+        self._psycopg = psycopg
+        self.path = _redact(url)
+        try:
+            self.conn = psycopg.connect(url, autocommit=True)
+            self._migrate(readonly)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot use the audit database {self.path}: {_first_line(exc)}") from None
+        self._sql = {
+            table: (f"INSERT INTO {table} ({', '.join(cols)}) VALUES "
+                    f"({', '.join('%s' for _ in cols)}) ON CONFLICT DO NOTHING")
+            for table, cols in TABLE_COLUMNS.items()
+        }
+
+    def _migrate(self, readonly: bool) -> None:
+        with self.conn.transaction():
+            version = None
+            if self._one("SELECT to_regclass('evtool_meta')") is not None:
+                version = self._one("SELECT max(version) FROM evtool_meta")
+            if version is not None and version > SCHEMA_VERSION:
+                raise StoreError(f"{self.path} has schema version {version}, newer than this evtool "
+                                 f"knows ({SCHEMA_VERSION}): upgrade evtool")
+            if version == SCHEMA_VERSION:
+                return
+            if readonly:
+                raise StoreError(f"{self.path} is not an evtool audit database "
+                                 "(run `evtool audit` on it)")
+            self.conn.execute("SELECT pg_advisory_xact_lock(4242)")     # two audits starting at once
+            for statement in DDL:
+                self.conn.execute(statement)
+            if self._one("SELECT count(*) FROM evtool_meta") == 0:
+                self.conn.execute("INSERT INTO evtool_meta VALUES (%s)", (SCHEMA_VERSION,))
+
+    def _one(self, sql: str) -> Any:
+        row = self.conn.execute(sql).fetchone()
+        return None if row is None else row[0]
+
+    def write(self, rows: Rows) -> None:
+        """One transaction. Rows go in key order, so audits sharing the store take row locks in
+        the same order; a deadlock or serialization failure that still happens is retried (the
+        batch is idempotent)."""
+        batches = {table: sorted(tuple(_no_nul(v) for v in row) for row in batch)
+                   if table == "deadletters" else sorted(batch)
+                   for table, batch in rows.by_table.items() if batch}
+        retryable = (self._psycopg.errors.DeadlockDetected, self._psycopg.errors.SerializationFailure)
+        for attempt in range(RETRIES):
+            try:
+                with self.conn.transaction(), self.conn.cursor() as cur:
+                    for table, batch in batches.items():
+                        cur.executemany(self._sql[table], batch)
+                return
+            except retryable:
+                time.sleep(0.05 * 2 ** attempt)
+            except self._psycopg.Error as exc:
+                raise StoreError(f"cannot write {self.path}: {_first_line(exc)}") from None
+        raise StoreError(f"cannot write {self.path}: still deadlocked after {RETRIES} attempts")
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(sql.replace("?", "%s"), tuple(params))
+                while chunk := cur.fetchmany(4096):
+                    yield from chunk
+        except self._psycopg.Error as exc:
+            raise StoreError(f"cannot read {self.path}: {_first_line(exc)}") from None
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _no_nul(value: Any) -> Any:
+    """PostgreSQL text cannot hold NUL: a dead letter's decoded raw line can. The `record` column
+    keeps the exact JSON (NUL escaped as \\u0000), so only the readable copies change."""
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) and "\x00" in value else value
+
+
+def _first_line(exc: Exception) -> str:
+    return _redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+
+
+def _redact(text: str) -> str:
+    import re
+
+    return re.sub(r"(postgres(?:ql)?://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
