@@ -102,13 +102,14 @@ def run_gen(n: int) -> float:
     return time.perf_counter() - started
 
 
-def run_validate(n: int) -> float:
+def run_validate(n: int, processes: int = 1) -> float:
     run_gen(n)
     started = time.perf_counter()
-    proc = evtool("validate", "-i", "amqp", "-o", "amqp")
+    procs = [evtool("validate", "-i", "amqp", "-o", "amqp") for _ in range(processes)]
     wait_depth("aggregator_queue", n)
     elapsed = time.perf_counter() - started
-    stop(proc)
+    for proc in procs:
+        stop(proc)
     return elapsed
 
 
@@ -195,6 +196,8 @@ def main(n: int, runs: int, original_n: int, db_dir: Path) -> dict[str, float]:
         f"bare pika publish, no confirms ({n:,})": (lambda: run_bare(n, bare, lines), n),
         f"gen->validate->aggregate->audit on the broker ({n:,})":
             (lambda: run_pipeline(n, n, db_dir), n),
+        f"2 validate processes, amqp->amqp ({n:,})": (lambda: run_validate(n, 2), n),
+        f"3 validate processes, amqp->amqp ({n:,})": (lambda: run_validate(n, 3), n),
     }
     times: dict[str, list[float]] = {k: [] for k in cases}
     for _ in range(runs):
