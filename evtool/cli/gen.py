@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 
 import click
+import orjson
 
 from evtool.cli.common import fail
 from evtool.cli.emit import pump
 from evtool.cli.options import fraction, option, output_options, positive
-from evtool.core.generator import MICROS, GenConfig, Generator
+from evtool.core.generator import MICROS, Emitted, GenConfig, Generator
 from evtool.core.pacing import Pacer
 from evtool.core.records import parse_timestamp
+from evtool.core.truth import Truth
 from evtool.transports.base import TransportError
 from evtool.transports.spec import Endpoint, open_sink
 
@@ -53,17 +56,25 @@ def start_micros(text: str | None, option_name: str = "--start") -> int:
         help="Longest hold-back of an out-of-order event, in seconds.")
 @option("--invalid", type=float, default=0.0, show_default=True, callback=fraction,
         help="Fraction of lines that break a rule of the contract, or are not JSON at all.")
+@option("--truth", type=click.Path(dir_okay=False, writable=True), default=None, metavar="FILE",
+        help="Also write the windows a correct aggregate must output for these events.")
+@option("--window", type=float, default=5.0, show_default=True, callback=positive,
+        help="With --truth: the aggregate's --window.")
+@option("--lateness", type=click.FloatRange(min=0), default=0.0, show_default=True,
+        help="With --truth: the aggregate's --lateness.")
 def gen(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool, count: int | None,
         rate: float,
         seed: int | None, start: str | None, fast: bool, burst_probability: float,
         burst_size: int, duplicates: float, out_of_order: float, max_delay: float,
-        invalid: float) -> None:
+        invalid: float, truth: str | None, window: float, lateness: float) -> None:
     """Generate synthetic security, survey and migration events as NDJSON.
 
     \b
     Example:
       evtool gen --count 5 --seed 1 --start 2026-11-26T00:00:00Z --fast
       evtool gen --rate 200 --duplicates 0.02 --out-of-order 0.05 --invalid 0.01 | evtool validate
+      evtool gen --count 10000 --fast --out-of-order 0.1 --max-delay 2 --truth want.ndjson \\
+        --window 5 --lateness 2 | evtool validate | evtool aggregate --lateness 2 > got.ndjson
     """
     if duplicates + invalid > 1:
         raise click.UsageError("--duplicates and --invalid add up to more than 1")
@@ -78,7 +89,22 @@ def gen(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool, co
         fail("gen", str(exc))
         return
     generator = Generator(cfg)
-    items = ((item.at_us / MICROS, item.line) for item in generator)
+    expected = Truth(window, lateness) if truth else None
+    items = ((item.at_us / MICROS, item.line) for item in _with_truth(generator, expected))
     status = pump("gen", items, sink, None if fast else Pacer(time.monotonic), quiet,
                   lambda n: f"{n} out ({generator.duplicates} duplicates, {generator.invalid} invalid)")
+    if expected is not None and truth is not None:
+        try:
+            with open(truth, "wb") as out:
+                out.writelines(orjson.dumps(w) + b"\n" for w in expected.windows())
+        except OSError as exc:
+            fail("gen", f"cannot write {truth}: {exc.strerror}")
     sys.exit(status)
+
+
+def _with_truth(generator: Generator, truth: Truth | None) -> Iterator[Emitted]:
+    """Pass the generator's items through, feeding the valid ones to the truth."""
+    for item in generator:
+        if truth is not None and item.valid:
+            truth.add(item.line)
+        yield item

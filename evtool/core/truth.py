@@ -1,0 +1,53 @@
+"""What a correct aggregate must output for the events gen wrote: written straight from the
+contract's rules, sharing no code with aggregate, so users can check their own pipeline."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from evtool.core.records import iso_utc
+
+
+class Truth:
+    """Fed the valid lines in the order gen emits them; exact (no expiry, no shortcuts)."""
+
+    def __init__(self, window: float, lateness: float) -> None:
+        self.window = window
+        self.lateness = lateness
+        self.seen: set[str] = set()
+        self.newest = -math.inf
+        self.counts: dict[int, dict[str, dict[str, int]]] = {}
+        self.duplicates = 0
+        self.late = 0
+
+    def add(self, line: bytes) -> None:
+        event = orjson.loads(line)
+        if event["event_id"] in self.seen:
+            self.duplicates += 1
+            return
+        at = datetime.fromisoformat(event["timestamp"]).timestamp()
+        index = math.floor(at / self.window)
+        if (index + 1) * self.window <= self.newest - self.lateness:
+            self.late += 1
+            return
+        self.seen.add(event["event_id"])
+        by_source = self.counts.setdefault(index, {}).setdefault(event["region"], {})
+        by_source[event["source"]] = by_source.get(event["source"], 0) + 1
+        self.newest = max(self.newest, at)
+
+    def windows(self) -> Iterator[dict[str, Any]]:
+        """One expected window per line, in window_start order."""
+        for index in sorted(self.counts):
+            cells = self.counts[index]
+            yield {
+                "kind": "truth",
+                "window_start": iso_utc(index * self.window),
+                "window_end": iso_utc((index + 1) * self.window),
+                "total": sum(n for by in cells.values() for n in by.values()),
+                "by_region_source": {r: dict(sorted(by.items())) for r, by in sorted(cells.items())},
+            }
