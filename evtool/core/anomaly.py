@@ -38,35 +38,44 @@ class AnomalyDetector:
                 ) -> list[dict[str, Any]]:
         """Alerts for one closed window (counts by region, then source); updates the baselines."""
         cfg, alerts = self.cfg, []
+        keys = self.keys
         for region, by_source in counts.items():
             for source in by_source:
-                self.keys.setdefault((region, source), Baseline())
-        for (region, source), base in self.keys.items():
-            count = counts.get(region, {}).get(source, 0)
-            spread = max(math.sqrt(base.var), math.sqrt(base.mean), 1.0)
-            score = (count - base.mean) / spread
-            alerting = (base.windows >= cfg.warmup and score >= cfg.threshold
-                        and count - base.mean >= cfg.min_excess)
-            if alerting:
-                start_iso = iso_utc(start)
-                alerts.append({
-                    "kind": "alert",
-                    "alert_id": name_id("alert", region, source, start_iso, seconds),
-                    "window_start": start_iso,
-                    "region": region,
-                    "source": source,
-                    "count": count,
-                    "baseline": round(base.mean, 3),
-                    "threshold": cfg.threshold,
-                    "score": round(score, 2),
-                })
-            learned = min(count, base.mean + cfg.threshold * spread) if alerting else count
+                if (region, source) not in keys:
+                    keys[(region, source)] = Baseline()
+        alpha, threshold, min_excess, warmup = cfg.alpha, cfg.threshold, cfg.min_excess, cfg.warmup
+        empty: dict[str, int] = {}
+        for (region, source), base in keys.items():
+            count = counts.get(region, empty).get(source, 0)
+            mean, learned = base.mean, float(count)
+            # the deviation is at least 1, so no count below mean + min_excess can alert
+            if base.windows >= warmup and count - mean >= min_excess:
+                spread = max(math.sqrt(base.var), math.sqrt(mean), 1.0)
+                score = (count - mean) / spread
+                if score >= threshold:
+                    alerts.append(self._alert(start, seconds, region, source, count, mean, score))
+                    learned = min(learned, mean + threshold * spread)
             if base.windows == 0:
-                base.mean, base.var = float(learned), 0.0
+                base.mean, base.var = learned, 0.0
             else:
-                delta = learned - base.mean
-                base.mean += cfg.alpha * delta
-                base.var = (1 - cfg.alpha) * (base.var + cfg.alpha * delta * delta)
+                delta = learned - mean
+                base.mean = mean + alpha * delta
+                base.var = (1 - alpha) * (base.var + alpha * delta * delta)
             base.windows += 1
         alerts.sort(key=lambda a: (a["region"], a["source"]))
         return alerts
+
+    def _alert(self, start: float, seconds: float, region: str, source: str, count: int,
+               mean: float, score: float) -> dict[str, Any]:
+        start_iso = iso_utc(start)
+        return {
+            "kind": "alert",
+            "alert_id": name_id("alert", region, source, start_iso, seconds),
+            "window_start": start_iso,
+            "region": region,
+            "source": source,
+            "count": count,
+            "baseline": round(mean, 3),
+            "threshold": self.cfg.threshold,
+            "score": round(score, 2),
+        }
