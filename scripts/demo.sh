@@ -3,16 +3,7 @@
 # show the windows it counted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
-fi
-log=$(mktemp)
-if ! .venv/bin/python -m pip install -q --disable-pip-version-check -e . >"$log" 2>&1; then
-  cat "$log"; exit 1
-fi
-rm -f "$log"
-export PATH="$PWD/.venv/bin:$PATH"
+source scripts/_venv.sh
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 

@@ -3,10 +3,7 @@
 # transports/), then pytest. Extra arguments go to pytest (e.g. scripts/test.sh -k windows).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
-fi
+source scripts/_venv.sh
 log=$(mktemp)
 if ! .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' >"$log" 2>&1; then
   cat "$log"; exit 1

@@ -5,18 +5,27 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import replace
+from typing import NoReturn
 
 import click
 
 from evtool.cli.metrics import StageMetrics, reconnects_of
 from evtool.cli.run import ExitStatus, Outputs, Processor, run_filter, say
-from evtool.transports.base import Source, TransportError
+from evtool.transports.base import Sink, Source, TransportError
 from evtool.transports.spec import Endpoint, is_amqp, open_sink, open_source
 
 
-def fail(stage: str, message: str) -> None:
+def fail(stage: str, message: str) -> NoReturn:
     say(stage, f"error: {message}")
     sys.exit(ExitStatus.FAILURE)
+
+
+def open_output(stage: str, spec: str, amqp_url: str, connect_timeout: float) -> Sink:
+    """The sink of a stage that only produces (gen, replay); exits 1 with one line if it cannot."""
+    try:
+        return open_sink(Endpoint(spec, amqp_url, "out", stage, connect_timeout=connect_timeout))
+    except TransportError as exc:
+        fail(stage, str(exc))
 
 
 def dead_letter_endpoint(spec: str | None, output: Endpoint) -> Endpoint | None:

@@ -10,15 +10,13 @@ from datetime import datetime, timezone
 import click
 import orjson
 
-from evtool.cli.common import fail
+from evtool.cli.common import fail, open_output
 from evtool.cli.emit import pump
 from evtool.cli.options import fraction, option, output_options, positive
 from evtool.core.generator import MICROS, Emitted, GenConfig, Generator
 from evtool.core.pacing import Pacer
 from evtool.core.records import parse_timestamp
 from evtool.core.truth import Truth
-from evtool.transports.base import TransportError
-from evtool.transports.spec import Endpoint, open_sink
 
 
 def start_micros(text: str | None, option_name: str = "--start") -> int:
@@ -82,12 +80,7 @@ def gen(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool, co
                     burst_probability=burst_probability, burst_size=burst_size,
                     duplicates=duplicates, out_of_order=out_of_order, max_delay=max_delay,
                     invalid=invalid)
-    try:
-        sink = open_sink(Endpoint(output_spec, amqp_url, "out", "gen",
-                                 connect_timeout=connect_timeout))
-    except TransportError as exc:
-        fail("gen", str(exc))
-        return
+    sink = open_output("gen", output_spec, amqp_url, connect_timeout)
     generator = Generator(cfg)
     expected = Truth(window, lateness) if truth else None
     items = ((item.at_us / MICROS, item.line) for item in _with_truth(generator, expected))

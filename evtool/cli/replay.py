@@ -7,7 +7,7 @@ import time
 
 import click
 
-from evtool.cli.common import fail
+from evtool.cli.common import fail, open_output
 from evtool.cli.emit import pump
 from evtool.cli.gen import start_micros
 from evtool.cli.options import option, output_options, positive
@@ -15,8 +15,6 @@ from evtool.cli.run import ExitStatus, say
 from evtool.core.pacing import Pacer
 from evtool.store import Store, StoreError, open_store
 from evtool.store.replay import Filters, count_events, metric_count, stored_events, verify
-from evtool.transports.base import TransportError
-from evtool.transports.spec import Endpoint, open_sink
 
 MICROS = 1_000_000
 
@@ -58,12 +56,7 @@ def replay(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool,
         since_us=start_micros(since, "--since") if since else None,
         until_us=start_micros(until, "--until") if until else None,
         source=source, region=region, metric_id=metric_id)
-    try:
-        sink = open_sink(Endpoint(output_spec, amqp_url, "out", "replay",
-                                 connect_timeout=connect_timeout))
-    except TransportError as exc:
-        fail("replay", str(exc))
-        return
+    sink = open_output("replay", output_spec, amqp_url, connect_timeout)
     items = ((ts_us / MICROS, raw.encode("utf-8")) for ts_us, raw in stored_events(store, filters))
     pacer = Pacer(time.monotonic, speed) if speed else None
     progress = None

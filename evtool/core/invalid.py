@@ -12,8 +12,9 @@ Event = dict[str, Any]
 Mutation = Callable[[random.Random, Event], bytes]
 
 
-def _set(path: str, value: Any, source: str | None = None) -> Mutation:
-    """Set a field (`payload.x` reaches into the payload), first switching the event's source."""
+def _at(path: str, source: str | None, edit: Callable[[Event, str], None], name: str) -> Mutation:
+    """A mutation that edits one field (`payload.x` reaches into the payload), after switching
+    the event to `source` when given."""
 
     def mutate(rng: random.Random, ev: Event) -> bytes:
         if source is not None:
@@ -22,26 +23,20 @@ def _set(path: str, value: Any, source: str | None = None) -> Mutation:
         *parents, leaf = path.split(".")
         for key in parents:
             target = target[key]
-        target[leaf] = value
+        edit(target, leaf)
         return orjson.dumps(ev)
 
-    mutate.__name__ = f"set {path}={value!r}"
+    mutate.__name__ = name
     return mutate
+
+
+def _set(path: str, value: Any, source: str | None = None) -> Mutation:
+    return _at(path, source, lambda target, leaf: target.__setitem__(leaf, value),
+               f"set {path}={value!r}")
 
 
 def _drop(path: str, source: str | None = None) -> Mutation:
-    def mutate(rng: random.Random, ev: Event) -> bytes:
-        if source is not None:
-            ev = _with_source(ev, source)
-        target = ev
-        *parents, leaf = path.split(".")
-        for key in parents:
-            target = target[key]
-        del target[leaf]
-        return orjson.dumps(ev)
-
-    mutate.__name__ = f"drop {path}"
-    return mutate
+    return _at(path, source, lambda target, leaf: target.__delitem__(leaf), f"drop {path}")
 
 
 _PAYLOADS: dict[str, Event] = {
