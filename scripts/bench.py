@@ -35,19 +35,18 @@ if buf:
     out.write(b"\n".join(buf) + b"\n")
 """
 
+# The original validator's way: per line, json.loads, then Draft7Validator with a format checker
+# for the envelope and the payload of the event's source; valid events re-serialized.
 ORIGINAL = r"""
 import json, sys, jsonschema
 sys.path.insert(0, sys.argv[1])
 from evtool.schemas import builtin_schemas
 env, payloads = builtin_schemas()
-fmt = jsonschema.Draft7Validator.FORMAT_CHECKER
-envelope = jsonschema.Draft7Validator(env, format_checker=fmt)
-per_source = {s: jsonschema.Draft7Validator(p, format_checker=fmt) for s, p in payloads.items()}
-ok = 0
 for line in sys.stdin:
     ev = json.loads(line)
-    if envelope.is_valid(ev) and per_source[ev["source"]].is_valid(ev["payload"]):
-        ok += 1
+    fmt = jsonschema.FormatChecker()
+    if (jsonschema.Draft7Validator(env, format_checker=fmt).is_valid(ev)
+            and jsonschema.Draft7Validator(payloads[ev["source"]], format_checker=fmt).is_valid(ev["payload"])):
         sys.stdout.write(json.dumps(ev) + "\n")
 """
 

@@ -29,9 +29,9 @@ from evtool.store.audit import AuditStage
 @option("--db", default="audit.db", show_default=True, metavar="PATH",
         help="SQLite file, or a postgresql:// URL.")
 @option("--jsonl", default=None, metavar="PATH", help="Also append every stored record to this log.")
-@option("--batch-records", type=click.IntRange(min=1), default=20000, show_default=True,
+@option("--batch-records", type=click.IntRange(min=1), default=100000, show_default=True,
         help="Commit after this many rows ...")
-@option("--batch-ms", type=float, default=200.0, show_default=True, callback=positive,
+@option("--batch-ms", type=float, default=1000.0, show_default=True, callback=positive,
         help="... or this many milliseconds, whichever comes first.")
 def audit(input_spec: str, output_spec: str, amqp_url: str, connect_timeout: float,
           prefetch: int, quiet: bool,

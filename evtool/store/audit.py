@@ -40,8 +40,8 @@ class AuditStage:
     releases the lines downstream. `unsafe_batches` says how many recent input batches are not
     yet committed, so a broker source acks only what is in the database."""
 
-    def __init__(self, store: Store, stats: Stats, *, batch_records: int = 20000,
-                 batch_seconds: float = 0.2, jsonl: BinaryIO | None = None,
+    def __init__(self, store: Store, stats: Stats, *, batch_records: int = 100_000,
+                 batch_seconds: float = 1.0, jsonl: BinaryIO | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.stats = stats
