@@ -45,8 +45,9 @@ env, payloads = builtin_schemas()
 for line in sys.stdin:
     ev = json.loads(line)
     fmt = jsonschema.FormatChecker()
+    payload_schema = payloads[ev["source"]]
     if (jsonschema.Draft7Validator(env, format_checker=fmt).is_valid(ev)
-            and jsonschema.Draft7Validator(payloads[ev["source"]], format_checker=fmt).is_valid(ev["payload"])):
+            and jsonschema.Draft7Validator(payload_schema, format_checker=fmt).is_valid(ev["payload"])):
         sys.stdout.write(json.dumps(ev) + "\n")
 """
 
