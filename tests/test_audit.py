@@ -197,6 +197,7 @@ def test_kill_9_never_loses_a_forwarded_record(tmp_path) -> None:
     source = tmp_path / "in.ndjson"
     source.write_bytes(upstream(200_000, 5))
     rng = random.Random(42)
+    mid_run = 0
     for attempt in range(10):
         db, out = tmp_path / f"k{attempt}.db", tmp_path / f"k{attempt}.out"
         with open(source, "rb") as src, open(out, "wb") as dst:
@@ -212,4 +213,5 @@ def test_kill_9_never_loses_a_forwarded_record(tmp_path) -> None:
         metrics = {r[0] for r in rows(db, "SELECT metric_id FROM metrics_out")}
         assert all(r["event_id"] in events for r in forwarded if "kind" not in r)
         assert all(r["metric_id"] in metrics for r in forwarded if r.get("kind") == "metric")
-        assert len(forwarded) > 0 or attempt < 3
+        mid_run += 0 < len(forwarded) < len(source.read_bytes().splitlines())
+    assert mid_run >= 7                 # the kills landed while records were flowing
