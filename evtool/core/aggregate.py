@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from evtool.core.anomaly import AlertConfig, AnomalyDetector
-from evtool.core.dedupe import CANONICAL_UUID, Deduper
+from evtool.core.dedupe import Deduper, compact_id
 from evtool.core.records import (
     deadletter,
     dumps,
@@ -125,7 +125,7 @@ class AggregateStage:
     def process(self, lines: list[bytes], out: list[bytes], dead: list[bytes]) -> None:
         """The hot loop: per-event work is inlined; the state stays in `Windows` and `Deduper`."""
         stats, windows, seen = self.stats, self.windows, self.seen
-        loads, forward, canonical = orjson.loads, self.cfg.forward, CANONICAL_UUID.fullmatch
+        loads, forward = orjson.loads, self.cfg.forward
         fromisoformat = datetime.fromisoformat
         size, lateness, span = windows.size, windows.lateness, seen.span
         open_get, keys = windows.open.get, seen.keys
@@ -160,9 +160,7 @@ class AggregateStage:
                 if fields is None:
                     continue
                 event_id, region, source, at = fields
-            key: int | str = (
-                int(event_id.replace("-", ""), 16) if canonical(event_id) else event_id
-            )
+            key = compact_id(event_id)
             if key in keys:
                 duplicates += 1
                 continue

@@ -44,7 +44,6 @@ class Emitted(NamedTuple):
     at_us: int
     line: bytes
     valid: bool
-    duplicate: bool
 
 
 class Generator:
@@ -151,7 +150,7 @@ class Generator:
         while self._held and self._held[0][0] <= until_us:
             _, _, line = heapq.heappop(self._held)
             self._recent.append(line)
-            yield Emitted(until_us, line, True, False)
+            yield Emitted(until_us, line, True)
 
     def __iter__(self) -> Iterator[Emitted]:
         cfg = self.cfg
@@ -164,12 +163,11 @@ class Generator:
             roll = rng.random()
             if roll < dup_p and self._recent and not self._burst_left:
                 self.duplicates += 1
-                yield Emitted(self.now_us, self._recent[int(rng.random() * len(self._recent))],
-                              True, True)
+                yield Emitted(self.now_us, self._recent[int(rng.random() * len(self._recent))], True)
             elif roll < dup_p + bad_p and not self._burst_left:
                 mutate = MUTATIONS[int(rng.random() * len(MUTATIONS))]
                 self.invalid += 1
-                yield Emitted(self.now_us, mutate(rng, self.event(self.now_us)), False, False)
+                yield Emitted(self.now_us, mutate(rng, self.event(self.now_us)), False)
             else:
                 line = orjson.dumps(self._fresh())
                 if ooo_p and rng.random() < ooo_p:
@@ -179,7 +177,7 @@ class Generator:
                     made += 1
                     continue
                 self._recent.append(line)
-                yield Emitted(self.now_us, line, True, False)
+                yield Emitted(self.now_us, line, True)
             made += 1
         while self._held:
             yield from self._release(self._held[0][0])

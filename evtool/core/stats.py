@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 
 @dataclass
@@ -20,12 +19,6 @@ class Stats:
 
     def add_dead(self, reason: str, n: int = 1) -> None:
         self.dead[reason] += n
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "in": self.in_, "out": self.out, "deadletters": dict(self.dead),
-            "duplicates": self.duplicates, "late": self.late,
-        }
 
     def summary(self, seconds: float) -> str:
         """`1000 in, 980 out, 20 dead letters (schema 15, json 5), 0 duplicates, ...`."""
