@@ -58,8 +58,9 @@ sys.path.insert(0, sys.argv[2])
 from evtool.store.schema import MIGRATIONS
 from evtool.store import sqlite as S
 conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-for pragma in (f"page_size = {S.PAGE_SIZE}", "journal_mode = WAL", "synchronous = FULL", f"cache_size = -{S.CACHE_KIB}",
-               f"mmap_size = {S.MMAP_BYTES}", f"wal_autocheckpoint = {S.CHECKPOINT_PAGES}"):
+for pragma in (f"page_size = {S.PAGE_SIZE}", "journal_mode = WAL", "synchronous = FULL",
+               f"cache_size = -{S.CACHE_KIB}", f"mmap_size = {S.MMAP_BYTES}",
+               f"wal_autocheckpoint = {S.CHECKPOINT_PAGES}"):
     conn.execute("PRAGMA " + pragma)
 for statement in MIGRATIONS[0]:
     conn.execute(statement)
