@@ -218,7 +218,7 @@ def main() -> None:
 
         bench.measure({
             f"watch --once ({records_n:,} records)": (
-                lambda: sh(q([*EVTOOL, "watch", "--once", "--json"]), flowed), records_n),
+                lambda: sh(q([*EVTOOL, "watch", "--once", "--json", "-q"]), flowed), records_n),
             f"audit ({records_n:,} records)": (audit_run, records_n),
             f"naive audit, 1 tx/record ({naive_n:,} records)": (naive_run, naive_n),
             "replay": (lambda: sh(q([*EVTOOL, "replay", "--db", str(db), "-q"])), n),

@@ -202,3 +202,40 @@ def test_partial_windows_from_partitions_merge_into_one() -> None:
     assert snap["latest_window"]["total"] == 5
     assert set(snap["latest_window"]["by_region_source"]) == {"maule", "aysen"}
     assert [p["rate"] for p in snap["events_per_s"]] == [1.0]
+
+
+def test_a_window_delivered_again_is_counted_once() -> None:
+    """A broker redelivery, or an aggregate restarted after emitting a window re-emitting a
+    partial copy of it: the dashboard keeps the first, as audit's table does."""
+    whole = {"kind": "window", "window_start": "2026-11-26T00:00:00Z",
+             "window_end": "2026-11-26T00:00:05Z", "total": 3, "duplicates": 0,
+             "by_region_source": {"maule": {"migration.case": 3}}}
+    partial = {**whole, "total": 1, "by_region_source": {"maule": {"migration.case": 1}}}
+    metric = {"kind": "metric", "metric_id": "m-1", "total": 3}
+    stats = DashboardStats()
+    stats.feed([orjson.dumps(r) for r in (whole, metric, partial, metric, whole)])
+    snap = stats.snapshot(now=0)
+    assert snap["totals"]["total"] == 3 and snap["windows"] == 1 and snap["metrics"] == 1
+    assert snap["repeated"] == 3
+
+
+def test_once_over_the_same_records_twice_gives_the_same_totals() -> None:
+    data = flowed(1500)
+    once = orjson.loads(run(["watch", "--once", "--json", "-q"], stdin=data).stdout)
+    twice = orjson.loads(run(["watch", "--once", "--json", "-q"], stdin=data + data).stdout)
+    assert twice["totals"] == once["totals"] and twice["windows"] == once["windows"] > 0
+    assert twice["repeated"] == once["windows"] + once["metrics"] + once["alerts"]["total"]
+
+
+def test_summary_line_quiet_and_output_file(tmp_path: Path) -> None:
+    data = flowed(500)
+    loud = run(["watch", "--once", "--json", "-o", str(tmp_path / "s.json")], stdin=data)
+    assert loud.returncode == 0 and loud.stdout == b""
+    summary = orjson.loads((tmp_path / "s.json").read_bytes())
+    line = loud.stderr.decode().strip()
+    assert line.startswith(f"evtool watch: {summary['records']} records ({summary['events']} events, "
+                           f"{summary['windows']} windows")
+    quiet = run(["watch", "--once", "-q"], stdin=data)
+    assert quiet.stderr == b"" and b"events by region and source" in quiet.stdout
+    refused = run(["watch", "-o", "amqp"], stdin=data)
+    assert refused.returncode == 2 and b"not to the broker" in refused.stderr

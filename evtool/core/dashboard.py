@@ -12,6 +12,24 @@ from evtool.core.records import parse_timestamp
 
 TREND = 30
 ALERTS = 10
+REMEMBERED = 100_000
+
+
+class Recent:
+    """The last `size` keys seen, so a record delivered twice is counted once, in bounded memory."""
+
+    def __init__(self, size: int = REMEMBERED) -> None:
+        self.size = size
+        self.keys: dict[Any, None] = {}
+
+    def seen(self, key: Any) -> bool:
+        """True if `key` came before; otherwise remember it (forgetting the oldest past `size`)."""
+        if key in self.keys:
+            return True
+        self.keys[key] = None
+        if len(self.keys) > self.size:
+            del self.keys[next(iter(self.keys))]
+        return False
 
 
 @dataclass
@@ -31,6 +49,16 @@ class DashboardStats:
     recent_alerts: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=ALERTS))
     recent: dict[str, dict[str, Any]] = field(default_factory=dict)
     newest_end: float | None = None
+    repeated: int = 0
+    ids: Recent = field(default_factory=Recent)
+
+    def _repeat(self, key: Any) -> bool:
+        """A window, metric or alert seen before (broker redelivery, or an aggregate restarted
+        after emitting it re-emits a partial copy): count it once, as the audit table does."""
+        if self.ids.seen(key):
+            self.repeated += 1
+            return True
+        return False
 
     def feed(self, lines: list[bytes]) -> None:
         loads = orjson.loads
@@ -50,10 +78,11 @@ class DashboardStats:
             elif kind == "window":
                 self._window(rec)
             elif kind == "metric":
-                self.metrics += 1
+                if not self._repeat(("metric", rec.get("metric_id"))):
+                    self.metrics += 1
             elif kind == "deadletter":
                 self.dead[str(rec.get("reason"))] += 1
-            elif kind == "alert":
+            elif kind == "alert" and not self._repeat(("alert", rec.get("alert_id"))):
                 self.alerts += 1
                 self.recent_alerts.appendleft(rec)
 
@@ -63,6 +92,8 @@ class DashboardStats:
             cells = {(r, s): int(n) for r, by in rec["by_region_source"].items() for s, n in by.items()}
         except (KeyError, TypeError, ValueError, AttributeError):
             self.unreadable += 1
+            return
+        if self._repeat(("window", rec["window_start"], rec["window_end"], rec.get("partition"))):
             return
         self.windows += 1
         self.total.update(cells)
@@ -113,6 +144,7 @@ class DashboardStats:
             "latest_window": latest or None,
             "deadletters": {"total": sum(self.dead.values()), "by_reason": dict(sorted(self.dead.items()))},
             "duplicates": self.duplicates,
+            "repeated": self.repeated,
             "late": self.dead.get("late", 0),
             "alerts": {"total": self.alerts, "latest": list(self.recent_alerts)},
             "events_per_s": [{"window_start": w["window_start"],

@@ -50,7 +50,8 @@ def side_table(snap: dict[str, Any]) -> Table:
     reasons = ", ".join(f"{r} {n}" for r, n in dead["by_reason"].items()) or "none"
     for label, value in (
         ("reading", snap["source"] or "-"),
-        ("records", f"{snap['records']:,} ({snap['windows']:,} windows, {snap['metrics']:,} metrics)"),
+        ("records", f"{snap['records']:,} ({snap['windows']:,} windows, {snap['metrics']:,} metrics"
+                    + (f", {snap['repeated']:,} repeats ignored)" if snap.get("repeated") else ")")),
         ("events counted", f"{snap['totals']['total']:,}"),
         ("events/s", f"{rates[-1]:,.1f}  {sparkline(rates)}" if rates else "-"),
         ("dead letters", f"{dead['total']:,} ({reasons})"),
