@@ -151,7 +151,7 @@ def watch(input_spec: str, output_spec: str, amqp_url: str, connect_timeout: flo
 
 
 def summary_line(snap: dict[str, Any], seconds: float) -> str:
-    """`1200 records (1000 events, 40 windows, ...), 0.52 s, 2,308 records/s`."""
+    """`1200 records (1000 events, 40 windows, ...), 0 repeats ignored, 0.52 s, 2,308 records/s`."""
     rate = snap["records"] / seconds if seconds > 0 else 0.0
     return (f"{snap['records']} records ({snap['events']} events, {snap['windows']} windows, "
             f"{snap['metrics']} metrics, {snap['alerts']['total']} alerts, "

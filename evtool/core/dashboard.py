@@ -16,19 +16,22 @@ REMEMBERED = 100_000
 
 
 class Recent:
-    """The last `size` keys seen, so a record delivered twice is counted once, in bounded memory."""
+    """The last `size` to 2 x `size` keys seen, so a record delivered twice is counted once, in
+    bounded memory: two generations of sets, the older dropped whole (cheaper than evicting
+    one key per insert)."""
 
     def __init__(self, size: int = REMEMBERED) -> None:
         self.size = size
-        self.keys: dict[Any, None] = {}
+        self.new: set[Any] = set()
+        self.old: set[Any] = set()
 
     def seen(self, key: Any) -> bool:
-        """True if `key` came before; otherwise remember it (forgetting the oldest past `size`)."""
-        if key in self.keys:
+        """True if `key` came before; otherwise remember it."""
+        if key in self.new or key in self.old:
             return True
-        self.keys[key] = None
-        if len(self.keys) > self.size:
-            del self.keys[next(iter(self.keys))]
+        self.new.add(key)
+        if len(self.new) >= self.size:
+            self.old, self.new = self.new, set()
         return False
 
 
@@ -78,11 +81,11 @@ class DashboardStats:
             elif kind == "window":
                 self._window(rec)
             elif kind == "metric":
-                if not self._repeat(("metric", rec.get("metric_id"))):
+                if not self._repeat(rec.get("metric_id")):
                     self.metrics += 1
             elif kind == "deadletter":
                 self.dead[str(rec.get("reason"))] += 1
-            elif kind == "alert" and not self._repeat(("alert", rec.get("alert_id"))):
+            elif kind == "alert" and not self._repeat(rec.get("alert_id")):
                 self.alerts += 1
                 self.recent_alerts.appendleft(rec)
 
@@ -93,7 +96,7 @@ class DashboardStats:
         except (KeyError, TypeError, ValueError, AttributeError):
             self.unreadable += 1
             return
-        if self._repeat(("window", rec["window_start"], rec["window_end"], rec.get("partition"))):
+        if self._repeat((rec["window_start"], rec["window_end"], rec.get("partition"))):
             return
         self.windows += 1
         self.total.update(cells)
