@@ -15,7 +15,7 @@ import orjson
 import pytest
 from rich.console import Console
 
-from evtool.core.dashboard import DashboardStats
+from evtool.core.dashboard import DashboardStats, Recent
 from evtool.tui.render import render
 from tests.conftest import evtool_cmd, gen_lines, records, run
 
@@ -239,3 +239,11 @@ def test_summary_line_quiet_and_output_file(tmp_path: Path) -> None:
     assert quiet.stderr == b"" and b"events by region and source" in quiet.stdout
     refused = run(["watch", "-o", "amqp"], stdin=data)
     assert refused.returncode == 2 and b"not to the broker" in refused.stderr
+
+
+def test_the_ids_watch_remembers_are_bounded() -> None:
+    recent = Recent(size=100)
+    assert not any(recent.seen(i) for i in range(1000))
+    assert len(recent.new) + len(recent.old) <= 200
+    assert all(recent.seen(i) for i in range(900, 1000))     # the latest are still known
+    assert not recent.seen(0)                               # the oldest were let go
