@@ -6,10 +6,8 @@ import click
 
 from evtool.cli.common import run_stage
 from evtool.cli.options import (
-    dead_letter_option,
     derived_max_line_option,
-    io_options,
-    metrics_port_option,
+    filter_options,
     option,
     partitions_option,
     positive,
@@ -20,10 +18,7 @@ from evtool.core.stats import Stats
 
 
 @click.command()
-@io_options
-@dead_letter_option
-@derived_max_line_option
-@metrics_port_option
+@filter_options(derived_max_line_option)
 @partitions_option
 @option("--partition", type=click.IntRange(min=0), default=0, show_default=True,
         help="Which partition this instance counts (0 .. --partitions - 1).")

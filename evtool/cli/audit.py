@@ -8,24 +8,14 @@ from typing import BinaryIO
 import click
 
 from evtool.cli.common import fail, run_stage
-from evtool.cli.options import (
-    dead_letter_option,
-    derived_max_line_option,
-    io_options,
-    metrics_port_option,
-    option,
-    positive,
-)
+from evtool.cli.options import derived_max_line_option, filter_options, option, positive
 from evtool.core.stats import Stats
 from evtool.store import StoreError, open_store
 from evtool.store.audit import AuditStage
 
 
 @click.command()
-@io_options
-@dead_letter_option
-@derived_max_line_option
-@metrics_port_option
+@filter_options(derived_max_line_option)
 @option("--db", default="audit.db", show_default=True, metavar="PATH",
         help="SQLite file, or a postgresql:// URL.")
 @option("--jsonl", default=None, metavar="PATH", help="Also append every stored record to this log.")

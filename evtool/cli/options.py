@@ -83,10 +83,18 @@ def fraction(_ctx: click.Context, param: click.Parameter, value: float) -> float
         raise click.BadParameter("must be a fraction between 0 and 1", param=param)
     return value
 
+
 metrics_port_option = option(
     "--metrics-port", type=click.IntRange(1, 65535), default=None, metavar="PORT",
     help="Serve Prometheus metrics of this stage on 127.0.0.1:PORT/metrics.",
 )
+
+
+
+def filter_options(max_line: Callable[[F], F]) -> Callable[[F], F]:
+    """What validate, aggregate and audit each take: I/O, dead letters, a line cap, metrics."""
+    return compose(io_options, dead_letter_option, max_line, metrics_port_option)
+
 
 partitions_option = option(
     "--partitions", type=click.IntRange(min=1), default=1, show_default=True,

@@ -5,14 +5,7 @@ from __future__ import annotations
 import click
 
 from evtool.cli.common import run_stage
-from evtool.cli.options import (
-    dead_letter_option,
-    io_options,
-    max_line_option,
-    metrics_port_option,
-    option,
-    partitions_option,
-)
+from evtool.cli.options import filter_options, max_line_option, option, partitions_option
 from evtool.core.model import REGIONS
 from evtool.core.stats import Stats
 from evtool.core.validation import EventValidator, ValidateStage
@@ -20,10 +13,7 @@ from evtool.schemas import builtin_schemas, schema_dir
 
 
 @click.command()
-@io_options
-@dead_letter_option
-@max_line_option
-@metrics_port_option
+@filter_options(max_line_option)
 @partitions_option
 @option("--schema-dir", "schema_dir_path", type=click.Path(file_okay=False), default=None,
         help="Read DIR/<source>.json as the payload schema of <source> (adds or replaces).")

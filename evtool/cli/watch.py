@@ -15,16 +15,7 @@ from rich.console import Console
 from rich.live import Live
 
 from evtool.cli.common import fail
-from evtool.cli.options import (
-    amqp_option,
-    connect_timeout_option,
-    input_option,
-    metrics_port_option,
-    option,
-    output_option,
-    prefetch_option,
-    quiet_option,
-)
+from evtool.cli.options import io_options, metrics_port_option, option
 from evtool.cli.run import ExitStatus, Interrupted, Signals, say
 from evtool.cli.serve import serve, serve_metrics
 from evtool.core.dashboard import DashboardStats
@@ -70,12 +61,7 @@ def parse_address(text: str) -> tuple[str, int]:
 
 
 @click.command()
-@input_option
-@output_option
-@amqp_option
-@connect_timeout_option
-@prefetch_option
-@quiet_option
+@io_options
 @option("--once", is_flag=True, help="No live screen: read to the end, print a summary.")
 @option("--json", "as_json", is_flag=True, help="With --once: the summary as one JSON object.")
 @metrics_port_option
