@@ -14,6 +14,8 @@ from evtool.core.aggregate import AggregateConfig, AggregateStage
 from evtool.core.generator import GenConfig, Generator
 from evtool.core.records import iso_utc
 from evtool.core.stats import Stats
+from evtool.schemas import load_pack
+from tests.conftest import checker
 from tests.reference import event_time
 
 T0_US = 1_795_000_000 * 1_000_000
@@ -22,10 +24,10 @@ T0_US = 1_795_000_000 * 1_000_000
 def measure(windows: int, burst_probability: float, burst_size: int = 50, seed: int = 1,
             window: float = 5.0, rate: float = 10.0) -> dict:
     count = int(windows * window * rate)
-    cfg = GenConfig(start_us=T0_US, count=count, seed=seed, rate=rate,
+    cfg = GenConfig(start_us=T0_US, pack=load_pack(), count=count, seed=seed, rate=rate,
                     burst_probability=burst_probability, burst_size=burst_size)
     lines = [e.line for e in Generator(cfg)]
-    stage = AggregateStage(AggregateConfig(window=window), Stats())
+    stage = AggregateStage(AggregateConfig(window=window), Stats(), checker())
     out: list[bytes] = []
     for i in range(0, len(lines), 5000):
         stage.process(lines[i:i + 5000], out, out)

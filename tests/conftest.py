@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -9,7 +10,22 @@ from pathlib import Path
 
 import pytest
 
+from evtool.core.derived import DerivedChecker
+from evtool.core.validation import EventValidator
+from evtool.schemas import derived_schemas, load_pack
+
 START = "2026-11-26T00:00:00Z"
+
+
+@functools.cache
+def checker() -> DerivedChecker:
+    """The derived-record checks every stage applies."""
+    return DerivedChecker(derived_schemas())
+
+
+@functools.cache
+def pack_validator(pack: str = "evtool") -> EventValidator:
+    return EventValidator(load_pack(pack))
 
 
 def evtool_cmd(*args: str) -> list[str]:
@@ -88,3 +104,28 @@ def vhost() -> str:
     rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
     yield f"amqp://guest:guest@127.0.0.1:5672/{name}"
     subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], capture_output=True, timeout=120)
+
+
+PG = "postgresql://postgres@127.0.0.1:5432"
+
+
+def psql(db: str, sql: str) -> str:
+    return subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", db, "-tAc", sql],
+                          capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+
+
+@pytest.fixture
+def pg_database() -> str:
+    """A database of this test's own on the local PostgreSQL (dropped after)."""
+    import uuid
+
+    try:
+        psql("postgres", "SELECT 1")
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        if os.environ.get("EVTOOL_TEST_BROKER") == "required":
+            pytest.fail("no PostgreSQL on 127.0.0.1:5432")
+        pytest.skip("no PostgreSQL on 127.0.0.1:5432")
+    name = f"evtool_test_{uuid.uuid4().hex[:10]}"
+    psql("postgres", f"CREATE DATABASE {name}")
+    yield name
+    psql("postgres", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

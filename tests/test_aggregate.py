@@ -14,6 +14,8 @@ from evtool.core.aggregate import AggregateConfig, AggregateStage
 from evtool.core.generator import GenConfig, Generator
 from evtool.core.records import name_id
 from evtool.core.stats import Stats
+from evtool.schemas import load_pack
+from tests.conftest import checker
 from tests.reference import reference, windows_of
 
 T0 = 1_795_000_000.0
@@ -22,7 +24,7 @@ SOURCES = ("security.incident", "migration.case")
 
 
 def aggregate(lines: list[bytes], **cfg) -> tuple[list[dict], Stats]:
-    stage = AggregateStage(AggregateConfig(**cfg), Stats())
+    stage = AggregateStage(AggregateConfig(**cfg), Stats(), checker())
     out: list[bytes] = []
     for start in range(0, len(lines), 7):           # odd batch sizes: state spans batches
         stage.process(lines[start:start + 7], out, out)
@@ -40,7 +42,7 @@ def event(at: float, rng: random.Random) -> bytes:
 
 
 def test_matches_reference_on_generator_output_with_disorder_and_duplicates() -> None:
-    cfg = GenConfig(start_us=int(T0 * 1e6), count=5000, seed=4, rate=50, duplicates=0.05,
+    cfg = GenConfig(start_us=int(T0 * 1e6), pack=load_pack(), count=5000, seed=4, rate=50, duplicates=0.05,
                     out_of_order=0.2, max_delay=3)
     lines = [e.line for e in Generator(cfg)]
     for lateness in (0, 1, 3):
@@ -92,7 +94,7 @@ def test_forward_passes_counted_events_and_derived_records_but_not_duplicates() 
 
 
 def test_recomputation_gives_the_same_ids_and_output() -> None:
-    cfg = GenConfig(start_us=int(T0 * 1e6), count=2000, seed=9, duplicates=0.02)
+    cfg = GenConfig(start_us=int(T0 * 1e6), pack=load_pack(), count=2000, seed=9, duplicates=0.02)
     lines = [e.line for e in Generator(cfg)]
     assert aggregate(lines, window=5)[0] == aggregate(lines, window=5)[0]
 
@@ -143,7 +145,7 @@ def test_disorder_within_lateness_and_duplicates_do_not_change_windows(case, win
 
 def test_input_is_safe_to_ack_only_once_its_windows_are_out() -> None:
     rng = random.Random(6)
-    stage = AggregateStage(AggregateConfig(window=5), Stats())
+    stage = AggregateStage(AggregateConfig(window=5), Stats(), checker())
     out: list[bytes] = []
     stage.process([event(T0 + 1, rng)], out, out)          # batch 1 counts into [T0, T0+5)
     stage.process([event(T0 + 2, rng)], out, out)          # batch 2 as well

@@ -7,15 +7,14 @@ import signal
 import subprocess
 import time
 
+import click
 import orjson
 import pytest
 from click.testing import CliRunner
 
 from evtool.cli import cli
-from evtool.core.model import REGIONS
 from evtool.core.validation import EventValidator
-from evtool.schemas import builtin_schemas
-from tests.conftest import START, evtool_cmd, gen_lines, pipeline, records, run
+from tests.conftest import START, evtool_cmd, gen_lines, pack_validator, pipeline, records, run
 from tests.reference import reference, windows_of
 
 
@@ -37,8 +36,7 @@ def test_three_stage_pipe_counts_every_distinct_valid_event() -> None:
 
 @functools.cache
 def _validator() -> EventValidator:
-    env, payloads = builtin_schemas()
-    return EventValidator(env, payloads, REGIONS, payloads)
+    return pack_validator()
 
 
 def _valid(line: bytes) -> bool:
@@ -115,7 +113,10 @@ def test_unreadable_input_file_exits_1() -> None:
 
 def test_every_command_has_help_with_an_example() -> None:
     runner = CliRunner()
-    for name, command in cli.commands.items():
+    names = cli.list_commands(click.Context(cli))
+    assert names == ["gen", "validate", "aggregate", "audit", "replay", "watch"]
+    for name in names:
+        command = cli.get_command(click.Context(cli), name)
         result = runner.invoke(cli, [name, "--help"])
         assert result.exit_code == 0
         assert command.help and "Example" in result.output, name

@@ -8,11 +8,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evtool.core.aggregate import AggregateConfig, AggregateStage
-from evtool.core.model import REGIONS
 from evtool.core.records import reject_oversize
 from evtool.core.stats import Stats
-from evtool.core.validation import EventValidator, ValidateStage
-from evtool.schemas import builtin_schemas
+from evtool.core.validation import ValidateStage
+from tests.conftest import checker, pack_validator
 from tests.test_schema import BASE
 
 CAP = 2048
@@ -55,9 +54,8 @@ def counted_in(batch: list[bytes]) -> int:
 @SETTINGS
 @given(lines)
 def test_validate_never_raises_and_accounts_for_every_line(batch) -> None:
-    env, payloads = builtin_schemas()
     stats = Stats()
-    out, dead = run_stage(ValidateStage(EventValidator(env, payloads, REGIONS, payloads), stats,
+    out, dead = run_stage(ValidateStage(pack_validator(), checker(), stats,
                                         CAP), stats, "validate", batch)
     assert counted_in(batch) == len(out) + len(dead)
     assert stats.in_ == counted_in(batch)
@@ -69,7 +67,7 @@ def test_validate_never_raises_and_accounts_for_every_line(batch) -> None:
 @given(lines)
 def test_aggregate_never_raises_and_accounts_for_every_line(batch) -> None:
     stats = Stats()
-    stage = AggregateStage(AggregateConfig(forward=True), stats)
+    stage = AggregateStage(AggregateConfig(forward=True), stats, checker())
     out, dead = run_stage(stage, stats, "aggregate", batch)
     derived = sum(1 for x in out if orjson.loads(x).get("kind") in ("window", "metric", "alert"))
     passed = len(out) - derived

@@ -8,17 +8,20 @@ from datetime import datetime
 import orjson
 
 from evtool.core.generator import GenConfig, Generator
-from evtool.core.model import REGIONS, SOURCES
 from evtool.core.stats import Stats
-from evtool.core.validation import EventValidator, ValidateStage
-from evtool.schemas import builtin_schemas
-from tests.conftest import gen_lines
+from evtool.core.validation import ValidateStage
+from evtool.schemas import load_pack
+from tests.conftest import checker, gen_lines, pack_validator
+
+PACK = load_pack()
+REGIONS, SOURCES = PACK.regions, PACK.sources
 
 T0_US = 1_795_000_000 * 1_000_000
 
 
 def lines(**kw) -> list[bytes]:
-    return [e.line for e in Generator(GenConfig(start_us=T0_US, seed=kw.pop("seed", 1), **kw))]
+    return [e.line for e in Generator(GenConfig(start_us=T0_US, pack=kw.pop("pack", PACK),
+                                                seed=kw.pop("seed", 1), **kw))]
 
 
 def times(events: list[dict]) -> list[float]:
@@ -26,8 +29,7 @@ def times(events: list[dict]) -> list[float]:
 
 
 def validate(data: list[bytes]) -> tuple[list[bytes], Stats]:
-    env, payloads = builtin_schemas()
-    stage = ValidateStage(EventValidator(env, payloads, REGIONS, payloads), Stats(), 1 << 20)
+    stage = ValidateStage(pack_validator(), checker(), Stats(), 1 << 20)
     out: list[bytes] = []
     stage.process(data, out, out)
     return out, stage.stats

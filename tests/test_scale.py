@@ -7,39 +7,23 @@ import os
 import signal
 import subprocess
 import time
-import uuid
 
 import pytest
 
-from tests.conftest import START, evtool_cmd, gen_lines, records, run
+from tests.conftest import PG, START, evtool_cmd, gen_lines, psql, records, run
 from tests.test_broker import Stage
 
 pytestmark = pytest.mark.broker
-PG = "postgresql://postgres@127.0.0.1:5432"
 GEN = ["--count", "100000", "--seed", "31", "--start", START, "--duplicates", "0.02", "--rate", "10000"]
 LATENESS = "600"      # three validates interleave their batches: order is kept to within a few 100 s
 
 
-def psql(db: str, sql: str) -> str:
-    return subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", db, "-tAc", sql],
-                          capture_output=True, text=True, check=True, timeout=60).stdout.strip()
-
-
 @pytest.fixture
-def pgdb(vhost):
-    """A database of this test's own on the local PostgreSQL (the broker vhost comes along)."""
-    try:
-        psql("postgres", "SELECT 1")
-    except (subprocess.CalledProcessError, FileNotFoundError):
-        if os.environ.get("EVTOOL_TEST_BROKER") == "required":
-            pytest.fail("no PostgreSQL on 127.0.0.1:5432")
-        pytest.skip("no PostgreSQL on 127.0.0.1:5432")
+def pgdb(vhost, pg_database):
+    """A database of this test's own on the local PostgreSQL, and a broker vhost."""
     subprocess.run(["rabbitmq-plugins", "-q", "enable", "rabbitmq_consistent_hash_exchange"],
                    capture_output=True, check=True, timeout=120)
-    name = f"evtool_test_{uuid.uuid4().hex[:10]}"
-    psql("postgres", f"CREATE DATABASE {name}")
-    yield vhost, name
-    psql("postgres", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    return vhost, pg_database
 
 
 def single_process_metrics() -> dict[str, int]:

@@ -12,13 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from evtool.core.checks import predicate
 from evtool.core.generator import GenConfig, Generator
-from evtool.core.invalid import MUTATIONS
-from evtool.core.model import REGIONS
+from evtool.core.invalid import mutations_for
 from evtool.core.stats import Stats
 from evtool.core.validation import EventValidator, ValidateStage
-from evtool.schemas import builtin_schemas
-from tests.conftest import records, run
+from evtool.schemas import load_pack
+from tests.conftest import checker, pack_validator, records, run
 
 SEC = {"incident_type": "robbery", "severity": 3, "reported_by": "citizen"}
 SUR = {"respondent_age": 40, "victimized": True, "perceived_safety": 3, "reported_to_police": True}
@@ -123,13 +123,13 @@ LAX_IN_JSONSCHEMA = {"origin_country trailing newline"}
 
 @pytest.fixture(scope="module")
 def validator() -> EventValidator:
-    env, payloads = builtin_schemas()
-    return EventValidator(env, payloads, REGIONS, payloads)
+    return pack_validator()
 
 
 def independent_verdict(event: dict) -> bool:
     """The shipped schemas read by another implementation (jsonschema, Draft 7, formats on)."""
-    env, payloads = builtin_schemas()
+    pack = load_pack()
+    env, payloads = pack.envelope, pack.payloads
     checker = jsonschema.Draft7Validator.FORMAT_CHECKER
     if not jsonschema.Draft7Validator(env, format_checker=checker).is_valid(event):
         return False
@@ -185,10 +185,15 @@ def test_over_the_line_cap_is_too_large_and_the_next_line_survives() -> None:
     assert second == BASE
 
 
-def test_records_with_kind_pass_unchanged(validator) -> None:
-    line = b'{"kind":"metric","metric_id":"x","total":3}'
-    result = run(["validate", "-q"], stdin=line + b"\n")
-    assert result.stdout == line + b"\n"
+def test_unknown_kinds_pass_unchanged_and_broken_known_kinds_are_dead_letters() -> None:
+    unknown = b'{"kind":"heartbeat","n":[1,2]}'
+    broken = b'{"kind":"metric","metric_id":"x","total":3}'
+    result = run(["validate", "-q"], stdin=unknown + b"\n" + broken + b"\n")
+    first, second = result.stdout.splitlines()
+    assert first == unknown
+    letter = orjson.loads(second)
+    assert letter["reason"] == "schema" and letter["raw"] == broken.decode()
+    assert "date" in letter["error"] and result.returncode == 0
 
 
 def test_regions_option_changes_the_allowed_set() -> None:
@@ -222,14 +227,21 @@ def test_broken_schema_dir_is_a_usage_error(tmp) -> None:
     assert b"x.json" in result.stderr
 
 
+def gen_predicate(schema: dict):
+    return predicate(schema, "if")
+
+
 def test_generator_invalid_catalogue_is_all_rejected(validator) -> None:
     rng = random.Random(5)
-    base = Generator(GenConfig(start_us=0, seed=1)).event(1_795_000_000_000_000)
-    stage = ValidateStage(validator, Stats(), 1 << 20)
-    for mutate in MUTATIONS:
+    gen = Generator(GenConfig(start_us=0, pack=load_pack(), seed=1))
+    stage = ValidateStage(validator, checker(), Stats(), 1 << 20)
+    for mutation in mutations_for(load_pack(), gen_predicate):
+        line = None
+        while line is None:
+            line = mutation.apply(rng, gen.event(1_795_000_000_000_000, mutation.source))
         out: list[bytes] = []
-        stage.process([mutate(rng, copy.deepcopy(base))], out, out)
-        assert b'"kind":"deadletter"' in out[0], mutate.__name__
+        stage.process([line], out, out)
+        assert b'"kind":"deadletter"' in out[0], mutation.name
 
 
 # The fast path may only accept what the compiled schemas accept.

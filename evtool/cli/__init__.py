@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import traceback
@@ -9,27 +10,39 @@ import traceback
 import click
 
 from evtool import __version__
-from evtool.cli.aggregate import aggregate
-from evtool.cli.audit import audit
-from evtool.cli.gen import gen
-from evtool.cli.replay import replay
+from evtool.cli.packs import list_packs, show_pack
 from evtool.cli.tuning import hide_secrets_from_title, tune_runtime
-from evtool.cli.validate import validate
-from evtool.cli.watch import watch
+
+SUBCOMMANDS = ("gen", "validate", "aggregate", "audit", "replay", "watch")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class LazyGroup(click.Group):
+    """Imports a subcommand's module only when it runs: every stage starts without the others'."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(SUBCOMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in SUBCOMMANDS:
+            return None
+        command = getattr(importlib.import_module(f"evtool.cli.{cmd_name}"), cmd_name)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="evtool")
+@click.option("--list-packs", is_flag=True, expose_value=False, is_eager=True, callback=list_packs,
+              help="List the built-in packs and exit.")
+@click.option("--show-pack", metavar="NAME|DIR", expose_value=False, is_eager=True,
+              callback=show_pack, help="Show what a pack holds (sources, regions, fields) and exit.")
 def cli() -> None:
     """Composable filters for event pipelines, over pipes or RabbitMQ.
 
     \b
     evtool gen --count 1000 --seed 1 | evtool validate | evtool aggregate
     """
-
-
-for command in (gen, validate, aggregate, audit, replay, watch):
-    cli.add_command(command)
 
 
 def main() -> None:

@@ -14,7 +14,9 @@ from evtool.cli.options import (
 )
 from evtool.core.aggregate import AggregateConfig, AggregateStage
 from evtool.core.anomaly import AlertConfig
+from evtool.core.derived import DerivedChecker
 from evtool.core.stats import Stats
+from evtool.schemas import derived_schemas
 
 
 @click.command()
@@ -63,7 +65,8 @@ def aggregate(
     cfg = AggregateConfig(window=window, lateness=lateness, forward=forward,
                           dedupe_horizon=dedupe_horizon, alerts=alerts,
                           partition=partition if partitions > 1 else None)
-    run_stage("aggregate", lambda: AggregateStage(cfg, Stats()), input_spec=input_spec,
+    run_stage("aggregate", lambda: AggregateStage(cfg, Stats(), DerivedChecker(derived_schemas())),
+              input_spec=input_spec,
               output_spec=output_spec, dead_letter_spec=dead_letter_spec, amqp_url=amqp_url,
               quiet=quiet, max_line_bytes=max_line_bytes,
               connect_timeout=connect_timeout, prefetch=prefetch,

@@ -9,7 +9,9 @@ import click
 
 from evtool.cli.common import fail, run_stage
 from evtool.cli.options import derived_max_line_option, filter_options, option, positive
+from evtool.core.derived import DerivedChecker
 from evtool.core.stats import Stats
+from evtool.schemas import derived_schemas
 from evtool.store import StoreError, open_store
 from evtool.store.audit import AuditStage
 
@@ -52,7 +54,8 @@ def audit(input_spec: str, output_spec: str, amqp_url: str, connect_timeout: flo
         except OSError as exc:
             fail("audit", f"cannot open {jsonl}: {exc.strerror}")
     try:
-        run_stage("audit", lambda: AuditStage(store, Stats(), batch_records=batch_records,
+        run_stage("audit", lambda: AuditStage(store, Stats(), DerivedChecker(derived_schemas()),
+                                              batch_records=batch_records,
                                               batch_seconds=batch_ms / 1000, jsonl=log),
                   input_spec=input_spec, output_spec=output_spec, dead_letter_spec=dead_letter_spec,
                   amqp_url=amqp_url, quiet=quiet, max_line_bytes=max_line_bytes,

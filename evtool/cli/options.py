@@ -49,6 +49,11 @@ prefetch_option = option(
     "--prefetch", type=click.IntRange(min=1), default=5000, show_default=True,
     help="Unacked broker messages in flight to this stage (raised automatically if it holds acks).",
 )
+pack_option = option(
+    "--pack", "pack_spec", default="evtool", show_default=True, metavar="NAME|DIR",
+    help="The pipeline's vocabulary: a built-in pack (evtool, lab3) or a pack folder "
+         "(see evtool --list-packs).",
+)
 output_options = compose(output_option, amqp_option, connect_timeout_option, quiet_option)
 io_options = compose(input_option, output_option, amqp_option, connect_timeout_option,
                      prefetch_option, quiet_option)

@@ -5,49 +5,53 @@ from __future__ import annotations
 import click
 
 from evtool.cli.common import run_stage
-from evtool.cli.options import filter_options, max_line_option, option, partitions_option
-from evtool.core.model import REGIONS
+from evtool.cli.options import (
+    filter_options,
+    max_line_option,
+    option,
+    pack_option,
+    partitions_option,
+)
+from evtool.cli.packs import pack_from_options
+from evtool.core.derived import DerivedChecker
 from evtool.core.stats import Stats
 from evtool.core.validation import EventValidator, ValidateStage
-from evtool.schemas import builtin_schemas, schema_dir
+from evtool.schemas import derived_schemas
 
 
 @click.command()
 @filter_options(max_line_option)
 @partitions_option
+@pack_option
 @option("--schema-dir", "schema_dir_path", type=click.Path(file_okay=False), default=None,
-        help="Read DIR/<source>.json as the payload schema of <source> (adds or replaces).")
+        help="Read DIR/<source>.json as the payload schema of <source>, over the pack's "
+             "(adds or replaces).")
 @option("--regions", default=None, metavar="LIST",
-        help="Comma-separated allowed regions [default: the 16 regions of Chile].")
+        help="Comma-separated allowed regions, replacing the pack's list.")
 def validate(
     input_spec: str, output_spec: str, amqp_url: str, connect_timeout: float, prefetch: int,
     quiet: bool, dead_letter_spec: str | None,
-    max_line_bytes: int, metrics_port: int | None, partitions: int,
+    max_line_bytes: int, metrics_port: int | None, partitions: int, pack_spec: str,
     schema_dir_path: str | None, regions: str | None,
 ) -> None:
-    """Check events against the contract's JSON Schemas.
+    """Check events against a pack's JSON Schemas (default: the evtool pack).
 
-    Valid events pass byte for byte; records with a `kind` pass unchanged; anything else becomes
-    a dead letter with its reason (json, encoding, too_large, schema), an error naming the field
-    and rule, and the raw line.
+    Valid events pass byte for byte; window, metric, alert and dead-letter records pass once
+    they pass their own schemas; other kinds pass unchanged; anything else becomes a dead letter
+    with its reason (json, encoding, too_large, schema), an error naming the field and rule,
+    and the raw line.
 
     \b
     Example:
       evtool gen --count 1000 --invalid 0.05 --seed 7 | evtool validate --dead-letter bad.ndjson
       evtool validate -i events.ndjson --schema-dir my-schemas/ --regions north,south
+      evtool validate --pack lab3 -i amqp -o amqp
     """
+    pack = pack_from_options(pack_spec, schema_dir_path, regions)
+
     def make() -> ValidateStage:
-        envelope, payloads = builtin_schemas()
-        shipped = set(payloads)
-        if schema_dir_path:
-            custom = schema_dir(schema_dir_path)
-            payloads.update(custom)
-            shipped -= set(custom)
-        allowed = [r.strip() for r in regions.split(",") if r.strip()] if regions else REGIONS
-        if not allowed:
-            raise ValueError("--regions: give at least one region")
-        validator = EventValidator(envelope, payloads, allowed, shipped)
-        return ValidateStage(validator, Stats(), max_line_bytes)
+        return ValidateStage(EventValidator(pack), DerivedChecker(derived_schemas()), Stats(),
+                             max_line_bytes)
 
     run_stage("validate", make, input_spec=input_spec, output_spec=output_spec,
               dead_letter_spec=dead_letter_spec, amqp_url=amqp_url, quiet=quiet,

@@ -19,6 +19,8 @@ from evtool.cli.options import io_options, metrics_port_option, option
 from evtool.cli.run import ExitStatus, Interrupted, Signals, say
 from evtool.cli.serve import serve, serve_metrics
 from evtool.core.dashboard import DashboardStats
+from evtool.core.derived import DerivedChecker
+from evtool.schemas import derived_schemas
 from evtool.transports.base import Source, TransportError
 from evtool.transports.spec import Endpoint, open_source
 from evtool.tui.render import render
@@ -31,7 +33,7 @@ class Reader:
 
     def __init__(self, source: Source) -> None:
         self.source = source
-        self.stats = DashboardStats()
+        self.stats = DashboardStats(checker=DerivedChecker(derived_schemas()))
         self.lock = threading.Lock()
         self.done = threading.Event()
         self.error: str | None = None
@@ -45,6 +47,8 @@ class Reader:
                     self.source.ack(batch.token)
         except TransportError as exc:
             self.error = str(exc)
+        except Exception as exc:  # the reader must never die silently, leaving records unread
+            self.error = f"internal error: {type(exc).__name__}: {exc}"
         finally:
             self.done.set()
 
@@ -141,7 +145,8 @@ def summary_line(snap: dict[str, Any], seconds: float) -> str:
     rate = snap["records"] / seconds if seconds > 0 else 0.0
     return (f"{snap['records']} records ({snap['events']} events, {snap['windows']} windows, "
             f"{snap['metrics']} metrics, {snap['alerts']['total']} alerts, "
-            f"{snap['deadletters']['total']} dead letters, {snap['unreadable']} unreadable), "
+            f"{snap['deadletters']['total']} dead letters, {snap['unreadable']} unreadable, "
+            f"{snap['rejected']} rejected), "
             f"{snap['repeated']} repeats ignored, {seconds:.2f} s, {rate:,.0f} records/s")
 
 

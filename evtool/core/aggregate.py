@@ -12,6 +12,7 @@ import orjson
 
 from evtool.core.anomaly import AlertConfig, AnomalyDetector
 from evtool.core.dedupe import Deduper, compact_id
+from evtool.core.derived import DerivedChecker
 from evtool.core.records import (
     deadletter,
     dumps,
@@ -98,9 +99,10 @@ def _field_problem(event: dict[str, Any]) -> str | None:
 class AggregateStage:
     """Processes batches of lines; output order: forwarded events, then windows as they close."""
 
-    def __init__(self, cfg: AggregateConfig, stats: Stats) -> None:
+    def __init__(self, cfg: AggregateConfig, stats: Stats, derived: DerivedChecker) -> None:
         self.cfg = cfg
         self.stats = stats
+        self.derived = derived
         self.windows = Windows(cfg.window, cfg.lateness)
         self.seen = Deduper(max(cfg.dedupe_horizon, cfg.window + cfg.lateness))
         self._needs: deque[float] = deque()
@@ -146,7 +148,12 @@ class AggregateStage:
                 dead.append(deadletter(STAGE, "schema", "an event must be a JSON object", line))
                 continue
             if "kind" in event:
-                out.append(line)
+                problem = self.derived.problem(event)
+                if problem is None:
+                    out.append(line)
+                else:
+                    stats.add_dead("schema")
+                    dead.append(deadletter(STAGE, "schema", problem, line))
                 continue
             try:
                 event_id, region, source = event["event_id"], event["region"], event["source"]

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from evtool.core.derived import DerivedChecker
 from evtool.core.records import parse_timestamp
 
 TREND = 30
@@ -53,7 +54,9 @@ class DashboardStats:
     recent: dict[str, dict[str, Any]] = field(default_factory=dict)
     newest_end: float | None = None
     repeated: int = 0
+    rejected: int = 0
     ids: Recent = field(default_factory=Recent)
+    checker: DerivedChecker | None = None
 
     def _repeat(self, key: Any) -> bool:
         """A window, metric or alert seen before (broker redelivery, or an aggregate restarted
@@ -78,6 +81,9 @@ class DashboardStats:
             kind = rec.get("kind")
             if kind is None:
                 self.events += 1
+                continue
+            if self.checker is not None and self.checker.problem(rec) is not None:
+                self.rejected += 1
             elif kind == "window":
                 self._window(rec)
             elif kind == "metric":
@@ -148,6 +154,7 @@ class DashboardStats:
             "deadletters": {"total": sum(self.dead.values()), "by_reason": dict(sorted(self.dead.items()))},
             "duplicates": self.duplicates,
             "repeated": self.repeated,
+            "rejected": self.rejected,
             "late": self.dead.get("late", 0),
             "alerts": {"total": self.alerts, "latest": list(self.recent_alerts)},
             "events_per_s": [{"window_start": w["window_start"],

@@ -8,32 +8,28 @@ is the shipped one (tests hold each check to its schema file).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from fastjsonschema.draft04 import CodeGeneratorDraft04
 
-from evtool.core import model
-
 Check = Callable[[Any], bool]
+Schema = dict[str, Any]
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _VERSION = re.compile(r"1\.[0-9]+")
 _COUNTRY = re.compile(r"[A-Z]{2}")
 # The very expression the schemas' "format": "date-time" compiles to, so both agree.
 _DATE_TIME = re.compile(CodeGeneratorDraft04.FORMAT_REGEXS["date-time"])
-_ENVELOPE = frozenset(model.EVENT_FIELDS)
-_INCIDENT = frozenset(("incident_type", "severity", "reported_by"))
-_SURVEY = frozenset(("respondent_age", "victimized", "perceived_safety", "reported_to_police"))
-_MIGRATION = frozenset(("case_type", "origin_country", "status", "applicants"))
-_INCIDENT_TYPES = frozenset(model.INCIDENT_TYPES)
-_REPORTERS = frozenset(model.REPORTERS)
-_CASE_TYPES = frozenset(model.CASE_TYPES)
-_CASE_STATUSES = frozenset(model.CASE_STATUSES)
 
 
-def envelope_check(regions: Iterable[str]) -> Check:
-    allowed = frozenset(regions)
+def _enum(schema: Schema, field: str) -> frozenset[str]:
+    """The allowed values of one property, read from the pack's schema (its one source of truth)."""
+    return frozenset(schema["properties"][field]["enum"])
+
+
+def envelope_check(envelope: Schema) -> Check:
+    allowed = _enum(envelope, "region")
     uuid, version, date_time = _UUID.fullmatch, _VERSION.fullmatch, _DATE_TIME.match
 
     def check(ev: Any) -> bool:
@@ -49,45 +45,63 @@ def envelope_check(regions: Iterable[str]) -> Check:
     return check
 
 
-def _security(p: dict[str, Any]) -> bool:
-    it, sev, rb = p["incident_type"], p["severity"], p["reported_by"]
-    return (type(it) is str and it in _INCIDENT_TYPES and type(sev) is int and 1 <= sev <= 5
-            and type(rb) is str and rb in _REPORTERS)
+def _security(schema: Schema) -> Callable[[dict[str, Any]], bool]:
+    types, reporters = _enum(schema, "incident_type"), _enum(schema, "reported_by")
+
+    def check(p: dict[str, Any]) -> bool:
+        it, sev, rb = p["incident_type"], p["severity"], p["reported_by"]
+        return (type(it) is str and it in types and type(sev) is int and 1 <= sev <= 5
+                and type(rb) is str and rb in reporters)
+
+    return check
 
 
-def _survey(p: dict[str, Any]) -> bool:
-    age, vic, safe, rep = (p["respondent_age"], p["victimized"], p["perceived_safety"],
-                           p["reported_to_police"])
-    return (type(age) is int and 15 <= age <= 110 and type(vic) is bool and type(safe) is int
-            and 1 <= safe <= 5 and type(rep) is bool and (vic or not rep))
+def _survey(schema: Schema) -> Callable[[dict[str, Any]], bool]:
+    def check(p: dict[str, Any]) -> bool:
+        age, vic, safe, rep = (p["respondent_age"], p["victimized"], p["perceived_safety"],
+                               p["reported_to_police"])
+        return (type(age) is int and 15 <= age <= 110 and type(vic) is bool and type(safe) is int
+                and 1 <= safe <= 5 and type(rep) is bool and (vic or not rep))
+
+    return check
 
 
-def _migration(p: dict[str, Any]) -> bool:
-    ct, oc, st, ap = p["case_type"], p["origin_country"], p["status"], p["applicants"]
-    return bool(type(ct) is str and ct in _CASE_TYPES and type(oc) is str and _COUNTRY.fullmatch(oc)
-                and type(st) is str and st in _CASE_STATUSES and type(ap) is int and 1 <= ap <= 50)
+def _migration(schema: Schema) -> Callable[[dict[str, Any]], bool]:
+    case_types, statuses = _enum(schema, "case_type"), _enum(schema, "status")
+    country = _COUNTRY.fullmatch
+
+    def check(p: dict[str, Any]) -> bool:
+        ct, oc, st, ap = p["case_type"], p["origin_country"], p["status"], p["applicants"]
+        return bool(type(ct) is str and ct in case_types and type(oc) is str and country(oc)
+                    and type(st) is str and st in statuses and type(ap) is int and 1 <= ap <= 50)
+
+    return check
 
 
-PAYLOAD_CHECKS: dict[str, tuple[frozenset[str], Callable[[dict[str, Any]], bool]]] = {
-    "security.incident": (_INCIDENT, _security),
-    "survey.victimization": (_SURVEY, _survey),
-    "migration.case": (_MIGRATION, _migration),
+PAYLOAD_CHECKS: dict[str, Callable[[Schema], Callable[[dict[str, Any]], bool]]] = {
+    "security.incident": _security,
+    "survey.victimization": _survey,
+    "migration.case": _migration,
 }
 
 
-def fast_accept(regions: Iterable[str], sources: Iterable[str]) -> Check:
+def fast_accept(envelope: Schema, payloads: Mapping[str, Schema], sources: Iterable[str]) -> Check:
     """True only for events certainly valid; `sources` are those still under the shipped schema."""
-    envelope = envelope_check(regions)
-    payloads = {s: PAYLOAD_CHECKS[s] for s in sources if s in PAYLOAD_CHECKS}
+    check_envelope = envelope_check(envelope)
+    fields = frozenset(envelope["properties"])
+    checks = {
+        s: (frozenset(payloads[s]["properties"]), PAYLOAD_CHECKS[s](payloads[s]))
+        for s in sources if s in PAYLOAD_CHECKS
+    }
 
     def accept(ev: Any) -> bool:
-        if type(ev) is not dict or ev.keys() != _ENVELOPE or not envelope(ev):
+        if type(ev) is not dict or ev.keys() != fields or not check_envelope(ev):
             return False
-        entry = payloads.get(ev["source"])
+        entry = checks.get(ev["source"])
         if entry is None:
             return False
-        fields, check = entry
+        keys, check = entry
         payload = ev["payload"]
-        return payload.keys() == fields and check(payload)
+        return payload.keys() == keys and check(payload)
 
     return accept

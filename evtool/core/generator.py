@@ -1,7 +1,9 @@
-"""Synthetic events on a simulated clock: bursts, duplicates, disorder and invalid input on demand."""
+"""Synthetic events from a pack's schemas on a simulated clock: bursts, duplicates, disorder and
+invalid input on demand."""
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import random
 from collections import deque
@@ -12,13 +14,27 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from evtool.core import model
-from evtool.core.invalid import MUTATIONS
+from evtool.core.checks import predicate
+from evtool.core.invalid import Mutation, mutations_for
+from evtool.core.pack import Pack, PackError, Schema
+from evtool.core.plan import Make, Planner, dict_builder, for_generation
+from evtool.core.validation import EventValidator
 
 MICROS = 1_000_000
 BURST_SPEEDUP = 50
 RECENT_FOR_DUPLICATES = 256
+SAMPLES = 24
+MUTATION_TRIES = 64
+ROLES = ("event_id", "timestamp", "region", "source", "payload")
 _VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+# Ways to write an instant, finest first: gen uses the first one the pack's envelope accepts.
+TIMESTAMP_FORMS: tuple[tuple[str, Callable[[str, int], str]], ...] = (
+    ("micro+00:00", lambda prefix, micro: f"{prefix}.{micro:06d}+00:00"),
+    ("microZ", lambda prefix, micro: f"{prefix}.{micro:06d}Z"),
+    ("milliZ", lambda prefix, micro: f"{prefix}.{micro // 1000:03d}Z"),
+    ("secondZ", lambda prefix, micro: f"{prefix}Z"),
+    ("second+00:00", lambda prefix, micro: f"{prefix}+00:00"),
+)
 
 
 @dataclass(frozen=True)
@@ -26,16 +42,16 @@ class GenConfig:
     """Everything that decides the output; equal configs give byte-identical streams."""
 
     start_us: int
+    pack: Pack
     count: int | None = None
     rate: float = 10.0
     seed: int | None = None
     burst_probability: float = 0.0
-    burst_size: int = 50
+    burst_size: int | None = None
     duplicates: float = 0.0
     out_of_order: float = 0.0
     max_delay: float = 5.0
     invalid: float = 0.0
-    regions: tuple[str, ...] = model.REGIONS
 
 
 class Emitted(NamedTuple):
@@ -53,21 +69,31 @@ class Generator:
         if cfg.rate <= 0:
             raise ValueError("rate must be positive")
         self.cfg = cfg
+        self.pack = cfg.pack
         self.rng = random.Random(cfg.seed)
         self.now_us = cfg.start_us
         self._recent: deque[bytes] = deque(maxlen=RECENT_FOR_DUPLICATES)
         self._held: list[tuple[int, int, bytes]] = []
         self._held_seq = 0
         self._burst_left = 0
-        self._burst_region = ""
-        self._burst_corr = ""
+        self._burst_fields: dict[str, Any] = {}
         self._ts_sec = -1
         self._ts_prefix = ""
         self.duplicates = 0
         self.invalid = 0
-        self._payloads: tuple[Callable[[], dict[str, Any]], ...] = (
-            self._security, self._survey, self._migration,
-        )
+        self._sources = [s for s in self.pack.sources if self.pack.weights[s] > 0]
+        cumulative, total = [], 0.0
+        for source in self._sources:
+            total += self.pack.weights[source]
+            cumulative.append(total)
+        self._cumulative, self._total_weight = cumulative, total
+        self._even = len(set(self.pack.weights[s] for s in self._sources)) == 1
+        self._form = TIMESTAMP_FORMS[0][1]
+        self._build: dict[str, Make] = {}
+        self._compile()
+        self._mutations = list(mutations_for(self.pack, lambda s: predicate(s, "an if")))
+        self._next_mutation = len(self._mutations)
+        self.rng.seed(cfg.seed)
 
     def uuid(self) -> str:
         """A version-4-shaped UUID from the seeded generator (uuid4() would break reproducibility)."""
@@ -80,69 +106,103 @@ class Generator:
             self._ts_sec = sec
             moment = datetime.fromtimestamp(sec, tz=timezone.utc)
             self._ts_prefix = moment.strftime("%Y-%m-%dT%H:%M:%S")
-        return f"{self._ts_prefix}.{micro:06d}+00:00"
+        return self._form(self._ts_prefix, micro)
+
+    def _now_timestamp(self) -> str:
+        return self.timestamp(self.now_us)
+
+    def _compile(self) -> None:
+        """Per source, the envelope's fields in order, each with its maker; then a check that what
+        they make passes the pack, and the first timestamp form it accepts."""
+        pack, rng = self.pack, self.rng
+        envelope = for_generation(pack.envelope)
+        env_planner = Planner(pack.envelope, rng, self, f"{pack.where}envelope.json",
+                              lambda s: predicate(s, "an if"))
+        props: dict[str, Any] = envelope.get("properties", {})
+        required = set(envelope.get("required", [])) | set(ROLES)
+        names = list(dict.fromkeys([*props, *ROLES]))
+        regions = pack.regions
+        if not regions:
+            raise PackError(f"{pack.where}envelope.json: 'region' needs an enum of regions")
+        common: dict[str, Make] = {
+            "event_id": self._id_maker(props.get("event_id"), env_planner),
+            "timestamp": self._now_timestamp,
+            "region": env_planner.choice(list(regions)),
+        }
+        fields: dict[str, list[tuple[str, Make, bool]]] = {}
+        for source in pack.sources:
+            where = f"{pack.where}payloads/{source}.json"
+            planner = Planner(pack.payloads[source], rng, self, where, lambda s: predicate(s, "an if"))
+            makers = {**common, "source": env_planner.choice([source]),
+                      "payload": planner.value(pack.payloads[source], "payload")}
+            fields[source] = [
+                (n, makers[n] if n in makers else env_planner.value(props[n], n), n in required)
+                for n in names
+            ]
+        self._build = {source: dict_builder(f, rng.random) for source, f in fields.items()}
+        self._pick_form(EventValidator(pack))
+
+    def _id_maker(self, schema: Schema | None, planner: Planner) -> Make:
+        return planner.value(schema) if schema else self.uuid
+
+    def _pick_form(self, validator: EventValidator) -> None:
+        first_error, start = "", self.now_us
+        for _name, form in TIMESTAMP_FORMS:
+            self._form, self._ts_sec = form, -1
+            error = next(filter(None, (validator.slow_error(self.event(self.now_us + i * 123_457, s))
+                                       for s in self.pack.sources for i in range(SAMPLES))), None)
+            self.now_us = start
+            if error is None:
+                return
+            first_error = first_error or error
+        raise PackError(f"{self.pack.where.rstrip(': /') or 'pack'}: gen cannot make events this "
+                        f"pack accepts ({first_error}); give the field examples or x-generate")
 
     def _pick(self, options: tuple[str, ...]) -> str:
         return options[int(self.rng.random() * len(options))]
 
-    def _int(self, low: int, high: int) -> int:
-        return low + int(self.rng.random() * (high - low + 1))
+    def source(self) -> str:
+        """A source drawn by the pack's weights."""
+        if self._even:
+            return self._sources[int(self.rng.random() * len(self._sources))]
+        at = self.rng.random() * self._total_weight
+        return self._sources[min(bisect.bisect_right(self._cumulative, at), len(self._sources) - 1)]
 
-    def _security(self) -> dict[str, Any]:
-        return {
-            "incident_type": self._pick(model.INCIDENT_TYPES),
-            "severity": self._int(1, 5),
-            "reported_by": self._pick(model.REPORTERS),
-        }
-
-    def _survey(self) -> dict[str, Any]:
-        victimized = self.rng.random() < 0.3
-        return {
-            "respondent_age": self._int(15, 90),
-            "victimized": victimized,
-            "perceived_safety": self._int(1, 5),
-            "reported_to_police": victimized and self.rng.random() < 0.4,
-        }
-
-    def _migration(self) -> dict[str, Any]:
-        return {
-            "case_type": self._pick(model.CASE_TYPES),
-            "origin_country": self._pick(model.COUNTRIES),
-            "status": self._pick(model.CASE_STATUSES),
-            "applicants": self._int(1, 6),
-        }
-
-    def event(self, at_us: int, source_index: int | None = None) -> dict[str, Any]:
+    def event(self, at_us: int, source: str | None = None) -> dict[str, Any]:
         """A valid event at simulated time `at_us`."""
-        if source_index is None:
-            source_index = int(self.rng.random() * 3)
-        return {
-            "event_id": self.uuid(),
-            "timestamp": self.timestamp(at_us),
-            "region": self._pick(self.cfg.regions),
-            "source": model.SOURCES[source_index],
-            "schema_version": "1.0",
-            "correlation_id": self.uuid(),
-            "payload": self._payloads[source_index](),
-        }
+        self.now_us = at_us
+        event: dict[str, Any] = self._build[source if source is not None else self.source()]()
+        return event
+
+    def bad_line(self) -> bytes:
+        """The next rule to break, in a shuffled cycle so that every rule is broken in turn."""
+        if self._next_mutation >= len(self._mutations):
+            self.rng.shuffle(self._mutations)
+            self._next_mutation = 0
+        mutation: Mutation = self._mutations[self._next_mutation]
+        self._next_mutation += 1
+        for _ in range(MUTATION_TRIES):
+            line = mutation.apply(self.rng, self.event(self.now_us, mutation.source))
+            if line is not None:
+                return line
+        return b"{}"
 
     def _advance(self) -> None:
         rate = self.cfg.rate * (BURST_SPEEDUP if self._burst_left else 1)
         self.now_us += int(self.rng.expovariate(rate) * MICROS)
 
     def _fresh(self) -> dict[str, Any]:
-        cfg = self.cfg
+        cfg, burst = self.cfg, self.pack.burst
         if self._burst_left:
             self._burst_left -= 1
-            ev = self.event(self.now_us, 0)
-            ev["region"] = self._burst_region
-            ev["correlation_id"] = self._burst_corr
+            ev = self.event(self.now_us, burst.source)
+            ev.update(self._burst_fields)
             return ev
         if cfg.burst_probability and self.rng.random() < cfg.burst_probability:
-            self._burst_left = cfg.burst_size - 1
-            ev = self.event(self.now_us, 0)
-            self._burst_region = ev["region"]
-            self._burst_corr = ev["correlation_id"]
+            size = cfg.burst_size or burst.low + int(self.rng.random() * (burst.high - burst.low + 1))
+            self._burst_left = size - 1
+            ev = self.event(self.now_us, burst.source)
+            self._burst_fields = {k: ev[k] for k in ("region", "correlation_id") if k in ev}
             return ev
         return self.event(self.now_us)
 
@@ -165,9 +225,8 @@ class Generator:
                 self.duplicates += 1
                 yield Emitted(self.now_us, self._recent[int(rng.random() * len(self._recent))], True)
             elif roll < dup_p + bad_p and not self._burst_left:
-                mutate = MUTATIONS[int(rng.random() * len(MUTATIONS))]
                 self.invalid += 1
-                yield Emitted(self.now_us, mutate(rng, self.event(self.now_us)), False)
+                yield Emitted(self.now_us, self.bad_line(), False)
             else:
                 line = orjson.dumps(self._fresh())
                 if ooo_p and rng.random() < ooo_p:

@@ -1,51 +1,37 @@
-"""Event validation against the envelope schema and one payload schema per source."""
+"""Event validation against a pack: its envelope schema and one payload schema per source."""
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable, Iterable
 from typing import Any
 
-import fastjsonschema
 import orjson
 
+from evtool.core.checks import Check, Invalid, compile_schema, describe, json_type
+from evtool.core.derived import DerivedChecker
 from evtool.core.fastpath import fast_accept
-from evtool.core.model import REGIONS
+from evtool.core.pack import Pack
 from evtool.core.records import deadletter, reject_unparsable
 from evtool.core.stats import Stats
 
-Check = Callable[..., Any]
 STAGE = "validate"
 
 
-def compile_schema(schema: dict[str, Any], what: str) -> Check:
-    """Compile once with fastjsonschema; a broken schema is a clear usage error, not a traceback."""
-    try:
-        return fastjsonschema.compile(schema)
-    except fastjsonschema.JsonSchemaDefinitionException as exc:
-        raise ValueError(f"{what}: invalid JSON Schema ({exc})") from None
-
-
 class EventValidator:
-    """Says why an event breaks the contract, or None when it is valid."""
+    """Says why an event breaks its pack's rules, or None when it is valid."""
 
-    def __init__(
-        self,
-        envelope: dict[str, Any],
-        payloads: dict[str, dict[str, Any]],
-        regions: Iterable[str] = REGIONS,
-        shipped_sources: Iterable[str] = (),
-    ) -> None:
-        """`shipped_sources`: sources whose payload schema is the shipped one (fast accepted)."""
-        regions = list(regions)
-        envelope = copy.deepcopy(envelope)
-        envelope["properties"]["region"]["enum"] = regions
-        self.accept = fast_accept(regions, shipped_sources)
-        self._envelope = compile_schema(envelope, "envelope schema")
-        self._payloads = {
-            source: compile_schema(schema, f"schema of {source}")
-            for source, schema in payloads.items()
+    def __init__(self, pack: Pack) -> None:
+        self.pack = pack
+        where = pack.where
+        self._envelope = compile_schema(pack.envelope, f"{where}envelope.json")
+        self._payloads: dict[str, Check] = {
+            source: compile_schema(schema, f"{where}payloads/{source}.json")
+            for source, schema in pack.payloads.items()
         }
+        if pack.is_shipped_evtool:
+            shipped = set(pack.payloads) - pack.overlaid
+            self.accept = fast_accept(pack.envelope, pack.payloads, shipped)
+        else:
+            self.accept = _never
 
     @property
     def sources(self) -> list[str]:
@@ -59,44 +45,35 @@ class EventValidator:
     def slow_error(self, event: Any) -> str | None:
         """The compiled schemas' verdict and, for an invalid event, what is wrong."""
         if not isinstance(event, dict):
-            return f"an event must be a JSON object, not {_json_type(event)}"
+            return f"an event must be a JSON object, not {json_type(event)}"
         try:
             self._envelope(event)
-            source = event["source"]
+            source = event.get("source")
+            if type(source) is not str:
+                return "source: missing or not a string"
             check = self._payloads.get(source)
             if check is None:
                 known = ", ".join(self.sources)
                 return f"source {source!r} is not one of the known sources ({known})"
+            if "payload" not in event:
+                return "payload: missing"
             check(event["payload"], name_prefix="payload")
-        except fastjsonschema.JsonSchemaValueException as exc:
-            return _describe(exc)
+        except Invalid as exc:
+            return describe(exc)
         return None
 
 
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    return {bool: "a boolean", int: "a number", float: "a number", str: "a string",
-            list: "an array"}.get(type(value), type(value).__name__)
-
-
-def _describe(exc: fastjsonschema.JsonSchemaValueException) -> str:
-    """fastjsonschema's message with its `data.` prefix dropped and the rule named."""
-    message = exc.message
-    if exc.rule == "const" and isinstance(exc.definition, dict):
-        message = f"{exc.name} must be {orjson.dumps(exc.definition.get('const')).decode()}"
-    if message.startswith("data."):
-        message = message[len("data."):]
-    elif message.startswith("data "):
-        message = "event " + message[len("data "):]
-    return f"{message} (rule: {exc.rule})" if exc.rule else message
+def _never(_event: Any) -> bool:
+    return False
 
 
 class ValidateStage:
     """Valid events pass byte for byte; invalid lines become dead letters; derived records pass."""
 
-    def __init__(self, validator: EventValidator, stats: Stats, max_line_bytes: int) -> None:
+    def __init__(self, validator: EventValidator, derived: DerivedChecker, stats: Stats,
+                 max_line_bytes: int) -> None:
         self.validator = validator
+        self.derived = derived
         self.stats = stats
         self.max_line_bytes = max_line_bytes
 
@@ -119,7 +96,12 @@ class ValidateStage:
                 out.append(line)
                 continue
             if type(obj) is dict and "kind" in obj:
-                out.append(line)
+                problem = self.derived.problem(obj)
+                if problem is None:
+                    out.append(line)
+                else:
+                    stats.add_dead("schema")
+                    dead.append(deadletter(STAGE, "schema", problem, line))
                 continue
             problem = error_of(obj)
             if problem is None:

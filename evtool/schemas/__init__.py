@@ -1,51 +1,86 @@
-"""The shipped JSON Schemas and the loader for a user's --schema-dir."""
+"""The shipped JSON Schemas (packs, derived records) and the loaders for a user's packs and --schema-dir."""
 
 from __future__ import annotations
 
 import json
 from importlib import resources
+from importlib.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-ENVELOPE = "envelope"
+from evtool.core.pack import Pack, PackError, check_schema, make_pack
+
+DEFAULT_PACK = "evtool"
+DERIVED_KINDS = ("window", "metric", "alert", "deadletter")
 
 
-def _read(text: str, where: str) -> dict[str, Any]:
+def _read(entry: Traversable | Path, where: str) -> Any:
     try:
-        schema = json.loads(text)
+        text = entry.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PackError(f"{where}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
+    try:
+        return json.loads(text)
     except ValueError as exc:
-        raise ValueError(f"{where}: not valid JSON ({exc})") from None
-    if not isinstance(schema, dict):
-        raise ValueError(f"{where}: a JSON Schema must be an object")
-    return schema
+        raise PackError(f"{where}: not valid JSON ({exc})") from None
 
 
-def builtin_schemas() -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """The envelope schema and the payload schema of each built-in source."""
-    folder = resources.files(__name__)
-    envelope: dict[str, Any] = {}
-    payloads: dict[str, dict[str, Any]] = {}
-    for entry in folder.iterdir():
-        if not entry.name.endswith(".json"):
-            continue
-        name = entry.name[: -len(".json")]
-        schema = _read(entry.read_text("utf-8"), entry.name)
-        if name == ENVELOPE:
-            envelope = schema
-        else:
-            payloads[name] = schema
-    return envelope, payloads
+def _packs_root() -> Traversable:
+    return resources.files(__name__).joinpath("packs")
+
+
+def builtin_packs() -> list[str]:
+    """Names of the packs shipped in the package."""
+    return sorted(e.name for e in _packs_root().iterdir() if e.is_dir() and not e.name.startswith("_"))
+
+
+def load_pack(spec: str | None = None) -> Pack:
+    """A built-in pack by name, or a pack folder by path; a PackError names what is wrong."""
+    spec = spec or DEFAULT_PACK
+    if spec in builtin_packs():
+        return _load(_packs_root().joinpath(spec), f"pack {spec}: ", builtin=True)
+    folder = Path(spec)
+    if not folder.is_dir():
+        known = ", ".join(builtin_packs())
+        raise PackError(f"--pack {spec}: neither a built-in pack ({known}) nor a directory")
+    return _load(folder, f"{folder}/", builtin=False)
+
+
+def _load(folder: Traversable | Path, where: str, builtin: bool) -> Pack:
+    for needed in ("pack.json", "envelope.json"):
+        if not folder.joinpath(needed).is_file():
+            raise PackError(f"{where}{needed}: missing (a pack holds pack.json, envelope.json "
+                            "and payloads/<source>.json)")
+    meta = _read(folder.joinpath("pack.json"), f"{where}pack.json")
+    envelope = _read(folder.joinpath("envelope.json"), f"{where}envelope.json")
+    payload_dir = folder.joinpath("payloads")
+    payloads: dict[str, Any] = {}
+    if payload_dir.is_dir():
+        for entry in sorted(payload_dir.iterdir(), key=lambda e: e.name):
+            if entry.name.endswith(".json") and entry.is_file():
+                name = entry.name[: -len(".json")]
+                payloads[name] = _read(entry, f"{where}payloads/{entry.name}")
+    return make_pack(meta, envelope, payloads, where, builtin)
 
 
 def schema_dir(path: str | Path) -> dict[str, dict[str, Any]]:
     """Every DIR/<source>.json of a user's --schema-dir, by source."""
     folder = Path(path)
     if not folder.is_dir():
-        raise ValueError(f"--schema-dir {path}: not a directory")
-    found = {
-        entry.name[: -len(".json")]: _read(entry.read_text("utf-8"), str(entry))
-        for entry in sorted(folder.glob("*.json"))
-    }
+        raise PackError(f"--schema-dir {path}: not a directory")
+    found: dict[str, dict[str, Any]] = {}
+    for entry in sorted(folder.glob("*.json")):
+        if not entry.is_file():
+            raise PackError(f"--schema-dir {entry}: not a file")
+        schema = _read(entry, str(entry))
+        check_schema(schema, str(entry))
+        found[entry.name[: -len(".json")]] = schema
     if not found:
-        raise ValueError(f"--schema-dir {path}: no <source>.json files in it")
+        raise PackError(f"--schema-dir {path}: no <source>.json files in it")
     return found
+
+
+def derived_schemas() -> dict[str, dict[str, Any]]:
+    """The JSON Schema of each derived record kind evtool knows."""
+    folder = resources.files(__name__).joinpath("records")
+    return {kind: _read(folder.joinpath(f"{kind}.json"), f"records/{kind}.json") for kind in DERIVED_KINDS}

@@ -10,6 +10,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from evtool.core.derived import DerivedChecker
 from evtool.core.records import deadletter, name_id, parse_timestamp, reject_unparsable
 from evtool.core.stats import Stats
 from evtool.store import Store
@@ -40,11 +41,13 @@ class AuditStage:
     releases the lines downstream. `unsafe_batches` says how many recent input batches are not
     yet committed, so a broker source acks only what is in the database."""
 
-    def __init__(self, store: Store, stats: Stats, *, batch_records: int = 100_000,
+    def __init__(self, store: Store, stats: Stats, derived: DerivedChecker, *,
+                 batch_records: int = 100_000,
                  batch_seconds: float = 1.0, jsonl: BinaryIO | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.stats = stats
+        self.derived = derived
         self.batch_records = batch_records
         self.batch_seconds = batch_seconds
         self.jsonl = jsonl
@@ -74,6 +77,10 @@ class AuditStage:
                 if type(record) is not dict:
                     raise ValueError("a record must be a JSON object")
                 if "kind" in record:
+                    problem = self.derived.problem(record)
+                    if problem is not None:
+                        self._reject(problem, line, None, now)
+                        continue
                     if self._add_derived(record, line, now):
                         self._stored.append(line)
                 else:
@@ -82,13 +89,17 @@ class AuditStage:
                     self._stored.append(line)
             except (KeyError, TypeError, ValueError) as exc:
                 event_id = record.get("event_id") if type(record) is dict else None
-                self.stats.add_dead("schema")
-                self._hold_dead(deadletter(STAGE, "schema", f"cannot store: {exc!s}", line, event_id), now)
+                what = f"{exc.args[0]}: missing" if isinstance(exc, KeyError) else str(exc)
+                self._reject(f"cannot store: {what}", line, event_id, now)
                 continue
             self._held.append(line)
         self.unsafe_batches += 1
         if len(self.rows) >= self.batch_records or self.clock() - self._since >= self.batch_seconds:
             self._commit(out, dead)
+
+    def _reject(self, problem: str, line: bytes, event_id: Any, now: str) -> None:
+        self.stats.add_dead("schema")
+        self._hold_dead(deadletter(STAGE, "schema", problem, line, event_id), now)
 
     def _hold_dead(self, letter: bytes, now: str) -> None:
         """audit's own rejects are stored too, and go out with the batch that commits them."""

@@ -1,0 +1,80 @@
+"""JSON Schemas compiled once (fastjsonschema), and their verdicts as one readable line."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import fastjsonschema
+import orjson
+
+from evtool.core.pack import PackError, Schema
+
+Check = Callable[..., Any]
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+# fastjsonschema knows no "uuid" format; without this a pack saying so would check nothing.
+FORMATS = {"uuid": UUID_PATTERN}
+Invalid = fastjsonschema.JsonSchemaValueException
+
+
+def _refuse(uri: str) -> Any:
+    raise PackError(f"$ref {uri!r}: schemas never fetch anything")
+
+
+# Every scheme urllib knows; a relative URI with no scheme cannot be opened at all.
+_NO_FETCH = {scheme: _refuse for scheme in ("http", "https", "file", "ftp", "data")}
+
+
+def _without_ids(schema: Any) -> Any:
+    """The schema without `$id`s: references then resolve inside this document, never by URL."""
+    if isinstance(schema, dict):
+        return {k: _without_ids(v) for k, v in schema.items() if k != "$id"}
+    if isinstance(schema, list):
+        return [_without_ids(v) for v in schema]
+    return schema
+
+
+def compile_schema(schema: Schema, what: str) -> Check:
+    """Compile once; a broken schema is a one-line PackError naming it, never a traceback."""
+    try:
+        return fastjsonschema.compile(_without_ids(schema), handlers=_NO_FETCH, formats=FORMATS,
+                                      use_default=False)
+    except PackError as exc:
+        raise PackError(f"{what}: {exc}") from None
+    except fastjsonschema.JsonSchemaDefinitionException as exc:
+        raise PackError(f"{what}: invalid JSON Schema ({exc})") from None
+    except Exception as exc:  # a bad regex or keyword value surfaces as anything
+        raise PackError(f"{what}: invalid JSON Schema ({type(exc).__name__}: {exc})") from None
+
+
+def predicate(schema: Schema, what: str) -> Callable[[Any], bool]:
+    """True when the value passes `schema`."""
+    check = compile_schema(schema, what)
+
+    def holds(value: Any) -> bool:
+        try:
+            check(value)
+        except Invalid:
+            return False
+        return True
+
+    return holds
+
+
+def json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "a number", float: "a number", str: "a string",
+            list: "an array", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def describe(exc: fastjsonschema.JsonSchemaValueException, what: str = "event") -> str:
+    """fastjsonschema's message with its `data.` prefix dropped and the rule named."""
+    message = exc.message
+    if exc.rule == "const" and isinstance(exc.definition, dict):
+        message = f"{exc.name} must be {orjson.dumps(exc.definition.get('const')).decode()}"
+    if message.startswith("data."):
+        message = message[len("data."):]
+    elif message.startswith("data "):
+        message = f"{what} " + message[len("data "):]
+    return f"{message} (rule: {exc.rule})" if exc.rule else message

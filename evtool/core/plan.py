@@ -1,0 +1,429 @@
+"""A JSON Schema compiled once into a function that makes values it accepts.
+
+Precedence for each schema: `x-generate` (keywords laid over the schema's own, for generation
+only), then `examples`, `const`, `enum`, then the type with its bounds, formats and patterns.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import re
+import string
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from evtool.core.pack import GENERATE, PackError, Schema
+from evtool.core.regexgen import Unsupported, regex_generator
+
+Make = Callable[[], Any]
+Check = Callable[[Any], bool]
+OPTIONAL_P = 0.5
+MAX_DEPTH = 24
+_LETTERS = string.ascii_lowercase
+_TYPES = ("string", "integer", "number", "boolean", "object", "array", "null")
+
+
+class Const:
+    """A fixed scalar."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __call__(self) -> Any:
+        return self.value
+
+    def expr(self, var: str) -> str:
+        return var
+
+    def bound(self) -> Any:
+        return self.value
+
+
+class Choice:
+    """One of a list of scalars."""
+
+    def __init__(self, options: list[Any], rand: Callable[[], float]) -> None:
+        self.options, self.n, self.rand = options, len(options), rand
+
+    def __call__(self) -> Any:
+        return self.options[int(self.rand() * self.n)]
+
+    def expr(self, var: str) -> str:
+        return f"{var}[int(rand() * {self.n})]"
+
+    def bound(self) -> Any:
+        return self.options
+
+
+class IntRange:
+    """An integer in [low, low + span)."""
+
+    def __init__(self, low: int, span: int, rand: Callable[[], float]) -> None:
+        self.low, self.span, self.rand = low, span, rand
+
+    def __call__(self) -> int:
+        return self.low + int(self.rand() * self.span)
+
+    def expr(self, var: str) -> str:
+        return f"({self.low} + int(rand() * {self.span}))"
+
+    def bound(self) -> Any:
+        return None
+
+
+class Coin:
+    """True or False, evenly."""
+
+    def __init__(self, rand: Callable[[], float]) -> None:
+        self.rand = rand
+
+    def __call__(self) -> bool:
+        return self.rand() < 0.5
+
+    def expr(self, var: str) -> str:
+        return "(rand() < 0.5)"
+
+    def bound(self) -> Any:
+        return None
+
+
+Inline = (Const, Choice, IntRange, Coin)
+
+
+def dict_builder(fields: list[tuple[str, Make, bool]], rand: Callable[[], float]) -> Make:
+    """One straight-line function that builds the object: no loop, scalar draws inlined.
+
+    Optional fields are kept in order, each present with probability OPTIONAL_P.
+    """
+    ns: dict[str, Any] = {"rand": rand}
+    body, literal = [], True
+    head: list[str] = []
+    for i, (name, make, required) in enumerate(fields):
+        var = f"m{i}"
+        if isinstance(make, Inline):
+            ns[var] = make.bound()
+            value = make.expr(var)
+        else:
+            ns[var] = make
+            value = f"{var}()"
+        if literal and required:
+            head.append(f"{name!r}: {value}")
+            continue
+        literal = False
+        line = f"    d[{name!r}] = {value}"
+        body.append(line if required else f"    if rand() < {OPTIONAL_P}:\n    {line}")
+    source = "def build():\n    d = {" + ", ".join(head) + "}\n" + "\n".join(body) + "\n    return d\n"
+    exec(compile(source, "<evtool plan>", "exec"), ns)
+    built: Make = ns["build"]
+    return built
+
+
+class Clock(Protocol):
+    """Where the simulated time and the seeded ids come from."""
+
+    now_us: int
+
+    def uuid(self) -> str: ...
+
+
+def for_generation(schema: Any) -> Any:
+    """The schema with its `x-generate` keywords laid over its own."""
+    if isinstance(schema, dict) and isinstance(schema.get(GENERATE), dict):
+        merged = {k: v for k, v in schema.items() if k != GENERATE}
+        merged.update(schema[GENERATE])
+        return merged
+    return schema
+
+
+def resolve(root: Schema, ref: str, where: str) -> Any:
+    """A '#/a/b' reference inside `root` (references elsewhere were refused at load)."""
+    target: Any = root
+    for part in ref.lstrip("#").split("/"):
+        if not part:
+            continue
+        part = part.replace("~1", "/").replace("~0", "~")
+        if isinstance(target, dict) and part in target:
+            target = target[part]
+        elif isinstance(target, list) and part.isdigit() and int(part) < len(target):
+            target = target[int(part)]
+        else:
+            raise PackError(f"{where}: $ref {ref!r} points at nothing")
+    return target
+
+
+class Planner:
+    """Compiles the schemas of one document (its root resolves `$ref`s)."""
+
+    def __init__(self, root: Schema, rng: random.Random, clock: Clock, where: str,
+                 compile_check: Callable[[Schema], Check]) -> None:
+        self.root = root
+        self.rng = rng
+        self.clock = clock
+        self.where = where
+        self.compile_check = compile_check
+
+    def value(self, schema: Any, path: str = "", depth: int = 0) -> Make:
+        if depth > MAX_DEPTH:
+            raise PackError(f"{self.where}: {path or 'the schema'} nests too deep to generate")
+        if schema is True or schema == {} or schema is None:
+            return self.word(3, 8)
+        if schema is False:
+            raise PackError(f"{self.where}: {path} allows no value at all")
+        s = for_generation(schema)
+        if "$ref" in s:
+            return self.value(resolve(self.root, s["$ref"], self.where), path, depth + 1)
+        if isinstance(s.get("examples"), list) and s["examples"]:
+            return self.choice(s["examples"])
+        if "const" in s:
+            return self.choice([s["const"]])
+        if isinstance(s.get("enum"), list) and s["enum"]:
+            return self.choice(s["enum"])
+        if isinstance(s.get("allOf"), list):
+            merged = {k: v for k, v in s.items() if k != "allOf"}
+            for part in s["allOf"]:
+                merged = _merge(merged, for_generation(part))
+            return self.value(merged, path, depth + 1)
+        for key in ("anyOf", "oneOf"):
+            if isinstance(s.get(key), list) and s[key]:
+                rest = {k: v for k, v in s.items() if k != key}
+                return self.value(_merge(rest, for_generation(s[key][0])), path, depth + 1)
+        kind = _type_of(s)
+        if kind == "object":
+            return self.object(s, path, depth)
+        if kind == "array":
+            return self.array(s, path, depth)
+        if kind == "string":
+            return self.string(s, path)
+        if kind in ("integer", "number"):
+            return self.number(s, kind == "integer", path)
+        if kind == "boolean":
+            return Coin(self.rng.random)
+        if kind == "null":
+            return lambda: None
+        return self.word(3, 8)
+
+    def choice(self, options: list[Any]) -> Make:
+        rand, n = self.rng.random, len(options)
+        if all(not isinstance(o, (dict, list)) for o in options):
+            return Const(options[0]) if n == 1 else Choice(list(options), rand)
+        return lambda: copy.deepcopy(options[int(rand() * n)])
+
+    def word(self, low: int, high: int) -> Make:
+        rand, span = self.rng.random, high - low + 1
+        return lambda: "".join([_LETTERS[int(rand() * 26)] for _ in range(low + int(rand() * span))])
+
+    def string(self, s: Schema, path: str) -> Make:
+        fmt, pattern = s.get("format"), s.get("pattern")
+        if fmt in _FORMATS:
+            return _FORMATS[fmt](self)
+        if isinstance(pattern, str):
+            return self.pattern(pattern, path)
+        low = max(int(s.get("minLength", 3)), 0)
+        high = max(int(s.get("maxLength", low + 8)), low)
+        return self.word(low, min(high, low + 12))
+
+    def pattern(self, pattern: str, path: str) -> Make:
+        """A UUID-shaped pattern takes the seeded UUIDs; any other is generated from its tree."""
+        compiled = re.compile(pattern)
+        samples = [self.clock.uuid() for _ in range(8)]
+        if all(compiled.search(u) for u in samples):
+            return self.clock.uuid
+        try:
+            make = regex_generator(pattern, self.rng)
+        except Unsupported as exc:
+            raise PackError(f"{self.where}: cannot generate {path or 'a string'} from pattern "
+                            f"{pattern!r} ({exc}); give it examples or x-generate") from None
+        if not all(compiled.search(make()) for _ in range(16)):
+            raise PackError(f"{self.where}: cannot generate {path or 'a string'} from pattern "
+                            f"{pattern!r}; give it examples or x-generate")
+        return make
+
+    def number(self, s: Schema, integer: bool, path: str) -> Make:
+        low, high = _bounds(s, integer)
+        step = s.get("multipleOf")
+        rand = self.rng.random
+        if isinstance(step, (int, float)) and step > 0:
+            first, last = math.ceil(low / step), math.floor(high / step)
+            if first > last:
+                raise PackError(f"{self.where}: no multiple of {step} fits the bounds of {path}")
+            digits = max(0, -math.floor(math.log10(step))) if step < 1 else 0
+            span = last - first + 1
+            if integer or (float(step).is_integer() and digits == 0):
+                return lambda: int((first + int(rand() * span)) * step)
+            return lambda: round((first + int(rand() * span)) * step, digits)
+        if integer:
+            ilow, span = math.ceil(low), math.floor(high) - math.ceil(low) + 1
+            if span < 1:
+                raise PackError(f"{self.where}: no integer fits the bounds of {path}")
+            return IntRange(ilow, span, rand)
+        width = high - low
+        return lambda: round(low + rand() * width, 4)
+
+    def object(self, s: Schema, path: str, depth: int) -> Make:
+        props: dict[str, Any] = s["properties"] if isinstance(s.get("properties"), dict) else {}
+        required = [r for r in s.get("required", []) if isinstance(r, str)]
+        fields: list[tuple[str, Make, bool]] = []
+        for name in [*props, *(r for r in required if r not in props)]:
+            make = self.value(props.get(name, {}), f"{path}.{name}".lstrip("."), depth + 1)
+            fields.append((name, make, name in required))
+        plain = dict_builder(fields, self.rng.random)
+        conditions = self.conditions(s, path, depth)
+        if not conditions:
+            return plain
+
+        def build() -> dict[str, Any]:
+            obj: dict[str, Any] = plain()
+            for check, branches in conditions:
+                for name, make in branches[check(obj)]:
+                    obj[name] = make()
+            return obj
+
+        return build
+
+    def conditions(self, s: Schema, path: str, depth: int
+                   ) -> list[tuple[Check, dict[bool, list[tuple[str, Make]]]]]:
+        """if/then/else: when the `if` holds, the `then` properties are made again from `then`."""
+        if not isinstance(s.get("if"), dict):
+            return []
+        check = simple_predicate(s["if"]) or self.compile_check({**self.root_defs(), **s["if"]})
+        base = s.get("properties", {}) if isinstance(s.get("properties"), dict) else {}
+        branches: dict[bool, list[tuple[str, Make]]] = {}
+        for holds, key in ((True, "then"), (False, "else")):
+            sub = for_generation(s.get(key, {}))
+            props = sub.get("properties", {}) if isinstance(sub, dict) else {}
+            branches[holds] = [
+                (n, self.value(_merge(for_generation(base.get(n, {})), for_generation(p)),
+                               f"{path}.{n}", depth + 1))
+                for n, p in props.items()
+            ]
+        return [(check, branches)]
+
+    def root_defs(self) -> Schema:
+        return {k: self.root[k] for k in ("definitions", "$defs") if k in self.root}
+
+    def array(self, s: Schema, path: str, depth: int) -> Make:
+        items = s.get("prefixItems", s.get("items"))
+        if isinstance(items, list):
+            makes = [self.value(i, f"{path}[{n}]", depth + 1) for n, i in enumerate(items)]
+            return lambda: [m() for m in makes]
+        one = self.value(items if isinstance(items, dict) else {}, f"{path}[]", depth + 1)
+        low = int(s.get("minItems", 1))
+        high = min(int(s.get("maxItems", low + 3)), low + 3)
+        rand, span, unique = self.rng.random, max(high - low + 1, 1), bool(s.get("uniqueItems"))
+
+        def build() -> list[Any]:
+            want = low + int(rand() * span)
+            if not unique:
+                return [one() for _ in range(want)]
+            out: list[Any] = []
+            for _ in range(want * 8):
+                if len(out) >= want:
+                    break
+                value = one()
+                if value not in out:
+                    out.append(value)
+            return out
+
+        return build
+
+
+def simple_predicate(schema: Schema) -> Check | None:
+    """The common `if` (some properties with const or enum, maybe required) as plain Python;
+    None for anything else, which the compiled schema then decides."""
+    if set(schema) - {"properties", "required"} or not isinstance(schema.get("properties"), dict):
+        return None
+    required = schema.get("required", [])
+    tests: list[tuple[str, list[Any]]] = []
+    for name, sub in schema["properties"].items():
+        if not isinstance(sub, dict) or len(sub) != 1:
+            return None
+        if "const" in sub:
+            tests.append((name, [sub["const"]]))
+        elif isinstance(sub.get("enum"), list):
+            tests.append((name, sub["enum"]))
+        else:
+            return None
+
+    if len(tests) == 1 and len(tests[0][1]) == 1 and required == [tests[0][0]]:
+        (key, (want,)), kind = tests[0], type(tests[0][1][0])
+        return lambda obj: key in obj and obj[key] == want and type(obj[key]) is kind
+
+    def holds(obj: Any) -> bool:
+        if not isinstance(obj, dict) or any(r not in obj for r in required):
+            return False
+        # JSON equality: 0 is not false, so the type must match too
+        return all(name not in obj or any(obj[name] == v and type(obj[name]) is type(v) for v in allowed)
+                   for name, allowed in tests)
+
+    return holds
+
+
+def _merge(base: Schema, extra: Any) -> Schema:
+    if not isinstance(extra, dict):
+        return base
+    merged = {**base, **extra}
+    if isinstance(base.get("properties"), dict) and isinstance(extra.get("properties"), dict):
+        merged["properties"] = {**base["properties"], **extra["properties"]}
+    if isinstance(base.get("required"), list) and isinstance(extra.get("required"), list):
+        merged["required"] = list(dict.fromkeys(base["required"] + extra["required"]))
+    return merged
+
+
+def _type_of(s: Schema) -> str | None:
+    kind = s.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), kind[0] if kind else None)
+    if kind in _TYPES:
+        return str(kind)
+    if "properties" in s or "required" in s:
+        return "object"
+    if "items" in s or "prefixItems" in s:
+        return "array"
+    if any(k in s for k in ("pattern", "format", "minLength", "maxLength")):
+        return "string"
+    if any(k in s for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")):
+        return "number"
+    return None
+
+
+def _bounds(s: Schema, integer: bool) -> tuple[float, float]:
+    """The inclusive range to draw from; open ends get a span of 100."""
+    low: Any = s.get("minimum")
+    high: Any = s.get("maximum")
+    tiny = 1 if integer else 1e-4
+    ex_low, ex_high = s.get("exclusiveMinimum"), s.get("exclusiveMaximum")
+    if ex_low is True and low is not None:
+        low += tiny
+    elif isinstance(ex_low, (int, float)) and not isinstance(ex_low, bool):
+        low = ex_low + tiny if low is None else max(low, ex_low + tiny)
+    if ex_high is True and high is not None:
+        high -= tiny
+    elif isinstance(ex_high, (int, float)) and not isinstance(ex_high, bool):
+        high = ex_high - tiny if high is None else min(high, ex_high - tiny)
+    if low is None and high is None:
+        low, high = 0, 100
+    elif low is None:
+        low = high - 100
+    elif high is None:
+        high = low + 100
+    return float(low), float(high)
+
+
+def _utc(clock: Clock) -> datetime:
+    return datetime.fromtimestamp(clock.now_us // 1_000_000, tz=timezone.utc)
+
+
+_FORMATS: dict[str, Callable[[Planner], Make]] = {
+    "uuid": lambda p: p.clock.uuid,
+    "date-time": lambda p: lambda: _utc(p.clock).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    "date": lambda p: lambda: _utc(p.clock).strftime("%Y-%m-%d"),
+    "time": lambda p: lambda: _utc(p.clock).strftime("%H:%M:%SZ"),
+    "email": lambda p: (lambda w: lambda: f"{w()}@example.org")(p.word(4, 9)),
+    "hostname": lambda p: (lambda w: lambda: f"{w()}.example.org")(p.word(3, 8)),
+    "uri": lambda p: (lambda w: lambda: f"https://example.org/{w()}")(p.word(3, 8)),
+    "ipv4": lambda p: (lambda r: lambda: ".".join(str(int(r() * 254) + 1) for _ in range(4)))(
+        p.rng.random),
+}
