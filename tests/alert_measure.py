@@ -12,7 +12,7 @@ import orjson
 
 from evtool.core.aggregate import AggregateConfig, AggregateStage
 from evtool.core.generator import GenConfig, Generator
-from evtool.core.records import iso_utc
+from evtool.core.instant import iso_us
 from evtool.core.stats import Stats
 from evtool.schemas import load_pack
 from tests.conftest import checker
@@ -44,7 +44,7 @@ def measure(windows: int, burst_probability: float, burst_size: int = 50, seed: 
         if len(members) < burst_size // 2:
             continue
         per_window = Counter(
-            (iso_utc((event_time(m["timestamp"]) // window) * window), m["region"])
+            (iso_us(int(event_time(m["timestamp"]) // window * window * 1_000_000)), m["region"])
             for m in members)
         for (start, region), n in per_window.items():
             if n >= burst_size // 2:

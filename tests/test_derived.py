@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from evtool.core.aggregate import AggregateConfig, AggregateStage
 from evtool.core.dashboard import DashboardStats
-from evtool.core.records import iso_utc
+from evtool.core.instant import iso_us
 from evtool.core.stats import Stats
 from evtool.core.validation import ValidateStage
 from evtool.store import open_store
@@ -27,7 +27,7 @@ KINDS = ("window", "metric", "alert", "deadletter")
 def good_record(rng: random.Random, i: int) -> dict:
     """A record of a random kind that keeps every rule of the contract (§2.2)."""
     kind = KINDS[i % 4]
-    start, end = iso_utc(T0 + 5 * i), iso_utc(T0 + 5 * i + 5)
+    start, end = iso_us((T0 + 5 * i) * 10**6), iso_us((T0 + 5 * i + 5) * 10**6)
     if kind == "window":
         cells = {r: {s: rng.randint(1, 4) for s in rng.sample(["s1", "s2", "s3"], rng.randint(1, 3))}
                  for r in rng.sample(["north", "south", "east"], rng.randint(1, 3))}

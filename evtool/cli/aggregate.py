@@ -6,11 +6,13 @@ import click
 
 from evtool.cli.common import run_stage
 from evtool.cli.options import (
+    SECONDS,
+    SECONDS_OR_ZERO,
+    Finite,
     derived_max_line_option,
     filter_options,
     option,
     partitions_option,
-    positive,
 )
 from evtool.core.aggregate import AggregateConfig, AggregateStage
 from evtool.core.anomaly import AlertConfig
@@ -24,16 +26,17 @@ from evtool.schemas import derived_schemas
 @partitions_option
 @option("--partition", type=click.IntRange(min=0), default=0, show_default=True,
         help="Which partition this instance counts (0 .. --partitions - 1).")
-@option("--window", type=float, default=5.0, show_default=True, callback=positive,
+@option("--window", type=SECONDS, default=5.0, show_default=True,
         help="Window size in seconds of event time (tumbling, aligned to the epoch).")
-@option("--lateness", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@option("--lateness", type=SECONDS_OR_ZERO, default=0.0, show_default=True,
         help="Seconds the watermark trails the newest event time.")
 @option("--forward", is_flag=True, help="Also pass counted events on (duplicates are absorbed).")
-@option("--dedupe-horizon", type=float, default=86400.0, show_default=True, callback=positive,
+@option("--dedupe-horizon", type=SECONDS, default=86400.0, show_default=True,
         help="Seconds of event time an event_id is remembered.")
-@option("--idle-flush", type=float, default=None, callback=positive,
+@option("--idle-flush", type=SECONDS, default=None,
         help="Close open windows after this many wall seconds with no input [default: 2x window].")
-@option("--alert-threshold", type=float, default=5.0, show_default=True, callback=positive,
+@option("--alert-threshold", type=Finite(min=0, max=1e6, min_open=True), default=5.0,
+        show_default=True,
         help="Alert when a (region, source) count stands this many deviations above its baseline.")
 @option("--alert-min-count", type=click.IntRange(min=1), default=10, show_default=True,
         help="... and at least this many events above it.")

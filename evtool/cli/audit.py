@@ -8,7 +8,7 @@ from typing import BinaryIO
 import click
 
 from evtool.cli.common import fail, run_stage
-from evtool.cli.options import derived_max_line_option, filter_options, option, positive
+from evtool.cli.options import Finite, derived_max_line_option, filter_options, option
 from evtool.core.derived import DerivedChecker
 from evtool.core.stats import Stats
 from evtool.schemas import derived_schemas
@@ -23,7 +23,7 @@ from evtool.store.audit import AuditStage
 @option("--jsonl", default=None, metavar="PATH", help="Also append every stored record to this log.")
 @option("--batch-records", type=click.IntRange(min=1), default=100000, show_default=True,
         help="Commit after this many rows ...")
-@option("--batch-ms", type=float, default=1000.0, show_default=True, callback=positive,
+@option("--batch-ms", type=Finite(min=0, max=3.6e6, min_open=True), default=1000.0, show_default=True,
         help="... or this many milliseconds, whichever comes first.")
 def audit(input_spec: str, output_spec: str, amqp_url: str, connect_timeout: float,
           prefetch: int, quiet: bool,

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from evtool.cli.run import ExitStatus, Interrupted, Signals, say
+from evtool.core.instant import TimeError
 from evtool.core.pacing import Pacer
 from evtool.transports.base import OutputClosed, Sink, TransportError
 
@@ -55,6 +56,11 @@ def pump(stage: str, items: Iterable[tuple[float, bytes]], sink: Sink, pacer: Pa
             write_pending(flush=True)
     except OutputClosed:
         return ExitStatus.OK
+    except TimeError as exc:             # the items ran out of time: keep what was made
+        with contextlib.suppress(OutputClosed, TransportError):
+            write_pending(flush=True)
+        say(stage, f"error: {exc}")
+        status = ExitStatus.FAILURE
     except TransportError as exc:
         say(stage, f"error: {exc}")
         status = ExitStatus.FAILURE

@@ -5,18 +5,25 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
 
 import click
 import orjson
 
 from evtool.cli.common import fail, open_output
 from evtool.cli.emit import pump
-from evtool.cli.options import fraction, option, output_options, pack_option, positive
+from evtool.cli.options import (
+    FRACTION,
+    SECONDS,
+    SECONDS_OR_ZERO,
+    Finite,
+    option,
+    output_options,
+    pack_option,
+)
 from evtool.cli.packs import pack_from_options
-from evtool.core.generator import MICROS, Emitted, GenConfig, Generator
+from evtool.core.generator import Emitted, GenConfig, Generator
+from evtool.core.instant import MICROS, TimeError, instant_us
 from evtool.core.pacing import Pacer
-from evtool.core.records import parse_timestamp
 from evtool.core.truth import Truth
 
 
@@ -25,43 +32,41 @@ def start_micros(text: str | None, option_name: str = "--start") -> int:
     if text is None:
         return int(time.time() * MICROS)
     try:
-        return round(parse_timestamp(text) * MICROS)
-    except ValueError:
+        return instant_us(text)
+    except TimeError as exc:
         try:
-            naive = datetime.fromisoformat(text)
-        except ValueError:
-            raise click.BadParameter(f"{text!r} is not an ISO 8601 date-time",
-                                     param_hint=option_name) from None
-        return round(naive.replace(tzinfo=timezone.utc).timestamp() * MICROS)
+            return instant_us(text + "Z")
+        except TimeError:
+            raise click.BadParameter(str(exc), param_hint=option_name) from None
 
 
 @click.command()
 @output_options
 @pack_option
 @option("--count", type=click.IntRange(min=0), default=None, help="Lines to emit [default: endless].")
-@option("--rate", type=float, default=10.0, show_default=True, callback=positive,
+@option("--rate", type=Finite(min=0, max=1e9, min_open=True), default=10.0, show_default=True,
         help="Events per second of event time.")
 @option("--seed", type=int, default=None, help="Seed for byte-identical output (with --start).")
 @option("--start", default=None, metavar="ISO", help="Event time of the first event [default: now].")
 @option("--fast", is_flag=True, help="Do not sleep; timestamps still follow the simulated clock.")
-@option("--burst-probability", type=float, default=0.0, show_default=True, callback=fraction,
+@option("--burst-probability", type=FRACTION, default=0.0, show_default=True,
         help="Chance per event that a burst of security incidents starts.")
 @option("--burst-size", type=click.IntRange(min=1), default=None,
         help="Events in a burst (one region, one correlation_id, close together) "
              "[default: the pack's; evtool 50, lab3 5-15].")
-@option("--duplicates", type=float, default=0.0, show_default=True, callback=fraction,
+@option("--duplicates", type=FRACTION, default=0.0, show_default=True,
         help="Fraction of lines that re-emit an earlier event exactly.")
-@option("--out-of-order", type=float, default=0.0, show_default=True, callback=fraction,
+@option("--out-of-order", type=FRACTION, default=0.0, show_default=True,
         help="Fraction of events held back by up to --max-delay seconds of event time.")
-@option("--max-delay", type=click.FloatRange(min=0), default=5.0, show_default=True,
+@option("--max-delay", type=SECONDS_OR_ZERO, default=5.0, show_default=True,
         help="Longest hold-back of an out-of-order event, in seconds.")
-@option("--invalid", type=float, default=0.0, show_default=True, callback=fraction,
+@option("--invalid", type=FRACTION, default=0.0, show_default=True,
         help="Fraction of lines that break a rule of the contract, or are not JSON at all.")
 @option("--truth", type=click.Path(dir_okay=False, writable=True), default=None, metavar="FILE",
         help="Also write the windows a correct aggregate must output for these events.")
-@option("--window", type=float, default=5.0, show_default=True, callback=positive,
+@option("--window", type=SECONDS, default=5.0, show_default=True,
         help="With --truth: the aggregate's --window.")
-@option("--lateness", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@option("--lateness", type=SECONDS_OR_ZERO, default=0.0, show_default=True,
         help="With --truth: the aggregate's --lateness.")
 def gen(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool, pack_spec: str,
         count: int | None, rate: float,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +29,23 @@ def compose(*decorators: Callable[[F], F]) -> Callable[[F], F]:
     return apply
 
 
+class Finite(click.FloatRange):
+    """A number within a range that --help shows; nan and the infinities are never one."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return float(number)
+
+
+# Durations end well inside the years evtool can write (a window of 31 years at the most).
+LONGEST = 1e9
+SECONDS = Finite(min=0, max=LONGEST, min_open=True)
+SECONDS_OR_ZERO = Finite(min=0, max=LONGEST)
+FRACTION = Finite(min=0, max=1)
+
+
 input_option = option(
     "-i", "--input", "input_spec", default="-", show_default=True, metavar="SPEC",
     help="Where to read: '-' (stdin), a file, 'amqp', or an amqp:// URL.",
@@ -42,7 +60,7 @@ amqp_option = option(
 )
 quiet_option = option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
 connect_timeout_option = option(
-    "--connect-timeout", type=float, default=30.0, show_default=True, metavar="S",
+    "--connect-timeout", type=Finite(min=0, max=86400, min_open=True), default=30.0, show_default=True,
     help="Give up (exit 1) when the broker stays unreachable this long; until then, retry.",
 )
 prefetch_option = option(
@@ -77,16 +95,6 @@ max_line_option = max_line_option_of(1 << 20)
 derived_max_line_option = max_line_option_of(64 << 20)
 
 
-def positive(_ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
-    if value is not None and value <= 0:
-        raise click.BadParameter("must be greater than 0", param=param)
-    return value
-
-
-def fraction(_ctx: click.Context, param: click.Parameter, value: float) -> float:
-    if not 0.0 <= value <= 1.0:
-        raise click.BadParameter("must be a fraction between 0 and 1", param=param)
-    return value
 
 
 metrics_port_option = option(

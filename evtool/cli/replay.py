@@ -10,7 +10,7 @@ import click
 from evtool.cli.common import fail, open_output
 from evtool.cli.emit import pump
 from evtool.cli.gen import start_micros
-from evtool.cli.options import option, output_options, positive
+from evtool.cli.options import Finite, option, output_options
 from evtool.cli.run import ExitStatus, say
 from evtool.core.pacing import Pacer
 from evtool.store import Store, StoreError, open_store
@@ -28,7 +28,7 @@ MICROS = 1_000_000
 @option("--until", default=None, metavar="ISO", help="Only events before this time.")
 @option("--source", default=None, help="Only events of this source.")
 @option("--region", default=None, help="Only events of this region.")
-@option("--speed", type=float, default=None, callback=positive,
+@option("--speed", type=Finite(min=0, max=1e9, min_open=True), default=None,
         help="Pace by event time, X times faster than real [default: as fast as possible].")
 @option("--verify", "verify_metrics", is_flag=True,
         help="Recompute every stored metric; exit 1 on any difference.")

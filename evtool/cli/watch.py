@@ -59,8 +59,9 @@ class Reader:
 
 def parse_address(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
-    if not port.isdigit():
-        raise click.BadParameter("expected HOST:PORT or PORT", param_hint="--serve")
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise click.BadParameter("expected HOST:PORT or PORT, with a port from 1 to 65535",
+                                 param_hint="--serve")
     return (host.strip("[]") or "127.0.0.1"), int(port)
 
 

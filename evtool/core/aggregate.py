@@ -13,14 +13,18 @@ import orjson
 from evtool.core.anomaly import AlertConfig, AnomalyDetector
 from evtool.core.dedupe import Deduper, compact_id
 from evtool.core.derived import DerivedChecker
-from evtool.core.records import (
-    deadletter,
-    dumps,
-    iso_utc,
-    name_id,
-    parse_timestamp,
-    reject_unparsable,
+from evtool.core.instant import (
+    EPOCH,
+    MAX_US,
+    MICROS,
+    MIN_US,
+    ONE_US,
+    instant_us,
+    iso_us,
+    micros_of,
+    seconds_value,
 )
+from evtool.core.records import deadletter, dumps, name_id, reject_unparsable
 from evtool.core.stats import Stats
 from evtool.core.windows import Window, Windows
 
@@ -37,16 +41,12 @@ class AggregateConfig:
     partition: int | None = None
 
 
-def seconds_value(seconds: float) -> int | float:
-    """5.0 is written as 5, so ids and records read naturally."""
-    return int(seconds) if float(seconds).is_integer() else seconds
-
-
-def window_records(window: Window, size: float, duplicates: int = 0,
+def window_records(window: Window, size: int, duplicates: int = 0,
                    partition: int | None = None) -> list[dict[str, Any]]:
-    """The `window` record of a closed window followed by one `metric` per region, by region."""
+    """The `window` record of a closed window followed by one `metric` per region, by region;
+    `size` in microseconds."""
     start = window.index * size
-    start_iso, end_iso = iso_utc(start), iso_utc(start + size)
+    start_iso, end_iso = iso_us(start), iso_us(start + size)
     seconds = seconds_value(size)
     by_source: dict[str, int] = {}
     by_region: dict[str, int] = {}
@@ -103,8 +103,10 @@ class AggregateStage:
         self.cfg = cfg
         self.stats = stats
         self.derived = derived
-        self.windows = Windows(cfg.window, cfg.lateness)
-        self.seen = Deduper(max(cfg.dedupe_horizon, cfg.window + cfg.lateness))
+        size, lateness = micros_of(cfg.window, "--window"), round(cfg.lateness * MICROS)
+        self.windows = Windows(size, lateness)
+        self.seen = Deduper(max(round(cfg.dedupe_horizon * MICROS), size + lateness))
+        self._expired_at = -(1 << 62)
         self._needs: deque[float] = deque()
         self.detector = AnomalyDetector(cfg.alerts) if cfg.alerts else None
         self._reported_duplicates = 0
@@ -112,7 +114,7 @@ class AggregateStage:
     @property
     def newest_event_time(self) -> float | None:
         newest = self.windows.max_seen
-        return newest if math.isfinite(newest) else None
+        return newest / MICROS if math.isfinite(newest) else None
 
     @property
     def unsafe_batches(self) -> int:
@@ -128,7 +130,7 @@ class AggregateStage:
         """The hot loop: per-event work is inlined; the state stays in `Windows` and `Deduper`."""
         stats, windows, seen = self.stats, self.windows, self.seen
         loads, forward = orjson.loads, self.cfg.forward
-        fromisoformat = datetime.fromisoformat
+        fromisoformat, epoch, one_us = datetime.fromisoformat, EPOCH, ONE_US
         size, lateness, span = windows.size, windows.lateness, seen.span
         open_get, keys = windows.open.get, seen.keys
         max_seen, watermark, closes_at = windows.max_seen, windows.watermark, windows.closes_at
@@ -157,12 +159,17 @@ class AggregateStage:
                 continue
             try:
                 event_id, region, source = event["event_id"], event["region"], event["source"]
-                moment = fromisoformat(event["timestamp"])
-                if not (moment.tzinfo and type(event_id) is str and type(region) is str
-                        and type(source) is str):
+                ts = event["timestamp"]
+                # the shape instant_us checks by position, inlined: this is the hot path
+                if not (type(ts) is str and len(ts) >= 20 and ts[10] == "T" and ts[19] in ".Z+-"
+                        and ts[4] == "-" and ts[7] == "-" and ts[13] == ":" and ts[16] == ":"
+                        and (ts[-1] == "Z" or (ts[-6] in "+-" and ts[-3] == ":"))
+                        and type(event_id) is str and type(region) is str and type(source) is str):
                     raise TypeError
-                at = moment.timestamp()
-            except (KeyError, TypeError, ValueError):
+                at = (fromisoformat(ts) - epoch) // one_us
+                if not MIN_US <= at <= MAX_US:
+                    raise ValueError
+            except (KeyError, TypeError, ValueError, OverflowError):
                 fields = self._fields_slowly(event, line, dead)
                 if fields is None:
                     continue
@@ -171,20 +178,23 @@ class AggregateStage:
             if key in keys:
                 duplicates += 1
                 continue
-            index = int(at // size)
+            index = at // size
             if (index + 1) * size <= watermark:
                 dead.append(self._late(line, event_id, index, watermark))
                 continue
+            window = open_get(index)
+            if window is None:
+                if index * size < MIN_US or (index + 1) * size > MAX_US:
+                    dead.append(self._unplaceable(line, event_id, index))
+                    continue
+                window = windows.create(index)
+                closes_at = windows.closes_at
             keys.add(key)
-            at_slice = int(at // span)
+            at_slice = at // span
             if slice_keys is None or at_slice > slice_index:
                 slice_keys = seen.slice_for(at_slice)
                 slice_index = seen.newest_slice
             slice_keys.append(key)
-            window = open_get(index)
-            if window is None:
-                window = windows.create(index)
-                closes_at = windows.closes_at
             by_source = window.counts.get(region)
             if by_source is None:
                 window.counts[region] = {source: 1}
@@ -202,20 +212,24 @@ class AggregateStage:
                 if at >= closes_at:
                     self._emit(windows.observe(at), out)
                     watermark, closes_at = windows.watermark, windows.closes_at
+                if at // span > self._expired_at:
+                    # expiry follows event time alone, never how the input was cut into reads
+                    self._expired_at = at // span
+                    seen.expire(at)
         self._emit(windows.observe(max_seen), out)
-        seen.expire(max_seen)
         self._needs.append(max(windows.open, default=-math.inf))
         stats.events += counted
         stats.duplicates += duplicates
 
     def _fields_slowly(
         self, event: dict[str, Any], line: bytes, dead: list[bytes]
-    ) -> tuple[str, str, str, float] | None:
-        """What the fast path refused: timestamps older Pythons cannot read, or a dead letter."""
+    ) -> tuple[str, str, str, int] | None:
+        """What the fast path refused: the time rule's slow cases (leap seconds, offsets in
+        lower case), or a dead letter naming the problem."""
         problem = _field_problem(event)
         if problem is None:
             try:
-                at = parse_timestamp(event["timestamp"])
+                at = instant_us(event["timestamp"])
             except ValueError as exc:
                 problem = str(exc)
             else:
@@ -225,12 +239,19 @@ class AggregateStage:
         return None
 
     def _late(self, line: bytes, event_id: str, index: int, watermark: float) -> bytes:
+        if index * self.windows.size < MIN_US:
+            return self._unplaceable(line, event_id, index)
         self.stats.late += 1
         self.stats.add_dead("late")
         size = self.windows.size
-        error = (f"window {iso_utc(index * size)} closed: watermark "
-                 f"{iso_utc(watermark)} is past its end")
+        error = (f"window {iso_us(index * size)} closed: watermark "
+                 f"{iso_us(int(watermark))} is past its end")
         return deadletter(STAGE, "late", error, line, event_id)
+
+    def _unplaceable(self, line: bytes, event_id: str, index: int) -> bytes:
+        self.stats.add_dead("schema")
+        return deadletter(STAGE, "schema", "timestamp: its window would fall outside the years "
+                          "0001-9999 in UTC", line, event_id)
 
     def idle(self, out: list[bytes], dead: list[bytes]) -> None:
         """A live input went quiet: close what is open rather than hold it forever."""

@@ -6,7 +6,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from evtool.core.records import iso_utc, name_id
+from evtool.core.instant import iso_us
+from evtool.core.records import name_id
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class AnomalyDetector:
     cfg: AlertConfig = field(default_factory=AlertConfig)
     keys: dict[tuple[str, str], Baseline] = field(default_factory=dict)
 
-    def observe(self, start: float, seconds: float, counts: dict[str, dict[str, int]]
+    def observe(self, start: int, seconds: float, counts: dict[str, dict[str, int]]
                 ) -> list[dict[str, Any]]:
         """Alerts for one closed window (counts by region, then source); updates the baselines."""
         cfg, alerts = self.cfg, []
@@ -65,9 +66,9 @@ class AnomalyDetector:
         alerts.sort(key=lambda a: (a["region"], a["source"]))
         return alerts
 
-    def _alert(self, start: float, seconds: float, region: str, source: str, count: int,
+    def _alert(self, start: int, seconds: float, region: str, source: str, count: int,
                mean: float, score: float) -> dict[str, Any]:
-        start_iso = iso_utc(start)
+        start_iso = iso_us(start)
         return {
             "kind": "alert",
             "alert_id": name_id("alert", region, source, start_iso, seconds),

@@ -8,12 +8,15 @@ from typing import Any
 import fastjsonschema
 import orjson
 
+from evtool.core.instant import is_instant
 from evtool.core.pack import PackError, Schema
 
 Check = Callable[..., Any]
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-# fastjsonschema knows no "uuid" format; without this a pack saying so would check nothing.
-FORMATS = {"uuid": UUID_PATTERN}
+# fastjsonschema knows no "uuid" format, without this a pack saying so would check nothing; and
+# "date-time" is the one time rule every stage applies, so validate never passes what aggregate
+# or audit cannot place.
+FORMATS: dict[str, Any] = {"uuid": UUID_PATTERN, "date-time": is_instant}
 Invalid = fastjsonschema.JsonSchemaValueException
 
 

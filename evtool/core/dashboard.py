@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from evtool.core.derived import DerivedChecker
-from evtool.core.records import parse_timestamp
+from evtool.core.instant import MICROS, instant_us
 
 TREND = 30
 ALERTS = 10
@@ -97,7 +97,8 @@ class DashboardStats:
 
     def _window(self, rec: dict[str, Any]) -> None:
         try:
-            start, end = parse_timestamp(rec["window_start"]), parse_timestamp(rec["window_end"])
+            start = instant_us(rec["window_start"]) / MICROS
+            end = instant_us(rec["window_end"]) / MICROS
             cells = {(r, s): int(n) for r, by in rec["by_region_source"].items() for s, n in by.items()}
         except (KeyError, TypeError, ValueError, AttributeError):
             self.unreadable += 1

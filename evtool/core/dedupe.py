@@ -25,11 +25,12 @@ def compact_id(event_id: str) -> Key:
 class Deduper:
     """Set membership with expiry: ids are kept in time slices and dropped a whole slice at a time."""
 
-    def __init__(self, horizon: float) -> None:
+    def __init__(self, horizon: int) -> None:
+        """`horizon` in microseconds of event time."""
         if horizon <= 0:
             raise ValueError("the dedupe horizon must be positive")
         self.horizon = horizon
-        self.span = horizon / SLICES
+        self.span = max(horizon // SLICES, 1)
         self.keys: set[Key] = set()
         self._slices: deque[tuple[int, list[Key]]] = deque()
 
@@ -39,10 +40,10 @@ class Deduper:
     def __contains__(self, key: Key) -> bool:
         return key in self.keys
 
-    def add(self, key: Key, at: float) -> None:
+    def add(self, key: Key, at: int) -> None:
         """Remember `key` from event time `at`; an older id joins the newest slice (kept longer)."""
         self.keys.add(key)
-        self.slice_for(int(at // self.span)).append(key)
+        self.slice_for(at // self.span).append(key)
 
     def slice_for(self, index: int) -> list[Key]:
         """The list that keeps keys of slice `index` (or of the newest, if that one is newer)."""

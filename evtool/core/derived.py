@@ -6,15 +6,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from evtool.core.checks import Check, Invalid, compile_schema, describe
+from evtool.core.instant import instant_us
 from evtool.core.pack import Schema
-from evtool.core.records import parse_timestamp
 
 Invariant = Callable[[dict[str, Any]], str | None]
 
 
 def _span(rec: dict[str, Any]) -> str | None:
     try:
-        start, end = parse_timestamp(rec["window_start"]), parse_timestamp(rec["window_end"])
+        start, end = instant_us(rec["window_start"]), instant_us(rec["window_end"])
     except ValueError as exc:
         return str(exc)
     return None if start < end else "window_end must be after window_start"
@@ -51,7 +51,7 @@ def _metric(rec: dict[str, Any]) -> str | None:
 
 def _alert(rec: dict[str, Any]) -> str | None:
     try:
-        parse_timestamp(rec["window_start"])
+        instant_us(rec["window_start"])
     except ValueError as exc:
         return str(exc)
     return None

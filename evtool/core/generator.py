@@ -15,12 +15,12 @@ from typing import Any, NamedTuple
 import orjson
 
 from evtool.core.checks import predicate
+from evtool.core.instant import MAX_US, MICROS, TimeError, iso_us
 from evtool.core.invalid import Mutation, mutations_for
 from evtool.core.pack import Pack, PackError, Schema
 from evtool.core.plan import Make, Planner, dict_builder, for_generation
 from evtool.core.validation import EventValidator
 
-MICROS = 1_000_000
 BURST_SPEEDUP = 50
 RECENT_FOR_DUPLICATES = 256
 SAMPLES = 24
@@ -149,7 +149,7 @@ class Generator:
         first_error, start = "", self.now_us
         for _name, form in TIMESTAMP_FORMS:
             self._form, self._ts_sec = form, -1
-            error = next(filter(None, (validator.slow_error(self.event(self.now_us + i * 123_457, s))
+            error = next(filter(None, (validator.slow_error(self.event(start + i * 123_457, s))
                                        for s in self.pack.sources for i in range(SAMPLES))), None)
             self.now_us = start
             if error is None:
@@ -190,6 +190,9 @@ class Generator:
     def _advance(self) -> None:
         rate = self.cfg.rate * (BURST_SPEEDUP if self._burst_left else 1)
         self.now_us += int(self.rng.expovariate(rate) * MICROS)
+        if self.now_us + int(self.cfg.max_delay * MICROS) > MAX_US:
+            raise TimeError(f"the simulated clock passed {iso_us(MAX_US)}, the last instant "
+                            "evtool can write")
 
     def _fresh(self) -> dict[str, Any]:
         cfg, burst = self.cfg, self.pack.burst

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import uuid
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -14,10 +12,6 @@ from evtool.core.stats import Stats
 
 EVTOOL_NAMESPACE = uuid.UUID("2f6e8c0a-5b1d-5e8e-9a57-6576746f6f6c")
 RAW_KEEP = 64 * 1024
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(?:([Zz])|([+-])(\d\d):?(\d\d))\Z"
-)
 
 
 _NAMESPACE_BYTES = EVTOOL_NAMESPACE.bytes
@@ -32,42 +26,6 @@ def name_id(*parts: object) -> str:
     name = "|".join(str(p) for p in parts).encode("utf-8")
     h = hashlib.sha1(_NAMESPACE_BYTES + name).hexdigest()
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
-
-
-def parse_timestamp(text: str) -> float:
-    """Seconds since the epoch of an RFC 3339 date-time that carries an offset."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except (ValueError, TypeError):
-        moment = _slow_parse(text)
-    if moment.tzinfo is None:
-        raise ValueError(f"timestamp {text!r} has no UTC offset")
-    return (moment - _EPOCH).total_seconds()
-
-
-def _slow_parse(text: str) -> datetime:
-    """What fromisoformat refuses on older Pythons: 'Z', and fractions that are not 3 or 6 digits."""
-    match = _RFC3339.match(text) if isinstance(text, str) else None
-    if match is None:
-        raise ValueError(f"timestamp {text!r} is not an RFC 3339 date-time")
-    year, month, day, hour, minute, second, frac, zulu, sign, oh, om = match.groups()
-    offset = timedelta(0) if zulu else timedelta(hours=int(oh), minutes=int(om))
-    if sign == "-":
-        offset = -offset
-    micros = int((frac or "0")[:6].ljust(6, "0"))
-    return datetime(
-        int(year), int(month), int(day), int(hour), int(minute), int(second), micros,
-        tzinfo=timezone(offset),
-    )
-
-
-def iso_utc(seconds: float) -> str:
-    """UTC ISO 8601 ending in Z; a fraction only when the instant has one."""
-    moment = _EPOCH + timedelta(seconds=seconds)
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
-    if moment.microsecond:
-        text += f".{moment.microsecond:06d}".rstrip("0")
-    return text + "Z"
 
 
 def dumps(record: dict[str, Any]) -> bytes:

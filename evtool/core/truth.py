@@ -5,22 +5,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 
 import orjson
 
-from evtool.core.records import iso_utc
+from evtool.core.instant import instant_us, iso_us, micros_of
 
 
 class Truth:
     """Fed the valid lines in the order gen emits them; exact (no expiry, no shortcuts)."""
 
     def __init__(self, window: float, lateness: float) -> None:
-        self.window = window
-        self.lateness = lateness
+        self.window = micros_of(window, "--window")
+        self.lateness = round(lateness * 1_000_000)
         self.seen: set[str] = set()
-        self.newest = -math.inf
+        self.newest: float = -math.inf
         self.counts: dict[int, dict[str, dict[str, int]]] = {}
         self.duplicates = 0
         self.late = 0
@@ -30,8 +29,8 @@ class Truth:
         if event["event_id"] in self.seen:
             self.duplicates += 1
             return
-        at = datetime.fromisoformat(event["timestamp"]).timestamp()
-        index = math.floor(at / self.window)
+        at = instant_us(event["timestamp"])
+        index = at // self.window
         if (index + 1) * self.window <= self.newest - self.lateness:
             self.late += 1
             return
@@ -46,8 +45,8 @@ class Truth:
             cells = self.counts[index]
             yield {
                 "kind": "truth",
-                "window_start": iso_utc(index * self.window),
-                "window_end": iso_utc((index + 1) * self.window),
+                "window_start": iso_us(index * self.window),
+                "window_end": iso_us((index + 1) * self.window),
                 "total": sum(n for by in cells.values() for n in by.values()),
                 "by_region_source": {r: dict(sorted(by.items())) for r, by in sorted(cells.items())},
             }

@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from evtool.core.aggregate import seconds_value
-from evtool.core.records import iso_utc, name_id
-
-MICROS = 1_000_000
+from evtool.core.instant import iso_us, micros_of, seconds_value
+from evtool.core.records import name_id
 
 
 @dataclass
@@ -31,14 +29,14 @@ def recompute(events: Iterable[tuple[str, str, str, int]], seconds: float
               ) -> Iterator[tuple[str, str, Recomputed]]:
     """(region, window_start, counts and ids) per region and window, from events
     (event_id, region, source, ts_us) in time order; one window is held at a time."""
-    size_us = seconds * MICROS
+    size_us = micros_of(seconds, "window_seconds")
     current: int | None = None
     groups: dict[str, Recomputed] = {}
     for event_id, region, source, ts_us in events:
-        index = int(ts_us // size_us)
+        index = ts_us // size_us
         if index != current:
             if current is not None:
-                yield from _drain(groups, current, seconds)
+                yield from _drain(groups, current, size_us)
             current, groups = index, {}
         group = groups.get(region)
         if group is None:
@@ -46,12 +44,12 @@ def recompute(events: Iterable[tuple[str, str, str, int]], seconds: float
         group.counts[source] = group.counts.get(source, 0) + 1
         group.ids.append(event_id)
     if current is not None:
-        yield from _drain(groups, current, seconds)
+        yield from _drain(groups, current, size_us)
 
 
-def _drain(groups: dict[str, Recomputed], index: int, seconds: float
+def _drain(groups: dict[str, Recomputed], index: int, size_us: int
            ) -> Iterator[tuple[str, str, Recomputed]]:
-    start = iso_utc(index * seconds)
+    start = iso_us(index * size_us)
     for region, group in groups.items():
         yield region, start, group
 
@@ -62,7 +60,7 @@ def differences(stored: Iterable[StoredMetric], recomputed: dict[tuple[str, str]
     for metric in stored:
         again = recomputed.get((metric.region, metric.window_start), Recomputed())
         expected_id = name_id("metric", metric.region, metric.window_start,
-                              seconds_value(metric.window_seconds))
+                              seconds_value(micros_of(metric.window_seconds, "window_seconds")))
         if expected_id != metric.metric_id:
             yield (f"{metric.metric_id}: id does not match its region and window "
                    f"(recomputed {expected_id})")

@@ -1,4 +1,4 @@
-"""Event-time tumbling windows aligned to the epoch, closed by a watermark."""
+"""Event-time tumbling windows aligned to the epoch, closed by a watermark; all in integer µs."""
 
 from __future__ import annotations
 
@@ -28,22 +28,23 @@ class Window:
 class Windows:
     """Open windows and the watermark (largest event time seen minus the allowed lateness)."""
 
-    def __init__(self, size: float, lateness: float = 0.0) -> None:
+    def __init__(self, size: int, lateness: int = 0) -> None:
+        """`size` and `lateness` in microseconds."""
         if size <= 0:
             raise ValueError("the window size must be positive")
         if lateness < 0:
             raise ValueError("lateness cannot be negative")
         self.size = size
         self.lateness = lateness
-        self.max_seen = -math.inf
-        self.watermark = -math.inf
+        self.max_seen: float = -math.inf
+        self.watermark: float = -math.inf
         self.open: dict[int, Window] = {}
-        self._next_end = math.inf
+        self._next_end: float = math.inf
 
-    def index_of(self, at: float) -> int:
-        return int(at // self.size)
+    def index_of(self, at: int) -> int:
+        return at // self.size
 
-    def end_of(self, index: int) -> float:
+    def end_of(self, index: int) -> int:
         return (index + 1) * self.size
 
     def is_late(self, index: int) -> bool:

@@ -11,13 +11,13 @@ from typing import Any, BinaryIO
 import orjson
 
 from evtool.core.derived import DerivedChecker
-from evtool.core.records import deadletter, name_id, parse_timestamp, reject_unparsable
+from evtool.core.instant import MICROS, instant_us
+from evtool.core.records import deadletter, name_id, reject_unparsable
 from evtool.core.stats import Stats
 from evtool.store import Store
 from evtool.store.sqlite import Rows
 
 STAGE = "audit"
-MICROS = 1_000_000
 
 
 def _now() -> str:
@@ -32,8 +32,7 @@ def _event_row(ev: dict[str, Any], line: bytes, now: str) -> tuple[Any, ...]:
     event_id = ev["event_id"]
     if type(event_id) is not str:
         raise TypeError("event_id is missing or not a string")
-    at = parse_timestamp(ev["timestamp"])
-    return (event_id, line.decode("utf-8"), now, round(at * MICROS))
+    return (event_id, line.decode("utf-8"), now, instant_us(ev["timestamp"]))
 
 
 class AuditStage:
@@ -121,7 +120,7 @@ class AuditStage:
         elif kind == "window":
             start, end = rec["window_start"], rec["window_end"]
             window_id = name_id("window", start, end, rec.get("partition", ""))
-            seconds = parse_timestamp(end) - parse_timestamp(start)
+            seconds = (instant_us(end) - instant_us(start)) / MICROS
             tables["windows"].append((window_id, start, end, seconds, int(rec["total"]),
                                       rec.get("partition"), text, now))
         elif kind == "alert":

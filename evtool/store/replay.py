@@ -11,8 +11,6 @@ import orjson
 from evtool.core.verify import Recomputed, StoredMetric, differences, recompute
 from evtool.store import Store
 
-MICROS = 1_000_000
-
 
 @dataclass(frozen=True)
 class Filters:

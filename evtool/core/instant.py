@@ -1,0 +1,111 @@
+"""One rule for time, applied by every stage alike: RFC 3339 instants as integer microseconds.
+
+An instant carries an offset (`Z` or ±hh:mm), has at most microsecond precision that matters
+(longer fractions are cut), may be a leap second (`:60` is the first instant of the next
+minute, as POSIX time counts it), and lies in the years 0001-9999 once moved to UTC, so that
+every stage can write it back as a four-digit-year ISO time ending in `Z`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+MICROS = 1_000_000
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+ONE_US = timedelta(microseconds=1)
+MIN_US = (datetime(1, 1, 1, tzinfo=timezone.utc) - EPOCH) // ONE_US
+MAX_US = (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc) - EPOCH) // ONE_US
+_RFC3339 = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
+    r"(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))\Z"
+)
+
+
+class TimeError(ValueError):
+    """A timestamp that is not an instant evtool can place."""
+
+
+def instant_us(text: object) -> int:
+    """Microseconds since the epoch of an RFC 3339 date-time with an offset; TimeError if not one."""
+    at = _fast(text)
+    if at is None:
+        if type(text) is not str:
+            raise TimeError(f"timestamp {text!r} is not a string")
+        at = _slow(text)
+    if not MIN_US <= at <= MAX_US:
+        raise TimeError(f"timestamp {text!r} is outside the years 0001-9999 in UTC")
+    return at
+
+
+def _fast(text: object) -> int | None:
+    """The common case without raising: the RFC 3339 shape checked by position (fromisoformat
+    alone takes more: ',' fractions, '+hhmm', offsets with seconds, week dates); None sends
+    everything else the slow way."""
+    if not (type(text) is str and len(text) >= 20 and text[4] == "-" and text[7] == "-"
+            and text[10] in "Tt " and text[13] == ":" and text[16] == ":" and text[19] in ".Zz+-"
+            and (text[-1] in "Zz" or (text[-6] in "+-" and text[-3] == ":"))):
+        return None
+    try:
+        return (_fromisoformat(text) - EPOCH) // ONE_US
+    except (ValueError, OverflowError):
+        return None
+
+
+_fromisoformat = datetime.fromisoformat
+
+
+def _slow(text: str) -> int:
+    """The regular expression's verdict, and what fromisoformat refuses: 'Z' and odd fractions on
+    older Pythons, leap seconds, dates that do not exist."""
+    match = _RFC3339.match(text)
+    if match is None:
+        raise TimeError(f"timestamp {text!r} is not an RFC 3339 date-time with an offset")
+    year, month, day, hour, minute, second, frac, zulu, sign, oh, om = match.groups()
+    leap = second == "60"
+    try:
+        offset = timedelta(0) if zulu else timedelta(hours=int(oh), minutes=int(om))
+        if int(oh or 0) > 23 or int(om or 0) > 59:
+            raise ValueError("offset out of range")
+        moment = datetime(int(year), int(month), int(day), int(hour), int(minute),
+                          59 if leap else int(second), int((frac or "0")[:6].ljust(6, "0")),
+                          tzinfo=timezone(-offset if sign == "-" else offset))
+    except ValueError as exc:
+        raise TimeError(f"timestamp {text!r} is not a valid date-time ({exc})") from None
+    at = (moment - EPOCH) // ONE_US
+    return at + (MICROS - at % MICROS if leap else 0)
+
+
+def iso_us(at: int) -> str:
+    """UTC ISO 8601 with a four-digit year, ending in Z; a fraction only when the instant has one."""
+    moment = EPOCH + timedelta(microseconds=at)
+    text = (f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T"
+            f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}")
+    if moment.microsecond:
+        text += f".{moment.microsecond:06d}".rstrip("0")
+    return text + "Z"
+
+
+def is_instant(text: object) -> bool:
+    """The `date-time` format of every schema evtool compiles: the same rule as the stages'."""
+    at = _fast(text)
+    if at is not None:
+        return MIN_US <= at <= MAX_US
+    try:
+        instant_us(text)
+    except TimeError:
+        return False
+    return True
+
+
+def micros_of(seconds: float, what: str) -> int:
+    """A duration option as whole microseconds (windows are exact); below 1 µs is refused."""
+    us = round(seconds * MICROS)
+    if us < 1:
+        raise ValueError(f"{what} must be at least 1 µs")
+    return us
+
+
+def seconds_value(us: int) -> int | float:
+    """A duration as it is written in records: 5 for 5 s, 0.1 for 100 ms."""
+    return us // MICROS if us % MICROS == 0 else us / MICROS

@@ -1,0 +1,136 @@
+"""Hostile input and options: each case a user hit, by what the user sees (exit code, records,
+one clear line), never a traceback."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timedelta, timezone
+
+import orjson
+import pytest
+
+from evtool.core.aggregate import AggregateConfig, AggregateStage
+from evtool.core.stats import Stats
+from tests.conftest import START, checker, pipeline, records, run
+
+EVENT = {"event_id": "6f1c0000-0000-4000-8000-000000000001", "timestamp": "2026-11-26T13:14:01Z",
+         "region": "maule", "source": "security.incident", "schema_version": "1.0",
+         "correlation_id": "6f1c0000-0000-4000-8000-0000000000ff",
+         "payload": {"incident_type": "robbery", "severity": 3, "reported_by": "citizen"}}
+
+
+def event(n: int, timestamp: str, **fields: object) -> bytes:
+    return orjson.dumps({**EVENT, "event_id": f"6f1c0000-0000-4000-8000-{n:012d}",
+                         "timestamp": timestamp, **fields})
+
+
+def no_traceback(result) -> None:
+    assert b"Traceback" not in result.stderr and b"internal error" not in result.stderr, result.stderr
+
+
+# --- one rule for time -------------------------------------------------------------------------
+
+EDGE_TIMES = ["9999-12-31T23:59:59Z", "0001-01-01T00:00:00+14:00", "0999-06-01T00:00:00Z",
+              "2026-11-26T23:59:60Z", "0001-01-01T00:00:00Z", "2026-11-26T13:14:01.1234567Z"]
+
+
+def test_edge_times_flow_through_every_stage_without_an_internal_error(tmp) -> None:
+    data = b"\n".join(event(i, t) for i, t in enumerate(EDGE_TIMES)) + b"\n"
+    valid = run(["validate", "-q"], stdin=data)
+    no_traceback(valid)
+    passed = [r for r in records(valid.stdout) if "kind" not in r]
+    rejected = [r for r in records(valid.stdout) if r.get("kind") == "deadletter"]
+    # +14:00 in year 1 is year 0 in UTC: outside what any stage can write
+    assert [r["raw"] for r in rejected] == [event(1, EDGE_TIMES[1]).decode()]
+    counted = run(["aggregate", "--window", "7", "-q"], stdin=valid.stdout)
+    no_traceback(counted)
+    out = records(counted.stdout)
+    for rec in out:
+        for key in ("window_start", "window_end"):
+            if key in rec:
+                assert len(rec[key].split("-")[0]) == 4, rec[key]
+    windows = [r for r in out if r.get("kind") == "window"]
+    assert any(w["window_start"].startswith("0999-") for w in windows)
+    leap = next(w for w in windows if "6f1c0000-0000-4000-8000-000000000003" in w["event_ids"])
+    at = 1_795_737_600                                                     # :60 is 00:00:00 next day
+    assert leap["window_start"] == iso(at // 7 * 7 * 10**6)
+    assert leap["window_end"] == iso((at // 7 * 7 + 7) * 10**6)
+    unplaceable = [r for r in out if r.get("kind") == "deadletter" and r["stage"] == "aggregate"
+                   and r["reason"] == "schema"]
+    assert sorted(r["raw"] for r in unplaceable) == sorted(
+        event(i, EDGE_TIMES[i]).decode() for i in (0, 4))     # their windows cross 0001 or 9999
+    stored = run(["audit", "--db", str(tmp / "a.db"), "-q"], stdin=counted.stdout)
+    no_traceback(stored)
+    assert len(records(stored.stdout)) == len(out)
+    with sqlite3.connect(tmp / "a.db") as conn:
+        assert conn.execute("SELECT count(*) FROM deadletters WHERE stage = 'audit'").fetchone() == (0,)
+    watched = run(["watch", "--once", "--json", "-q"], stdin=counted.stdout)
+    no_traceback(watched)
+    assert orjson.loads(watched.stdout)["rejected"] == 0
+
+
+def test_gen_at_the_end_of_time_says_so(tmp) -> None:
+    late = run(["gen", "--start", "9999-12-31T23:59:50Z", "--count", "1000", "--fast"])
+    no_traceback(late)
+    assert late.returncode == 1 and b"simulated clock passed 9999-12-31" in late.stderr
+    assert late.stdout and all("kind" not in r for r in records(late.stdout))
+    beyond = run(["gen", "--start", "10000-01-01T00:00:00Z", "--count", "1"])
+    assert beyond.returncode == 2 and b"--start" in beyond.stderr
+    no_traceback(beyond)
+
+
+def iso(us: int) -> str:
+    """An instant in µs as the contract writes it: UTC, Z, a fraction only when there is one."""
+    moment = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=us)
+    fraction = f".{moment.microsecond:06d}".rstrip("0") if moment.microsecond else ""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
+
+
+def test_window_sizes_binary_floats_cannot_hold_are_exact(tmp) -> None:
+    at_us = {1: 1_795_698_840_000_000, 2: 1_795_698_839_900_000, 3: 1_795_698_840_300_000}
+    data = b"".join(event(n, iso(us)) + b"\n" for n, us in at_us.items())
+    for size_us in (100_000, 300_000, 1_100_000):
+        out = records(run(["aggregate", "--window", str(size_us / 10**6), "--lateness", "1", "-q"],
+                          stdin=data).stdout)
+        got = {int(e[-1]): (w["window_start"], w["window_end"]) for w in out
+               if w.get("kind") == "window" for e in w["event_ids"]}
+        want = {n: (iso(us // size_us * size_us), iso((us // size_us + 1) * size_us))
+                for n, us in at_us.items()}
+        assert got == want, size_us
+    made = ["gen", "--count", "3000", "--seed", "2", "--start", START, "--fast", "--rate", "40"]
+    db = tmp / "w.db"
+    pipeline(made, ["validate"], ["aggregate", "--window", "0.1", "--forward"], ["audit", "--db", str(db)])
+    verify = run(["replay", "--db", str(db), "--verify"])
+    assert verify.returncode == 0 and b" 0 differences" in verify.stderr, verify.stderr
+
+
+def test_window_below_a_microsecond_is_refused() -> None:
+    result = run(["aggregate", "--window", "0.0000001"], stdin=b"")
+    assert result.returncode == 2 and b"--window" in result.stderr
+
+
+def test_dedupe_expiry_depends_on_the_input_alone() -> None:
+    """An id repeated 60 s of event time later, with a 10 s horizon: counted the same whether the
+    input comes in one read or one line per read."""
+    lines = [event(1, "2026-11-26T13:14:00Z")]
+    lines += [event(100 + i, f"2026-11-26T13:14:{i:02d}Z") for i in range(1, 60)]
+    lines += [event(1, "2026-11-26T13:15:00Z"), event(1, "2026-11-26T13:15:01Z")]
+
+    def counts(batches: list[list[bytes]]) -> tuple[int, list[bytes]]:
+        stage = AggregateStage(AggregateConfig(window=5, dedupe_horizon=10), Stats(), checker())
+        out: list[bytes] = []
+        for batch in batches:
+            stage.process(batch, out, out)
+        stage.finish(out, out)
+        return stage.stats.duplicates, out
+
+    whole = counts([lines])
+    assert whole == counts([[x] for x in lines]) == counts([lines[:30], lines[30:61], lines[61:]])
+    assert whole[0] == 1            # the repeat at 13:15:00 is past the horizon; 13:15:01 is not
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e300", "0", "-1"])
+def test_window_rejects_values_that_are_no_duration(value) -> None:
+    result = run(["aggregate", "--window", value], stdin=b"")
+    assert result.returncode == 2, (value, result.stderr)
+    no_traceback(result)
