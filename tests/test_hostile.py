@@ -134,3 +134,43 @@ def test_window_rejects_values_that_are_no_duration(value) -> None:
     result = run(["aggregate", "--window", value], stdin=b"")
     assert result.returncode == 2, (value, result.stderr)
     no_traceback(result)
+
+
+# --- records that parsers disagree on, and outputs that would eat their input ---------------------
+
+DUPLICATED = [
+    b'{"event_id":"6f1c0000-0000-4000-8000-000000000001","event_id":"x","timestamp":"2026-11-26T13:14:01Z"}',
+    orjson.dumps(EVENT).replace(b'"region":"maule"', b'"region":"maule","region":"aysen"'),
+    orjson.dumps(EVENT).replace(b'"severity":3', b'"severity":3, "severity":9'),
+    b'{"kind":"metric", "kind":"window"}',
+]
+
+
+@pytest.mark.parametrize("command", [["validate"], ["aggregate"], ["audit", "--db", "{tmp}/a.db"]])
+def test_duplicate_keys_are_dead_letters_in_every_stage(tmp, command) -> None:
+    command = [c.replace("{tmp}", str(tmp)) for c in command]
+    result = run([*command, "-q"], stdin=b"\n".join(DUPLICATED) + b"\n")
+    no_traceback(result)
+    out = records(result.stdout)
+    assert [r["reason"] for r in out] == ["schema"] * len(DUPLICATED)
+    assert all("appears twice" in r["error"] for r in out)
+    watched = orjson.loads(run(["watch", "--once", "--json", "-q"], stdin=b"\n".join(DUPLICATED)).stdout)
+    assert watched["unreadable"] == len(DUPLICATED) and watched["windows"] == watched["metrics"] == 0
+
+
+@pytest.mark.parametrize("args", [["validate", "-i", "{f}", "-o", "{f}"],
+                                  ["validate", "-i", "{f}", "--dead-letter", "{f}"],
+                                  ["audit", "-i", "{f}", "--jsonl", "{f}", "--db", "{tmp}/a.db"],
+                                  ["aggregate", "-o", "{f}"]])
+def test_an_output_that_is_the_input_file_is_refused(tmp, args) -> None:
+    f = tmp / "f.ndjson"
+    f.write_bytes(event(1, "2026-11-26T13:14:01Z") + b"\n")
+    before = f.read_bytes()
+    argv = [a.replace("{f}", str(f)).replace("{tmp}", str(tmp)) for a in args]
+    with open(f, "rb") as stdin:
+        import subprocess
+
+        from tests.conftest import evtool_cmd
+        result = subprocess.run(evtool_cmd(*argv), stdin=stdin, capture_output=True, timeout=60)
+    assert result.returncode == 2 and b"is the input file" in result.stderr, result.stderr
+    assert f.read_bytes() == before

@@ -59,9 +59,9 @@ def audit(input_spec: str, output_spec: str, amqp_url: str, connect_timeout: flo
                                               batch_seconds=batch_ms / 1000, jsonl=log),
                   input_spec=input_spec, output_spec=output_spec, dead_letter_spec=dead_letter_spec,
                   amqp_url=amqp_url, quiet=quiet, max_line_bytes=max_line_bytes,
-              connect_timeout=connect_timeout, prefetch=prefetch,
-              metrics_port=metrics_port,
-                  idle_after=batch_ms / 1000)
+                  connect_timeout=connect_timeout, prefetch=prefetch,
+                  metrics_port=metrics_port, idle_after=batch_ms / 1000,
+                  also_writes={"--jsonl": jsonl} if jsonl else None)
     finally:
         store.close()
         if log is not None:

@@ -54,6 +54,7 @@ def run_stage(
     metrics_port: int | None = None,
     partitions: int = 1,
     partition: int = 0,
+    also_writes: dict[str, str] | None = None,
 ) -> None:
     """Build the processor (bad settings are usage errors), open both sides, run, exit."""
     try:
@@ -65,6 +66,12 @@ def run_stage(
         inp = Endpoint(input_spec, amqp_url, "in", stage, prefetch, connect_timeout, partitions,
                        partition)
         source = open_source(inp, max_line_bytes)
+        writes = {"--output": output_spec, "--dead-letter": dead_letter_spec or "", **(also_writes or {})}
+        for option_name, path in writes.items():
+            if path not in ("", "-") and not is_amqp(path) and source.reads_file(path):
+                source.close()
+                raise click.UsageError(f"{option_name} {path} is the input file: writing it would "
+                                       "destroy (or endlessly grow) what this stage reads")
         output = replace(inp, spec=output_spec, role="out")
         sink = open_sink(output)
         dead = dead_letter_endpoint(dead_letter_spec, output)

@@ -24,7 +24,7 @@ from evtool.core.instant import (
     micros_of,
     seconds_value,
 )
-from evtool.core.records import deadletter, dumps, name_id, reject_unparsable
+from evtool.core.records import deadletter, dumps, name_id, parse, reject_unparsable
 from evtool.core.stats import Stats
 from evtool.core.windows import Window, Windows
 
@@ -129,7 +129,7 @@ class AggregateStage:
     def process(self, lines: list[bytes], out: list[bytes], dead: list[bytes]) -> None:
         """The hot loop: per-event work is inlined; the state stays in `Windows` and `Deduper`."""
         stats, windows, seen = self.stats, self.windows, self.seen
-        loads, forward = orjson.loads, self.cfg.forward
+        loads, forward = parse, self.cfg.forward
         fromisoformat, epoch, one_us = datetime.fromisoformat, EPOCH, ONE_US
         size, lateness, span = windows.size, windows.lateness, seen.span
         open_get, keys = windows.open.get, seen.keys

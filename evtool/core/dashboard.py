@@ -10,6 +10,7 @@ import orjson
 
 from evtool.core.derived import DerivedChecker
 from evtool.core.instant import MICROS, instant_us
+from evtool.core.records import parse
 
 TREND = 30
 ALERTS = 10
@@ -67,7 +68,7 @@ class DashboardStats:
         return False
 
     def feed(self, lines: list[bytes]) -> None:
-        loads = orjson.loads
+        loads = parse
         for line in lines:
             self.records += 1
             try:

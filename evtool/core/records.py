@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from typing import Any
 
@@ -28,6 +29,42 @@ def name_id(*parts: object) -> str:
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
+class DuplicateKey(orjson.JSONDecodeError):
+    """An object that names a key twice: JSON parsers disagree on which value wins, so no stage
+    may pick one (validate would judge one value and audit store the other)."""
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise DuplicateKey(f"the key {twice!r} appears twice in one object", "", 0)
+    return obj
+
+
+def parse(line: bytes) -> Any:
+    """orjson's parse, refusing duplicate keys: a compact line that re-serialises to itself has
+    none (the common case, one dumps); any other line's objects are checked key by key."""
+    value = _loads(line)
+    if type(value) in (dict, list) and _reserialised(value) != line:
+        try:
+            json.loads(line, object_pairs_hook=_unique_pairs)
+        except RecursionError:
+            raise DuplicateKey("objects nested too deep to check their keys", "", 0) from None
+    return value
+
+
+def _reserialised(value: Any) -> bytes:
+    try:
+        return _dumps(value)
+    except TypeError:                   # deeper than orjson writes (255 levels)
+        return b""
+
+
+_loads, _dumps = orjson.loads, orjson.dumps
+
+
 def dumps(record: dict[str, Any]) -> bytes:
     """One NDJSON line (without the newline) for a derived record, keys sorted for stable output."""
     return orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
@@ -51,6 +88,9 @@ def deadletter(
 def reject_unparsable(stage: str, line: bytes, exc: Exception, stats: Stats) -> bytes | None:
     """The dead letter for a line that is not JSON (`encoding` when it is not even UTF-8);
     None for a line of white space, which counts as blank."""
+    if isinstance(exc, DuplicateKey):
+        stats.add_dead("schema")
+        return deadletter(stage, "schema", str(exc).split(":")[0], line)
     if not line.strip():
         stats.in_ -= 1
         return None

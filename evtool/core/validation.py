@@ -10,7 +10,7 @@ from evtool.core.checks import Check, Invalid, compile_schema, describe, json_ty
 from evtool.core.derived import DerivedChecker
 from evtool.core.fastpath import fast_accept
 from evtool.core.pack import Pack
-from evtool.core.records import deadletter, reject_unparsable
+from evtool.core.records import deadletter, parse, reject_unparsable
 from evtool.core.stats import Stats
 
 STAGE = "validate"
@@ -78,7 +78,7 @@ class ValidateStage:
         self.max_line_bytes = max_line_bytes
 
     def process(self, lines: list[bytes], out: list[bytes], dead: list[bytes]) -> None:
-        loads, accept = orjson.loads, self.validator.accept
+        loads, accept = parse, self.validator.accept
         error_of = self.validator.slow_error
         stats = self.stats
         valid = 0

@@ -12,7 +12,7 @@ import orjson
 
 from evtool.core.derived import DerivedChecker
 from evtool.core.instant import MICROS, instant_us
-from evtool.core.records import deadletter, name_id, reject_unparsable
+from evtool.core.records import deadletter, name_id, parse, reject_unparsable
 from evtool.core.stats import Stats
 from evtool.store import Store
 from evtool.store.sqlite import Rows
@@ -66,7 +66,7 @@ class AuditStage:
         events = self.rows.by_table["events_in"]
         for line in lines:
             try:
-                record = orjson.loads(line)
+                record = parse(line)
             except orjson.JSONDecodeError as exc:
                 rejected = reject_unparsable(STAGE, line, exc, self.stats)
                 if rejected is not None:

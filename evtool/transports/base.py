@@ -31,6 +31,10 @@ class Source(ABC):
     def read(self, timeout: float | None = None) -> Batch | None:
         """The next batch; an empty batch when `timeout` seconds passed idle; None at end of input."""
 
+    def reads_file(self, path: str) -> bool:
+        """True when writing `path` would overwrite what this source is reading."""
+        return False
+
     def ack(self, token: object) -> None:  # noqa: B027 - acking is a no-op for pipes and files
         """Everything produced from the batch with this token is safe downstream."""
 

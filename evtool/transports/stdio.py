@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import select
+import stat
 
 from evtool.transports.base import Batch, OutputClosed, Sink, Source, TransportError
 
@@ -22,6 +23,13 @@ class FdSource(Source):
         self._tail = b""
         self._skipping = False
         self._eof = False
+
+    def reads_file(self, path: str) -> bool:
+        try:
+            mine, theirs = os.fstat(self.fd), os.stat(path)
+        except OSError:
+            return False
+        return stat.S_ISREG(mine.st_mode) and (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
 
     def read(self, timeout: float | None = None) -> Batch | None:
         while not self._eof:
