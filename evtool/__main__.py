@@ -1,3 +1,3 @@
-from evtool.cli import main
+from evtool.entry import main
 
 main()

@@ -174,3 +174,46 @@ def test_an_output_that_is_the_input_file_is_refused(tmp, args) -> None:
         result = subprocess.run(evtool_cmd(*argv), stdin=stdin, capture_output=True, timeout=60)
     assert result.returncode == 2 and b"is the input file" in result.stderr, result.stderr
     assert f.read_bytes() == before
+
+
+# --- secrets ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("AMQP://u:p4ss@h:5672/%2F", "AMQP://u:***@h:5672/%2F"),
+    ("http://u:s3cret@h/x", "http://u:***@h/x"),
+    ("amqp://u:p@ss w0rd@host/v", "amqp://u:***@host/v"),
+    ("postgresql://evt:PASS@127.0.0.1/db", "postgresql://evt:***@127.0.0.1/db"),
+    ("amqp://h/v?password=zz&x=1", "amqp://h/v?password=***&x=1"),
+    ("host=a password=xx dbname=y", "host=a password=*** dbname=y"),
+])
+def test_every_credential_form_is_redacted(text, shown) -> None:
+    from evtool.core.secrets import redact
+
+    assert redact(text) == shown
+
+
+@pytest.mark.parametrize("argv", [
+    ["gen", "--count", "1", "-o", "amqp", "--amqp-url", "AMQP://u:SECRETPW@127.0.0.1:1/%2F"],
+    ["gen", "--count", "1", "-o", "amqp://u:p@SECRETPW x@127.0.0.1:1/%2F?exchange=e"],
+    ["gen", "--count", "1", "-o", "amqp://127.0.0.1:1/%2F?exchange=e&password=SECRETPW"],
+    ["audit", "-q", "--db", "postgresql://postgres:SECRETPW@127.0.0.1:1/nodb"],
+])
+def test_a_password_never_shows_in_ps_or_on_stderr(argv) -> None:
+    import subprocess
+
+    from tests.conftest import evtool_cmd
+
+    proc = subprocess.Popen([*evtool_cmd(*argv), "--connect-timeout", "2"] if argv[0] == "gen"
+                            else evtool_cmd(*argv), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    import time
+
+    time.sleep(0.4)
+    try:
+        with open(f"/proc/{proc.pid}/cmdline", "rb") as f:
+            title = f.read()
+    except OSError:
+        title = b""
+    _, err = proc.communicate(timeout=60)
+    assert b"SECRETPW" not in title and b"SECRETPW" not in err, (title, err)
+    assert err and b"Traceback" not in err

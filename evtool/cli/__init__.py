@@ -11,7 +11,8 @@ import click
 
 from evtool import __version__
 from evtool.cli.packs import list_packs, show_pack
-from evtool.cli.tuning import hide_secrets_from_title, tune_runtime
+from evtool.cli.tuning import tune_runtime
+from evtool.core.secrets import redact
 
 SUBCOMMANDS = ("gen", "validate", "aggregate", "audit", "replay", "watch")
 
@@ -48,7 +49,6 @@ def cli() -> None:
 def main() -> None:
     """Entry point: click's errors exit 2; anything unexpected is one line on stderr, exit 1."""
     tune_runtime()
-    hide_secrets_from_title(sys.argv)
     try:
         cli.main(prog_name="evtool")
     except SystemExit:
@@ -56,5 +56,5 @@ def main() -> None:
     except Exception as exc:  # the last line of defence against a traceback
         if os.environ.get("EVTOOL_DEBUG"):
             traceback.print_exc()
-        sys.stderr.write(f"evtool: internal error: {type(exc).__name__}: {exc}\n")
+        sys.stderr.write(redact(f"evtool: internal error: {type(exc).__name__}: {exc}") + "\n")
         sys.exit(1)

@@ -14,6 +14,7 @@ from types import FrameType
 from typing import Protocol
 
 from evtool.core.records import reject_oversize
+from evtool.core.secrets import redact
 from evtool.core.stats import Stats
 from evtool.store.sqlite import StoreError
 from evtool.transports.base import OutputClosed, Sink, Source, TransportError
@@ -94,7 +95,7 @@ class Signals:
 def say(stage: str, message: str) -> None:
     """One line on stderr, never a traceback."""
     with contextlib.suppress(OSError):
-        sys.stderr.write(f"evtool {stage}: {message}\n")
+        sys.stderr.write(f"evtool {stage}: {redact(message)}\n")
         sys.stderr.flush()
 
 

@@ -27,17 +27,3 @@ def tune_runtime() -> None:
         libc.mallopt(M_TOP_PAD, TOP_PAD)
     except (OSError, AttributeError):
         pass
-
-
-def hide_secrets_from_title(argv: list[str]) -> None:
-    """A password given in an amqp:// URL on the command line would show in `ps`: redact it."""
-    from evtool.transports.amqp.spec import redact
-
-    shown = [redact(arg) for arg in argv]
-    if shown == argv:
-        return
-    try:
-        import setproctitle
-    except ImportError:
-        return
-    setproctitle.setproctitle(" ".join(["evtool", *shown[1:]]))

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from evtool.core.secrets import redact
 from evtool.store.schema import TABLE_COLUMNS
 from evtool.store.sqlite import Rows, StoreError
 
@@ -135,7 +136,4 @@ def _first_line(exc: Exception) -> str:
     return _redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
 
 
-def _redact(text: str) -> str:
-    import re
-
-    return re.sub(r"(postgres(?:ql)?://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
+_redact = redact

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import re
 import ssl
 from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pika
 
+from evtool.core.secrets import redact
 from evtool.transports.base import TransportError
+
+__all__ = ["redact"]
 
 OUR_KEYS = ("exchange", "routing_key", "queue", "binding")
 DEAD_LETTER_QUEUE = "deadletter.validation"
 EVENTS, PROCESSING, ANALYTICS = "events_exchange", "processing_exchange", "analytics_exchange"
-_PASSWORD = re.compile(r"(amqps?://[^:/@\s]*:)[^@\s]*@")
-
-
-def redact(text: str) -> str:
-    """Any amqp(s) URL in `text` with its password replaced by ***."""
-    return _PASSWORD.sub(r"\1***@", text)
 
 
 @dataclass(frozen=True)
