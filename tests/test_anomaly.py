@@ -9,8 +9,9 @@ from tests.alert_measure import measure
 
 
 def feed(det: AnomalyDetector, counts: list[int], key=("maule", "security.incident")) -> list[list]:
+    """Windows of 5 s, their starts in microseconds."""
     region, source = key
-    return [det.observe(i * 5.0, 5, {region: {source: n}} if n else {}) for i, n in enumerate(counts)]
+    return [det.observe(i * 5_000_000, 5, {region: {source: n}} if n else {}) for i, n in enumerate(counts)]
 
 
 def test_no_alert_before_warmup_even_for_a_huge_count() -> None:
@@ -46,7 +47,7 @@ def test_absent_keys_count_as_zero() -> None:
     det = AnomalyDetector(AlertConfig(warmup=2, min_excess=10))
     feed(det, [20, 20, 20])
     before = det.keys[("maule", "security.incident")].mean
-    det.observe(100.0, 5, {"aysen": {"migration.case": 1}})        # maule absent: a zero for it
+    det.observe(100_000_000, 5, {"aysen": {"migration.case": 1}})        # maule absent: a zero for it
     assert det.keys[("maule", "security.incident")].mean < before
 
 

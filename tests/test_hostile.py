@@ -4,6 +4,8 @@ one clear line), never a traceback."""
 from __future__ import annotations
 
 import sqlite3
+import struct
+import time
 from datetime import datetime, timedelta, timezone
 
 import orjson
@@ -217,3 +219,77 @@ def test_a_password_never_shows_in_ps_or_on_stderr(argv) -> None:
     _, err = proc.communicate(timeout=60)
     assert b"SECRETPW" not in title and b"SECRETPW" not in err, (title, err)
     assert err and b"Traceback" not in err
+
+
+# --- watch: data is never markup, the page answers only this machine ----------------------------
+
+HOSTILE_WINDOW = orjson.dumps({
+    "kind": "window", "window_start": "2026-11-26T00:00:00Z", "window_end": "2026-11-26T00:00:05Z",
+    "total": 2, "by_source": {"[link=http://evil]x": 2}, "by_region": {"[/bad]": 2},
+    "by_region_source": {"[/bad]": {"[link=http://evil]x": 2}}, "event_ids": ["a", "b"]})
+HOSTILE_ALERT = orjson.dumps({
+    "kind": "alert", "alert_id": "a1", "window_start": "2026-11-26T00:00:00Z", "region": "[/bad]",
+    "source": "<script>alert(1)</script>", "count": 3, "baseline": 1.0, "threshold": 5, "score": 9.0})
+
+
+def test_the_terminal_view_shows_markup_in_data_as_text() -> None:
+    result = run(["watch", "--once"], stdin=HOSTILE_WINDOW + b"\n" + HOSTILE_ALERT + b"\n")
+    no_traceback(result)
+    assert result.returncode == 0
+    assert b"[/bad]" in result.stdout and b"[link=http://evil]x" in result.stdout
+
+
+def _serving(port: int):
+    import subprocess
+
+    from tests.conftest import evtool_cmd
+
+    proc = subprocess.Popen(evtool_cmd("watch", "--serve", f"127.0.0.1:{port}"), stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc.stdin.write(HOSTILE_WINDOW + b"\n" + HOSTILE_ALERT + b"\n")
+    proc.stdin.close()
+    import time
+
+    time.sleep(1.5)
+    return proc
+
+
+def _get(port: int, host: str, path: str = "/") -> tuple[int, bytes]:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.putrequest("GET", path, skip_host=True)
+    conn.putheader("Host", host)
+    conn.endheaders()
+    response = conn.getresponse()
+    return response.status, response.read()
+
+
+def test_the_page_escapes_data_and_answers_only_local_names(tmp) -> None:
+    import socket
+
+    port = 18000 + (hash(str(tmp)) % 2000)
+    proc = _serving(port)
+    try:
+        status, body = _get(port, f"127.0.0.1:{port}")
+        assert status == 200 and b"<script>alert(1)</script>" not in body and b"&lt;script&gt;" in body
+        for host in ("evil.com", "[::1]evil.com", "0.0.0.0", f"0.0.0.0:{port}", "127.0.0.1.evil.com"):
+            assert _get(port, host)[0] == 403, host
+        assert _get(port, f"localhost:{port}", "/data")[0] == 200
+        whole = f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+        for request in (b"GET / HTTP/1.1\r\nHo", whole):
+            with socket.create_connection(("127.0.0.1", port)) as sock:    # gone mid-request: RST
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.sendall(request)
+        time.sleep(0.5)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        err = proc.stderr.read()
+    assert b"Traceback" not in err and proc.returncode == 143
+
+
+def test_serving_beyond_loopback_must_be_asked_on_the_command_line() -> None:
+    result = run(["watch", "-i", "/dev/null"], env={"EVTOOL_SERVE": "0.0.0.0:18999"})
+    assert result.returncode == 2 and b"command line" in result.stderr
+    no_traceback(result)

@@ -11,6 +11,7 @@ import click
 
 from evtool import __version__
 from evtool.cli.packs import list_packs, show_pack
+from evtool.cli.run import Interrupted, install_early_signals
 from evtool.cli.tuning import tune_runtime
 from evtool.core.secrets import redact
 
@@ -49,10 +50,13 @@ def cli() -> None:
 def main() -> None:
     """Entry point: click's errors exit 2; anything unexpected is one line on stderr, exit 1."""
     tune_runtime()
+    install_early_signals()
     try:
         cli.main(prog_name="evtool")
     except SystemExit:
         raise
+    except Interrupted as stop:
+        sys.exit(stop.status)
     except Exception as exc:  # the last line of defence against a traceback
         if os.environ.get("EVTOOL_DEBUG"):
             traceback.print_exc()

@@ -75,7 +75,7 @@ def run_stage(
         output = replace(inp, spec=output_spec, role="out")
         sink = open_sink(output)
         dead = dead_letter_endpoint(dead_letter_spec, output)
-        outputs = Outputs(sink, open_sink(dead) if dead else None, processor.stats)
+        outputs = Outputs(sink, open_sink(dead) if dead else None, processor.stats, stage)
     except TransportError as exc:
         if source is not None:
             source.close()

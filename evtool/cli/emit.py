@@ -6,7 +6,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterable
 
-from evtool.cli.run import ExitStatus, Interrupted, Signals, say
+from evtool.cli.run import LAST_FLUSH_S, ExitStatus, Interrupted, Signals, say
 from evtool.core.instant import TimeError
 from evtool.core.pacing import Pacer
 from evtool.transports.base import OutputClosed, Sink, TransportError
@@ -26,15 +26,26 @@ def pump(stage: str, items: Iterable[tuple[float, bytes]], sink: Sink, pacer: Pa
     status = ExitStatus.OK
     pending: list[bytes] = []
 
+    unflushed = 0
+
     def write_pending(flush: bool) -> None:
-        nonlocal written, pending
+        """Written counts only what a flush made safe: a broker that refuses leaves it out."""
+        nonlocal written, pending, unflushed
         sink.write(pending)
-        if flush:
-            sink.flush()
-        written += len(pending)
+        refused = sink.refused()
+        if refused:
+            say(stage, f"error: {len(refused)} record(s) not sent: {refused[0][1]}")
+        unflushed += len(pending) - len(refused)
         pending = []
+        if flush:
+            if signals.pending is None:
+                with signals.blocking():
+                    sink.flush()
+            else:                    # the last flush after a signal: bounded, a second one ends it
+                sink.flush(LAST_FLUSH_S)
+            written, unflushed = written + unflushed, 0
         if progress is not None:
-            progress(written)
+            progress(written + unflushed)
 
     try:
         for at, line in items:
@@ -52,7 +63,7 @@ def pump(stage: str, items: Iterable[tuple[float, bytes]], sink: Sink, pacer: Pa
         write_pending(flush=True)
     except Interrupted as stop:
         status = stop.status
-        with contextlib.suppress(OutputClosed, TransportError):
+        with contextlib.suppress(OutputClosed, TransportError, Interrupted):
             write_pending(flush=True)
     except OutputClosed:
         return ExitStatus.OK

@@ -13,11 +13,14 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Protocol
 
-from evtool.core.records import reject_oversize
+from evtool.core.records import deadletter, reject_oversize
 from evtool.core.secrets import redact
 from evtool.core.stats import Stats
 from evtool.store.sqlite import StoreError
 from evtool.transports.base import OutputClosed, Sink, Source, TransportError
+
+# After a signal, how long the last flush may wait on a broker that does not confirm.
+LAST_FLUSH_S = 5.0
 
 
 class ExitStatus(enum.IntEnum):
@@ -64,8 +67,23 @@ class Interrupted(Exception):
         self.status = status
 
 
+def status_of(signum: int) -> ExitStatus:
+    return ExitStatus.INTERRUPTED if signum == signal.SIGINT else ExitStatus.TERMINATED
+
+
+def stop_at_once(signum: int, _frame: FrameType | None) -> None:
+    """Until a stage's loop takes over (connecting, retrying, verifying), a signal ends it now."""
+    raise Interrupted(status_of(signum))
+
+
+def install_early_signals() -> None:
+    signal.signal(signal.SIGINT, stop_at_once)
+    signal.signal(signal.SIGTERM, stop_at_once)
+
+
 class Signals:
-    """SIGINT/SIGTERM stop a stage between batches; while it blocks reading they stop it at once."""
+    """SIGINT/SIGTERM stop a stage between batches; while it blocks (reading, waiting for the
+    broker's confirms) they stop it at once."""
 
     def __init__(self) -> None:
         self.pending: ExitStatus | None = None
@@ -76,9 +94,10 @@ class Signals:
         signal.signal(signal.SIGTERM, self._handle)
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
-        status = ExitStatus.INTERRUPTED if signum == signal.SIGINT else ExitStatus.TERMINATED
+        status = status_of(signum)
+        again = self.pending is not None
         self.pending = status
-        if self._blocking:
+        if self._blocking or again:
             raise Interrupted(status)
 
     @contextlib.contextmanager
@@ -102,32 +121,39 @@ def say(stage: str, message: str) -> None:
 class Outputs:
     """The output sink and, when it is another one, the dead-letter sink."""
 
-    def __init__(self, sink: Sink, dead_sink: Sink | None, stats: Stats) -> None:
+    def __init__(self, sink: Sink, dead_sink: Sink | None, stats: Stats, stage: str = "") -> None:
         self.sink = sink
         self.dead_sink = dead_sink
         self.stats = stats
+        self.stage = stage
         self._dead_counted = 0
 
     def lists(self) -> tuple[list[bytes], list[bytes]]:
         out: list[bytes] = []
         return out, (out if self.dead_sink is None else [])
 
-    def deliver(self, out: list[bytes], dead: list[bytes]) -> None:
-        """Write and flush; returns once everything is safe downstream."""
-        dead_now = sum(self.stats.dead.values())
-        if dead is out:
-            self.sink.write(out)
-            self.sink.flush()
-            self.stats.out += len(out) - (dead_now - self._dead_counted)
-            self._dead_counted = dead_now
-            return
-        self._dead_counted = dead_now
+    def deliver(self, out: list[bytes], dead: list[bytes], within: float | None = None) -> None:
+        """Write and flush; returns once everything is safe downstream. Records counted out are
+        those written and flushed; what the sink cannot carry becomes a dead letter."""
+        new_dead = sum(self.stats.dead.values()) - self._dead_counted
         self.sink.write(out)
-        self.stats.out += len(out)
-        if self.dead_sink is not None and dead:
-            self.dead_sink.write(dead)
-            self.dead_sink.flush()
-        self.sink.flush()
+        refused = self.sink.refused()
+        letters = [deadletter(self.stage, "schema", f"cannot publish: {why}", line)
+                   for line, why in refused]
+        for _ in letters:
+            self.stats.add_dead("schema")
+        if dead is out:
+            self.sink.write(letters)
+            self.sink.flush(within)
+            sent = len(out) - new_dead - len(refused)
+        else:
+            if self.dead_sink is not None and (dead or letters):
+                self.dead_sink.write(dead + letters)
+                self.dead_sink.flush(within)
+            self.sink.flush(within)
+            sent = len(out) - len(refused)
+        self.stats.out += sent
+        self._dead_counted = sum(self.stats.dead.values())
 
     def close(self) -> None:
         for sink in (self.sink, self.dead_sink):
@@ -168,7 +194,8 @@ def run_filter(
             if batch.lines:
                 lines = reject_oversize(stage, batch.lines, max_line_bytes, stats, dead)
                 processor.process(lines, out, dead)
-                outputs.deliver(out, dead)
+                with signals.blocking():
+                    outputs.deliver(out, dead)
                 acks.done(batch.token)
                 if on_batch is not None:
                     on_batch()
@@ -180,11 +207,11 @@ def run_filter(
             raise Interrupted(signals.pending)
     except Interrupted as stop:
         status = stop.status
-        if not source.redelivers:
-            with contextlib.suppress(OutputClosed, TransportError):
+        if not source.redelivers:      # a second signal gives up this last flush
+            with contextlib.suppress(OutputClosed, TransportError, Interrupted):
                 out, dead = outputs.lists()
                 processor.finish(out, dead)
-                outputs.deliver(out, dead)
+                outputs.deliver(out, dead, LAST_FLUSH_S)
     except OutputClosed:
         _silence_stdout()
         return ExitStatus.OK

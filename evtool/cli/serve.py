@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -54,18 +56,39 @@ def serve_metrics(port: int, snapshot: Snapshot) -> None:
     start_http_server(port, addr="127.0.0.1", registry=registry)
 
 
-def host_name(header: str) -> str:
-    """The name in a Host header, without its port ("[::1]:80" -> "[::1]")."""
-    if header.startswith("["):
-        return header.split("]")[0] + "]"
-    return header.rsplit(":", 1)[0]
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::[0-9]{1,5})?\Z")
+WILDCARDS = {"0.0.0.0", "::", ""}
+
+
+def host_name(header: str) -> str | None:
+    """The name in a Host header without its port ("[::1]:80" -> "[::1]"); None if malformed."""
+    match = _HOST.match(header)
+    return match.group(1).lower() if match else None
+
+
+def allowed_hosts(host: str) -> set[str]:
+    """Names a request may use: this machine's, and the address bound when it is a specific one
+    (a wildcard bind is never a name: that is how DNS rebinding gets in)."""
+    names = set(LOCAL_NAMES)
+    if host in WILDCARDS:
+        names |= {socket.gethostname().lower(), socket.getfqdn().lower()}
+    else:
+        names |= {host.lower(), f"[{host.lower()}]"}
+    return names
+
+
+class QuietServer(ThreadingHTTPServer):
+    """A client that goes away mid-request is its business, not a traceback on our stderr."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Dropped connections are normal for a dashboard."""
 
 
 def serve(host: str, port: int, snapshot: Snapshot) -> ThreadingHTTPServer:
     """Start serving on a daemon thread; the Host header must name this machine."""
     registry = CollectorRegistry()
     registry.register(SnapshotCollector(snapshot))
-    allowed = LOCAL_NAMES | {host}
+    allowed = allowed_hosts(host)
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -85,13 +108,15 @@ def serve(host: str, port: int, snapshot: Snapshot) -> ThreadingHTTPServer:
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Cache-Control", "no-store")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.send_header("Content-Security-Policy", "default-src 'self'; style-src 'unsafe-inline'")
             self.end_headers()
             self.wfile.write(body)
 
         def log_message(self, *args: Any) -> None:
             """Quiet: stderr is for the stage's own lines."""
 
-    server = ThreadingHTTPServer((host, port), Handler)
+    server = QuietServer((host, port), Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="watch-http", daemon=True).start()
     return server

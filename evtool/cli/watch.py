@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import sys
 import threading
@@ -57,6 +58,13 @@ class Reader:
             return self.stats.snapshot(time.time(), self.source.description)
 
 
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def parse_address(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     if not port.isdigit() or not 1 <= int(port) <= 65535:
@@ -91,6 +99,13 @@ def watch(input_spec: str, output_spec: str, amqp_url: str, connect_timeout: flo
         raise click.UsageError("watch writes its summary to '-' or a file, not to the broker")
     started = time.monotonic()
     where = parse_address(address) if address else None
+    if where is not None and not is_loopback(where[0]):
+        source_of = click.get_current_context().get_parameter_source("address")
+        if source_of is not click.core.ParameterSource.COMMANDLINE:
+            raise click.UsageError(f"--serve {address} from the environment would serve beyond this "
+                                   "machine: give such an address on the command line")
+        say("watch", f"serving beyond this machine on {where[0]}: anyone who can reach it can "
+                     "read the dashboard")
     try:
         source = open_source(Endpoint(input_spec, amqp_url, "in", "watch", prefetch, connect_timeout),
                              64 << 20)

@@ -52,8 +52,14 @@ class Sink(ABC):
         """Queue lines for output (no newline at their ends)."""
 
     @abstractmethod
-    def flush(self) -> None:
-        """Block until every written line is out (in the pipe or file, or confirmed by the broker)."""
+    def flush(self, within: float | None = None) -> None:
+        """Block until every written line is out (in the pipe or file, or confirmed by the broker);
+        `within` seconds at the most where that can wait on someone else (TransportError then)."""
+
+    def refused(self) -> list[tuple[bytes, str]]:
+        """Lines written since the last call that this transport cannot carry, and why (a record
+        whose routing key AMQP cannot hold): the stage makes them dead letters."""
+        return []
 
     def close(self) -> None:
         self.flush()

@@ -102,7 +102,7 @@ class FdSink(Sink):
         if self._size >= CHUNK:
             self.flush()
 
-    def flush(self) -> None:
+    def flush(self, within: float | None = None) -> None:
         if not self._parts:
             return
         data = b"".join(self._parts)

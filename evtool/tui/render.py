@@ -28,14 +28,14 @@ def region_table(snap: dict[str, Any]) -> Table:
     title = "events by region and source"
     if snap["latest_window"]:
         title += f" — latest window {snap['latest_window']['window_start']}"
-    table = Table(title=title, expand=False, title_justify="left")
+    table = Table(title=Text(title), expand=False, title_justify="left")
     table.add_column("region")
     for source in sources:
-        table.add_column(SHORT.get(source, source), justify="right")
+        table.add_column(Text(SHORT.get(source, source)), justify="right")
     table.add_column("total", justify="right", style="bold")
     for region in sorted(totals):
-        cells = [f"{latest.get(region, {}).get(s, 0)}/{totals[region].get(s, 0)}" for s in sources]
-        table.add_row(region, *cells, str(sum(totals[region].values())))
+        cells = [Text(f"{latest.get(region, {}).get(s, 0)}/{totals[region].get(s, 0)}") for s in sources]
+        table.add_row(Text(region), *cells, Text(str(sum(totals[region].values()))))
     table.caption = "latest window / all windows"
     return table
 
@@ -59,7 +59,7 @@ def side_table(snap: dict[str, Any]) -> Table:
         ("late", f"{snap['late']:,}"),
         ("watermark lag", "-" if lag is None else f"{lag:,.1f} s"),
     ):
-        table.add_row(label, value)
+        table.add_row(label, Text(value))            # data is never markup
     return table
 
 
@@ -71,8 +71,10 @@ def alerts_table(snap: dict[str, Any]) -> RenderableType:
     for column in ("window", "region", "source", "count", "baseline", "score"):
         table.add_column(column, justify="right" if column in ("count", "baseline", "score") else "left")
     for a in alerts[:5]:
-        table.add_row(a.get("window_start", ""), a.get("region", ""), SHORT.get(a.get("source"), ""),
-                      str(a.get("count")), str(a.get("baseline")), str(a.get("score")))
+        cells = (a.get("window_start", ""), a.get("region", ""),
+                 SHORT.get(a.get("source"), a.get("source", "")), a.get("count"), a.get("baseline"),
+                 a.get("score"))
+        table.add_row(*(Text(str(c)) for c in cells))
     return table
 
 

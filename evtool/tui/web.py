@@ -9,19 +9,24 @@ SOURCES_SHORT = {"security.incident": "security", "survey.victimization": "surve
                  "migration.case": "migration"}
 
 
+def esc(value: Any) -> str:
+    """Data is text on the page, never markup."""
+    return escape(str(value))
+
+
 def page(snap: dict[str, Any], refresh_s: int = 2) -> str:
     totals = snap["totals"]["by_region_source"]
     sources = sorted({s for by in totals.values() for s in by})
     head = "".join(f"<th>{escape(SOURCES_SHORT.get(s, s))}</th>" for s in sources)
     rows = "".join(
         f"<tr><td>{escape(region)}</td>"
-        + "".join(f"<td>{totals[region].get(s, 0)}</td>" for s in sources)
-        + f"<td><b>{sum(totals[region].values())}</b></td></tr>"
+        + "".join(f"<td>{esc(totals[region].get(s, 0))}</td>" for s in sources)
+        + f"<td><b>{esc(sum(totals[region].values()))}</b></td></tr>"
         for region in sorted(totals))
-    dead = ", ".join(f"{escape(r)} {n}" for r, n in snap["deadletters"]["by_reason"].items()) or "none"
+    dead = ", ".join(f"{esc(r)} {esc(n)}" for r, n in snap["deadletters"]["by_reason"].items()) or "none"
     alerts = "".join(
-        f"<li>{escape(str(a.get('window_start')))} {escape(str(a.get('region')))} "
-        f"{escape(str(a.get('source')))}: {a.get('count')} (baseline {a.get('baseline')})</li>"
+        f"<li>{esc(a.get('window_start'))} {esc(a.get('region'))} "
+        f"{esc(a.get('source'))}: {esc(a.get('count'))} (baseline {esc(a.get('baseline'))})</li>"
         for a in snap["alerts"]["latest"])
     lag = snap["watermark_lag_s"]
     return f"""<!doctype html>

@@ -9,6 +9,7 @@ from typing import Any, cast
 import orjson
 import pika
 
+from evtool.core.records import parse
 from evtool.transports.amqp.link import Link, Outgoing
 from evtool.transports.amqp.spec import AmqpTarget, redact
 from evtool.transports.base import Batch, Sink, Source
@@ -30,6 +31,12 @@ def stderr_logger(stage: str) -> Any:
     return log
 
 
+# AMQP short strings (routing keys, message ids) hold at most 255 bytes.
+SHORTSTR = 255
+# After a signal or at close, how long unconfirmed messages may still hold a stage up.
+LAST_WAIT = 5.0
+
+
 class AmqpSource(Source):
     """Consumes with manual acks; a token acks its whole batch (multiple=True)."""
 
@@ -49,7 +56,7 @@ class AmqpSource(Source):
         if not got:
             return Batch([])
         last = got[-1]
-        return Batch([d.body for d in got], (last.generation, last.tag))
+        return Batch([one_line(d.body) for d in got], (last.generation, last.tag))
 
     def ack(self, token: object) -> None:
         if token is not None:
@@ -58,6 +65,17 @@ class AmqpSource(Source):
 
     def close(self) -> None:
         self.link.close()
+
+
+def one_line(body: bytes) -> bytes:
+    """A message is one record: pretty-printed JSON is made compact so that it stays one NDJSON
+    line downstream (anything else keeps its bytes and becomes a dead letter there)."""
+    if b"\n" not in body and b"\r" not in body:
+        return body
+    try:
+        return orjson.dumps(parse(body))
+    except orjson.JSONDecodeError:
+        return body
 
 
 def record_route(line: bytes, region_header: bool = False) -> tuple[str, str, dict[str, str] | None]:
@@ -87,6 +105,7 @@ class AmqpSink(Sink):
         self.description = target.shown
         self.topology = target.topology
         self.region_header = bool(target.topology.hash_exchanges)
+        self._refused: list[tuple[bytes, str]] = []
         self.link = Link(target, consume=False, prefetch=0, connect_timeout=connect_timeout,
                          log=stderr_logger(stage))
         self.link.start()
@@ -99,16 +118,28 @@ class AmqpSink(Sink):
         batch = []
         for line in lines:
             key, message_id, headers = record_route(line, self.region_header)
+            key = fixed or key
+            if len(key.encode()) > SHORTSTR:
+                self._refused.append((line, f"its routing key would be {len(key.encode())} bytes "
+                                            f"long; AMQP allows {SHORTSTR}"))
+                continue
+            if len(message_id.encode()) > SHORTSTR:
+                message_id = hashlib.sha1(message_id.encode()).hexdigest()
             props = pika.BasicProperties(content_type="application/json", delivery_mode=2,
                                          message_id=message_id, headers=headers)
-            batch.append(Outgoing(exchange, fixed or key, line, props))
-        self.link.publish(batch)
+            batch.append(Outgoing(exchange, key, line, props))
+        if batch:
+            self.link.publish(batch)
 
-    def flush(self) -> None:
-        self.link.wait_confirmed()
+    def refused(self) -> list[tuple[bytes, str]]:
+        taken, self._refused = self._refused, []
+        return taken
+
+    def flush(self, within: float | None = None) -> None:
+        self.link.wait_confirmed(within)
 
     def close(self) -> None:
         try:
-            self.flush()
+            self.flush(LAST_WAIT)
         finally:
             self.link.close()

@@ -72,6 +72,9 @@ class Link:
         self._ch: Any = None
         self._closing = False
         self._failing_since: float | None = None
+        self._nacked_since: float | None = None
+        self._nack_attempt = 0
+        self._hold = False
         self._up_since: float | None = None
         self._attempt = 0
         self._thread = threading.Thread(target=self._run, name="amqp-io", daemon=True)
@@ -91,10 +94,15 @@ class Link:
             self._requested += len(messages)
         self.ioloop.add_callback_threadsafe(lambda: self._enqueue(messages))
 
-    def wait_confirmed(self) -> None:
-        """Block until the broker has confirmed every message published so far."""
+    def wait_confirmed(self, within: float | None = None) -> None:
+        """Block until the broker has confirmed every message published so far (or `within`
+        seconds have passed: TransportError)."""
+        deadline = None if within is None else time.monotonic() + within
         with self._cond:
             while self._confirmed < self._requested and self._fatal is None:
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TransportError(f"gave up waiting for the broker to confirm "
+                                         f"{self._requested - self._confirmed} message(s)")
                 self._cond.wait(0.5)
         self._raise_if_failed()
 
@@ -304,12 +312,16 @@ class Link:
 
     def _pump(self) -> None:
         ch = self._ch
-        if ch is None or not self._ready.is_set() or not ch.is_open:
+        if ch is None or not self._ready.is_set() or not ch.is_open or self._hold:
             return
         pending, unconfirmed = self._pending, self._unconfirmed
         while pending and len(unconfirmed) < WINDOW:
             msg = pending.popleft()
-            ch.basic_publish(msg.exchange, msg.key, msg.body, msg.props, mandatory=True)
+            try:
+                ch.basic_publish(msg.exchange, msg.key, msg.body, msg.props, mandatory=True)
+            except Exception as exc:
+                self._fail(f"cannot publish to {self.target.shown}: {_describe(exc)}")
+                return
             self._seq += 1
             unconfirmed[self._seq] = msg
 
@@ -326,12 +338,39 @@ class Link:
         if isinstance(method, Basic.Nack):
             again = [self._unconfirmed.pop(t) for t in tags]
             self._pending.extendleft(reversed(again))
-        else:
-            for tag in tags:
-                del self._unconfirmed[tag]
-            with self._cond:
-                self._confirmed += len(tags)
-                self._cond.notify_all()
+            self._refused(len(again))
+            return
+        self._nacked_since = None
+        for tag in tags:
+            del self._unconfirmed[tag]
+        with self._cond:
+            self._confirmed += len(tags)
+            self._cond.notify_all()
+        self._pump()
+
+    def _refused(self, count: int) -> None:
+        """The broker said no (basic.nack: a full queue with overflow reject-publish, say): publish
+        again after a pause, not in a loop; past --connect-timeout, give up with one line."""
+        now = time.monotonic()
+        if self._nacked_since is None:
+            self._nacked_since = now
+            self._nack_attempt = 0
+        if now - self._nacked_since > self.connect_timeout:
+            self._fail(f"the broker at {self.target.shown} kept refusing messages (basic.nack) "
+                       f"for {self.connect_timeout:g} s: is a queue full (max-length with "
+                       "overflow reject-publish)?")
+            return
+        if self._hold:
+            return
+        self._nack_attempt += 1
+        delay = min(0.25 * 2 ** min(self._nack_attempt, 5), 5.0)
+        self.log(f"the broker refused {count} message(s) (basic.nack); publishing again in "
+                 f"{delay:.1f} s")
+        self._hold = True
+        self.ioloop.call_later(delay, self._resume)
+
+    def _resume(self) -> None:
+        self._hold = False
         self._pump()
 
     def _shutdown(self) -> None:

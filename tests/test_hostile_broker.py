@@ -1,0 +1,130 @@
+"""Hostile records and broker states on the real RabbitMQ: a stage never hangs, loops or lies."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from urllib.parse import quote
+
+import orjson
+import pika
+import pytest
+
+from tests.conftest import START, evtool_cmd, gen_lines, run
+
+pytestmark = pytest.mark.broker
+
+
+def channel(url: str):
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    return conn, conn.channel()
+
+
+def test_a_record_whose_routing_key_amqp_cannot_hold_is_a_dead_letter(vhost) -> None:
+    long_kind = orjson.dumps({"kind": "k" * 300, "n": 1})
+    good = gen_lines(20, 3)
+    out = f"{vhost}?exchange=out_x&queue=out_q"
+    dead = f"{vhost}?exchange=&routing_key=dl_q&queue=dl_q"
+    result = run(["validate", "-o", out, "--dead-letter", dead, "--connect-timeout", "10"],
+                 stdin=long_kind + b"\n" + good, timeout=60)
+    assert result.returncode == 0 and b"Traceback" not in result.stderr, result.stderr
+    assert b"21 in, 20 out, 1 dead letters (schema 1)" in result.stderr
+    conn, ch = channel(vhost)
+    try:
+        assert ch.queue_declare("out_q", passive=True).method.message_count == 20
+        _, _, body = ch.basic_get("dl_q", auto_ack=True)
+        letter = orjson.loads(body)
+        assert letter["reason"] == "schema" and "routing key" in letter["error"]
+    finally:
+        conn.close()
+
+
+def test_a_queue_that_refuses_publishes_is_retried_said_and_given_up(vhost) -> None:
+    conn, ch = channel(vhost)
+    ch.exchange_declare("full_x", "topic", durable=True)
+    ch.queue_declare("full_q", durable=True, arguments={"x-max-length": 5,
+                                                        "x-overflow": "reject-publish"})
+    ch.queue_bind("full_q", "full_x", "#")
+    conn.close()
+    started = time.monotonic()
+    result = run(["gen", "--count", "50", "--seed", "1", "--start", START, "--fast",
+                  "-o", f"{vhost}?exchange=full_x", "--connect-timeout", "4"], timeout=60)
+    took = time.monotonic() - started
+    assert result.returncode == 1 and b"Traceback" not in result.stderr
+    assert b"basic.nack" in result.stderr and b"kept refusing" in result.stderr
+    assert took < 20
+    assert b" 0 out" in result.stderr.splitlines()[-1]       # nothing was confirmed
+
+
+@pytest.mark.parametrize(("sig", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_ends_a_stage_waiting_for_refused_confirms(vhost, sig, status) -> None:
+    conn, ch = channel(vhost)
+    ch.exchange_declare("full_x", "topic", durable=True)
+    ch.queue_declare("full_q", durable=True, arguments={"x-max-length": 1,
+                                                        "x-overflow": "reject-publish"})
+    ch.queue_bind("full_q", "full_x", "#")
+    conn.close()
+    proc = subprocess.Popen(evtool_cmd("gen", "--count", "20", "--fast", "-o",
+                                       f"{vhost}?exchange=full_x", "--connect-timeout", "60"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(2.5)
+    proc.send_signal(sig)
+    assert proc.wait(timeout=15) == status
+    assert b"Traceback" not in proc.stderr.read()
+
+
+@pytest.mark.parametrize(("sig", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_ends_a_stage_that_is_still_connecting(sig, status) -> None:
+    proc = subprocess.Popen(evtool_cmd("validate", "-i", "amqp", "--amqp-url",
+                                       "amqp://guest:guest@127.0.0.1:1/%2F", "--connect-timeout", "60"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(1.5)
+    proc.send_signal(sig)
+    assert proc.wait(timeout=15) == status
+    err = proc.stderr.read()
+    assert b"Traceback" not in err and b"Aborted" not in err
+
+
+def test_a_pretty_printed_message_stays_one_record(vhost) -> None:
+    event = orjson.loads(gen_lines(1, 4))
+    conn, ch = channel(vhost)
+    ch.queue_declare("pretty_q", durable=True)
+    ch.basic_publish("", "pretty_q", orjson.dumps(event, option=orjson.OPT_INDENT_2))
+    ch.basic_publish("", "pretty_q", b'{"kind": "heartbeat",\n "n": 1}')
+    ch.basic_publish("", "pretty_q", b"not\njson")
+    conn.close()
+    proc = subprocess.Popen(evtool_cmd("watch", "--once", "--json", "-q", "-i", f"{vhost}?queue=pretty_q"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(3)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=15)
+    snap = orjson.loads(out)
+    assert snap["records"] == 3 and snap["events"] == 1 and snap["unreadable"] == 1
+    proc = subprocess.Popen(evtool_cmd("validate", "-q", "-i", f"{vhost}?queue=pretty_q"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    conn, ch = channel(vhost)
+    ch.basic_publish("", "pretty_q", orjson.dumps(event, option=orjson.OPT_INDENT_2))
+    ch.basic_publish("", "pretty_q", b"not\njson")
+    conn.close()
+    time.sleep(3)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=15)
+    lines = out.splitlines()
+    assert len(lines) == 2 and orjson.loads(lines[0]) == event
+    assert orjson.loads(lines[1])["reason"] == "json"
+
+
+def test_an_unroutable_publish_is_not_counted_out(vhost) -> None:
+    result = run(["gen", "--count", "200", "--fast", "-o", f"{vhost}?exchange=nowhere_x",
+                  "--connect-timeout", "5"], timeout=60)
+    assert result.returncode == 1 and b"unroutable" in result.stderr
+    assert b" 0 out" in result.stderr.splitlines()[-1], result.stderr
+
+
+def test_a_wrong_password_never_shows(vhost) -> None:
+    url = "AMQP://" + vhost.split("://", 1)[1].replace("guest:guest", "guest:" + quote("s3cr@t pw", safe=""))
+    result = run(["gen", "--count", "1", "-o", "amqp", "--amqp-url", url, "--connect-timeout", "3"],
+                 timeout=30)
+    assert result.returncode == 1 and b"Traceback" not in result.stderr
+    assert b"s3cr" not in result.stderr and b"s3cr%40t" not in result.stderr
