@@ -293,3 +293,68 @@ def test_serving_beyond_loopback_must_be_asked_on_the_command_line() -> None:
     result = run(["watch", "-i", "/dev/null"], env={"EVTOOL_SERVE": "0.0.0.0:18999"})
     assert result.returncode == 2 and b"command line" in result.stderr
     no_traceback(result)
+
+
+# --- replay --verify recomputes what aggregate decided ------------------------------------------
+
+def test_verify_is_clean_when_events_in_holds_events_aggregate_found_late(tmp) -> None:
+    """As on the broker: audit stores every validated event, aggregate dead-letters some as late."""
+    made = run(["gen", "--count", "4000", "--seed", "6", "--start", START, "--fast", "--rate", "50",
+                "--out-of-order", "0.2", "--max-delay", "3", "-q"]).stdout
+    valid = run(["validate", "-q"], stdin=made).stdout
+    counted = run(["aggregate", "-q"], stdin=valid).stdout           # lateness 0: many are late
+    late = [r for r in records(counted) if r.get("reason") == "late"]
+    assert len(late) > 100 and all(r["window_seconds"] == 5 for r in late)
+    db = tmp / "v.db"
+    run(["audit", "--db", str(db), "-q"], stdin=valid + counted)
+    verify = run(["replay", "--db", str(db), "--verify"])
+    assert verify.returncode == 0 and b" 0 differences, 0 could not be checked" in verify.stderr, (
+        verify.stdout[:500], verify.stderr)
+    # without the late dead letters (never audited), verify says which metrics it cannot check
+    db2 = tmp / "v2.db"
+    metrics_only = b"".join(x + b"\n" for x in counted.splitlines() if b'"late"' not in x)
+    run(["audit", "--db", str(db2), "-q"], stdin=valid + metrics_only)
+    blind = run(["replay", "--db", str(db2), "--verify"])
+    assert blind.returncode == 0 and b" 0 differences" in blind.stderr
+    assert b"could not check" in blind.stdout and b"no late dead letter" in blind.stdout
+
+
+def test_verify_is_clean_for_two_window_sizes_in_one_store(tmp) -> None:
+    made = run(["gen", "--count", "3000", "--seed", "7", "--start", START, "--fast", "--rate", "40",
+                "--out-of-order", "0.1", "--max-delay", "2", "-q"]).stdout
+    valid = run(["validate", "-q"], stdin=made).stdout
+    five = run(["aggregate", "--window", "5", "-q"], stdin=valid).stdout
+    sixty = run(["aggregate", "--window", "60", "--lateness", "1", "-q"], stdin=valid).stdout
+    db = tmp / "two.db"
+    run(["audit", "--db", str(db), "-q"], stdin=valid + five + sixty)
+    verify = run(["replay", "--db", str(db), "--verify"])
+    assert verify.returncode == 0 and b" 0 differences, 0 could not be checked" in verify.stderr, (
+        verify.stdout[:500], verify.stderr)
+
+
+def test_verify_names_tampering_and_survives_a_zero_window(tmp) -> None:
+    made = run(["gen", "--count", "500", "--seed", "8", "--start", START, "--fast", "-q"]).stdout
+    db = tmp / "t.db"
+    pipeline_out = run(["aggregate", "--forward", "-q"], stdin=run(["validate", "-q"], stdin=made).stdout)
+    run(["audit", "--db", str(db), "-q"], stdin=pipeline_out.stdout)
+    with sqlite3.connect(db) as conn:
+        (victim,) = conn.execute("SELECT metric_id FROM metrics_out LIMIT 1").fetchone()
+        conn.execute("DELETE FROM trace WHERE metric_id = ? AND event_id = (SELECT min(event_id) "
+                     "FROM trace WHERE metric_id = ?)", (victim, victim))
+        conn.execute("UPDATE metrics_out SET window_seconds = 0 WHERE metric_id != ?", (victim,))
+    verify = run(["replay", "--db", str(db), "--verify"])
+    no_traceback(verify)
+    assert verify.returncode == 1 and verify.stdout.startswith(victim.encode())
+    assert b"could not check" in verify.stdout and b"window_seconds 0" in verify.stdout
+
+
+def test_postgresql_audit_stores_an_event_holding_nul(pg_database) -> None:
+    from tests.conftest import PG, psql
+
+    nul = orjson.dumps({**EVENT, "payload": {**EVENT["payload"], "incident_type": "rob\x00bery"}})
+    result = run(["audit", "--db", f"{PG}/{pg_database}", "-q"], stdin=nul + b"\n" + event(2, START) + b"\n")
+    no_traceback(result)
+    assert result.returncode == 0 and len(records(result.stdout)) == 2
+    assert psql(pg_database, "SELECT count(*) FROM events_in") == "2"
+    replayed = run(["replay", "--db", f"{PG}/{pg_database}", "-q"]).stdout.splitlines()
+    assert nul in replayed                                   # the exact line, NUL escape and all

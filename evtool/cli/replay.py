@@ -91,14 +91,20 @@ def _progress_bar(total: int):  # type: ignore[no-untyped-def]
 
 def run_verify(store: Store, quiet: bool) -> ExitStatus:
     try:
-        problems = 0
-        for line in verify(store):
-            problems += 1
+        verdict = verify(store)
+        for line in verdict.differences:
             click.echo(line)
-        checked = metric_count(store)
+        for line in verdict.unchecked:
+            click.echo(f"could not check: {line}")
+        total = metric_count(store)
     except StoreError as exc:
         say("replay", f"error: {exc}")
         return ExitStatus.FAILURE
+    except OSError as exc:
+        say("replay", f"error: cannot write the verdict: {exc.strerror}")
+        return ExitStatus.FAILURE
     if not quiet:
-        say("replay", f"verify: {checked} metrics checked, {problems} differences")
-    return ExitStatus.FAILURE if problems else ExitStatus.OK
+        say("replay", f"verify: {verdict.checked} of {total} metrics checked, "
+                      f"{len(verdict.differences)} differences, "
+                      f"{len(verdict.unchecked)} could not be checked")
+    return ExitStatus.FAILURE if verdict.differences else ExitStatus.OK

@@ -244,9 +244,10 @@ class AggregateStage:
         self.stats.late += 1
         self.stats.add_dead("late")
         size = self.windows.size
-        error = (f"window {iso_us(index * size)} closed: watermark "
-                 f"{iso_us(int(watermark))} is past its end")
-        return deadletter(STAGE, "late", error, line, event_id)
+        start = iso_us(index * size)
+        error = f"window {start} closed: watermark {iso_us(int(watermark))} is past its end"
+        return deadletter(STAGE, "late", error, line, event_id,
+                          {"window_start": start, "window_seconds": seconds_value(size)})
 
     def _unplaceable(self, line: bytes, event_id: str, index: int) -> bytes:
         self.stats.add_dead("schema")

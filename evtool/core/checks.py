@@ -37,11 +37,11 @@ def _without_ids(schema: Any) -> Any:
     return schema
 
 
-def compile_schema(schema: Schema, what: str) -> Check:
+def compile_schema(schema: Schema, what: str, formats: dict[str, Any] | None = None) -> Check:
     """Compile once; a broken schema is a one-line PackError naming it, never a traceback."""
     try:
-        return fastjsonschema.compile(_without_ids(schema), handlers=_NO_FETCH, formats=FORMATS,
-                                      use_default=False)
+        return fastjsonschema.compile(_without_ids(schema), handlers=_NO_FETCH,
+                                      formats={**FORMATS, **(formats or {})}, use_default=False)
     except PackError as exc:
         raise PackError(f"{what}: {exc}") from None
     except fastjsonschema.JsonSchemaDefinitionException as exc:

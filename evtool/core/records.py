@@ -47,7 +47,8 @@ def parse(line: bytes) -> Any:
     """orjson's parse, refusing duplicate keys: a compact line that re-serialises to itself has
     none (the common case, one dumps); any other line's objects are checked key by key."""
     value = _loads(line)
-    if type(value) in (dict, list) and _reserialised(value) != line:
+    if type(value) in (dict, list) and _reserialised(value) != line and \
+            _reserialised(value, orjson.OPT_SORT_KEYS) != line:      # derived records sort keys
         try:
             json.loads(line, object_pairs_hook=_unique_pairs)
         except RecursionError:
@@ -55,9 +56,9 @@ def parse(line: bytes) -> Any:
     return value
 
 
-def _reserialised(value: Any) -> bytes:
+def _reserialised(value: Any, option: int = 0) -> bytes:
     try:
-        return _dumps(value)
+        return _dumps(value, option=option)
     except TypeError:                   # deeper than orjson writes (255 levels)
         return b""
 
@@ -71,9 +72,11 @@ def dumps(record: dict[str, Any]) -> bytes:
 
 
 def deadletter(
-    stage: str, reason: str, error: str, raw: bytes, event_id: str | None = None
+    stage: str, reason: str, error: str, raw: bytes, event_id: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> bytes:
-    """A dead-letter record that keeps the original line (invalid UTF-8 replaced)."""
+    """A dead-letter record that keeps the original line (invalid UTF-8 replaced); `extra`
+    fields say more (a late one names the window size that refused it)."""
     text = raw[:RAW_KEEP].decode("utf-8", errors="replace")
     record: dict[str, Any] = {
         "kind": "deadletter", "stage": stage, "reason": reason, "error": error, "raw": text,
@@ -82,6 +85,8 @@ def deadletter(
         record["raw_truncated"] = True
     if isinstance(event_id, str):
         record["event_id"] = event_id
+    if extra:
+        record.update(extra)
     return orjson.dumps(record)
 
 

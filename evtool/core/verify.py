@@ -1,12 +1,21 @@
-"""Recompute metrics from stored events and say where the stored ones differ."""
+"""Recompute stored metrics from stored events, and say where they differ or cannot be checked.
+
+A metric is checked against its own trace: the traced events must be stored, lie in its region
+and window, and their counts must be the metric's. The window's other stored events must be
+explained by aggregate's `late` dead letters for that window size; those that are not (where
+aggregate's dead letters were never audited) make the metric one that could not be checked, not
+a difference. Windows of a size no metric has are not judged: another aggregate may have had them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from evtool.core.instant import iso_us, micros_of, seconds_value
 from evtool.core.records import name_id
+
+Event = tuple[str, str, str, int]          # event_id, region, source, ts_us
 
 
 @dataclass
@@ -20,62 +29,102 @@ class StoredMetric:
 
 
 @dataclass
-class Recomputed:
-    counts: dict[str, int] = field(default_factory=dict)
-    ids: list[str] = field(default_factory=list)
+class Verdict:
+    """What verification found: differences (exit 1) and metrics it could not check (and why)."""
+
+    differences: list[str] = field(default_factory=list)
+    unchecked: list[str] = field(default_factory=list)
+    checked: int = 0
 
 
-def recompute(events: Iterable[tuple[str, str, str, int]], seconds: float
-              ) -> Iterator[tuple[str, str, Recomputed]]:
-    """(region, window_start, counts and ids) per region and window, from events
-    (event_id, region, source, ts_us) in time order; one window is held at a time."""
-    size_us = micros_of(seconds, "window_seconds")
+@dataclass
+class _Window:
+    """A window's stored events: region -> event_id -> (source, ts_us)."""
+
+    events: dict[str, dict[str, tuple[str, int]]] = field(default_factory=dict)
+
+
+def verify_size(metrics: list[StoredMetric], events: Iterable[Event],
+                trace_of: Callable[[str], list[str]], stored_at: Callable[[list[str]], dict[str, Event]],
+                late: Mapping[str, float | None], verdict: Verdict) -> None:
+    """Check the metrics of one window size against the stored events (in time order)."""
+    if not metrics:
+        return
+    seconds = metrics[0].window_seconds
+    size = micros_of(seconds, "window_seconds")
+    by_key = {(m.region, m.window_start): m for m in metrics}
+    starts = {m.window_start for m in metrics}
+    for start, window in _windows(events, size):
+        if start in starts:
+            for region in sorted({r for r, s in by_key if s == start} | set(window.events)):
+                _check(by_key.get((region, start)), region, start, window.events.get(region, {}),
+                       size, seconds, trace_of, stored_at, late, verdict)
+            starts.discard(start)
+    for start in sorted(starts):                   # metrics whose window holds no stored event
+        for (region, s), metric in by_key.items():
+            if s == start:
+                _check(metric, region, start, {}, size, seconds, trace_of, stored_at, late, verdict)
+
+
+def _windows(events: Iterable[Event], size: int) -> Iterator[tuple[str, _Window]]:
+    """(window_start, its events by region), one window held at a time."""
     current: int | None = None
-    groups: dict[str, Recomputed] = {}
+    window = _Window()
     for event_id, region, source, ts_us in events:
-        index = ts_us // size_us
+        index = ts_us // size
         if index != current:
             if current is not None:
-                yield from _drain(groups, current, size_us)
-            current, groups = index, {}
-        group = groups.get(region)
-        if group is None:
-            group = groups[region] = Recomputed()
-        group.counts[source] = group.counts.get(source, 0) + 1
-        group.ids.append(event_id)
+                yield iso_us(current * size), window
+            current, window = index, _Window()
+        window.events.setdefault(region, {})[event_id] = (source, ts_us)
     if current is not None:
-        yield from _drain(groups, current, size_us)
+        yield iso_us(current * size), window
 
 
-def _drain(groups: dict[str, Recomputed], index: int, size_us: int
-           ) -> Iterator[tuple[str, str, Recomputed]]:
-    start = iso_us(index * size_us)
-    for region, group in groups.items():
-        yield region, start, group
+def _check(metric: StoredMetric | None, region: str, start: str, stored: dict[str, tuple[str, int]],
+           size: int, seconds: float, trace_of: Callable[[str], list[str]],
+           stored_at: Callable[[list[str]], dict[str, Event]], late: Mapping[str, float | None],
+           verdict: Verdict) -> None:
+    traced = set(trace_of(metric.metric_id)) if metric is not None else set()
+    untraced = [e for e in stored if e not in traced and not (e in late and _was_late(late[e], seconds))]
+    if metric is None:
+        if untraced:
+            verdict.unchecked.append(
+                f"{region} {start} ({seconds:g} s): {len(untraced)} stored events are in no metric "
+                f"and no late dead letter (were aggregate's dead letters audited?)")
+        return
+    verdict.checked += 1
+    name = f"{metric.metric_id} ({region} {start})"
+    expected_id = name_id("metric", region, start, seconds_value(size))
+    if expected_id != metric.metric_id:
+        verdict.differences.append(f"{metric.metric_id}: id does not match its region and window "
+                                   f"(recomputed {expected_id})")
+    elsewhere = stored_at(sorted(traced - set(stored)))
+    outside = sorted(elsewhere)
+    if outside:
+        verdict.differences.append(f"{name}: traced events outside its region or window: "
+                                   f"{', '.join(outside[:3])}")
+    missing = traced - set(stored) - set(elsewhere)
+    if missing:
+        verdict.unchecked.append(f"{name}: {len(missing)} traced events are not in events_in "
+                                 f"(audit did not receive them), e.g. {min(missing)}")
+        return
+    counts: dict[str, int] = {}
+    for event_id in traced & set(stored):
+        source = stored[event_id][0]
+        counts[source] = counts.get(source, 0) + 1
+    total = sum(counts.values())
+    if metric.total != total or metric.counts != counts:
+        verdict.differences.append(f"{name}: stored total {metric.total} {_fmt(metric.counts)}, "
+                                   f"recomputed from its trace {total} {_fmt(counts)}")
+    if untraced:
+        verdict.unchecked.append(f"{name}: {len(untraced)} stored events of its window are in no "
+                                 f"metric and no late dead letter, e.g. {min(untraced)}")
 
 
-def differences(stored: Iterable[StoredMetric], recomputed: dict[tuple[str, str], Recomputed],
-                trace_of: Callable[[str], list[str]]) -> Iterator[str]:
-    """One line per stored metric that its events do not reproduce."""
-    for metric in stored:
-        again = recomputed.get((metric.region, metric.window_start), Recomputed())
-        expected_id = name_id("metric", metric.region, metric.window_start,
-                              seconds_value(micros_of(metric.window_seconds, "window_seconds")))
-        if expected_id != metric.metric_id:
-            yield (f"{metric.metric_id}: id does not match its region and window "
-                   f"(recomputed {expected_id})")
-        total = sum(again.counts.values())
-        if metric.total != total or metric.counts != again.counts:
-            yield (f"{metric.metric_id} ({metric.region} {metric.window_start}): stored total "
-                   f"{metric.total} {_fmt(metric.counts)}, recomputed total {total} {_fmt(again.counts)}")
-        traced = set(trace_of(metric.metric_id))
-        if traced != set(again.ids):
-            missing = sorted(set(again.ids) - traced)[:3]
-            extra = sorted(traced - set(again.ids))[:3]
-            yield (f"{metric.metric_id} ({metric.region} {metric.window_start}): trace holds "
-                   f"{len(traced)} events, recomputed {len(again.ids)}"
-                   + (f"; not traced: {', '.join(missing)}" if missing else "")
-                   + (f"; traced but not in the window: {', '.join(extra)}" if extra else ""))
+def _was_late(window_seconds: float | None, seconds: float) -> bool:
+    """A late dead letter explains an event for its own window size (or any, if it names none)."""
+    return window_seconds is None or window_seconds == seconds
 
 
 def _fmt(counts: dict[str, int]) -> str:

@@ -11,19 +11,29 @@ from evtool.core.secrets import redact
 from evtool.store.schema import TABLE_COLUMNS
 from evtool.store.sqlite import Rows, StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 RETRIES = 6
+# The contract's readable columns, read out of `raw`. jsonb cannot hold NUL, so a \u0000 escape
+# is read as U+FFFD there; `raw` keeps the exact line.
+_JSON = "replace(raw, '\\u0000', '\\ufffd')::jsonb"
+READABLE = {
+    "timestamp": f"{_JSON} ->> 'timestamp'",
+    "region": f"{_JSON} ->> 'region'",
+    "source": f"{_JSON} ->> 'source'",
+    "schema_version": f"{_JSON} ->> 'schema_version'",
+    "correlation_id": f"{_JSON} ->> 'correlation_id'",
+    "payload": f"({_JSON} -> 'payload')::text",
+}
+# version 1 read the columns with raw::jsonb, which refused any event holding \u0000
+MIGRATE_FROM_1 = [statement for column, expression in READABLE.items() for statement in (
+    f"ALTER TABLE events_in DROP COLUMN {column}",
+    f"ALTER TABLE events_in ADD COLUMN {column} TEXT GENERATED ALWAYS AS ({expression}) STORED")]
 DDL = [
     "CREATE TABLE IF NOT EXISTS evtool_meta (version INTEGER NOT NULL)",
     # ids compare byte-wise (COLLATE "C") so replay orders exactly as it does on SQLite
-    """CREATE TABLE IF NOT EXISTS events_in (
+    f"""CREATE TABLE IF NOT EXISTS events_in (
         event_id TEXT COLLATE "C" PRIMARY KEY,
-        timestamp TEXT GENERATED ALWAYS AS ((raw::jsonb) ->> 'timestamp') STORED,
-        region TEXT GENERATED ALWAYS AS ((raw::jsonb) ->> 'region') STORED,
-        source TEXT GENERATED ALWAYS AS ((raw::jsonb) ->> 'source') STORED,
-        schema_version TEXT GENERATED ALWAYS AS ((raw::jsonb) ->> 'schema_version') STORED,
-        correlation_id TEXT GENERATED ALWAYS AS ((raw::jsonb) ->> 'correlation_id') STORED,
-        payload TEXT GENERATED ALWAYS AS (((raw::jsonb) -> 'payload')::text) STORED,
+        {", ".join(f"{c} TEXT GENERATED ALWAYS AS ({e}) STORED" for c, e in READABLE.items())},
         raw TEXT NOT NULL, received_at TEXT NOT NULL, ts_us BIGINT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS events_in_time ON events_in (ts_us, event_id)",
     """CREATE TABLE IF NOT EXISTS metrics_out (
@@ -84,10 +94,13 @@ class PostgresStore:
                 raise StoreError(f"{self.path} is not an evtool audit database "
                                  "(run `evtool audit` on it)")
             self.conn.execute("SELECT pg_advisory_xact_lock(4242)")     # two audits starting at once
-            for statement in DDL:
+            version = self._one("SELECT max(version) FROM evtool_meta") if version is not None else None
+            if version == SCHEMA_VERSION:
+                return
+            for statement in MIGRATE_FROM_1 if version == 1 else DDL:
                 self.conn.execute(statement)
-            if self._one("SELECT count(*) FROM evtool_meta") == 0:
-                self.conn.execute("INSERT INTO evtool_meta VALUES (%s)", (SCHEMA_VERSION,))
+            self.conn.execute("DELETE FROM evtool_meta")
+            self.conn.execute("INSERT INTO evtool_meta VALUES (%s)", (SCHEMA_VERSION,))
 
     def _one(self, sql: str) -> Any:
         row = self.conn.execute(sql).fetchone()
@@ -98,7 +111,6 @@ class PostgresStore:
         the same order; a deadlock or serialization failure that still happens is retried (the
         batch is idempotent)."""
         batches = {table: sorted(tuple(_no_nul(v) for v in row) for row in batch)
-                   if table == "deadletters" else sorted(batch)
                    for table, batch in rows.by_table.items() if batch}
         retryable = (self._psycopg.errors.DeadlockDetected, self._psycopg.errors.SerializationFailure)
         for attempt in range(RETRIES):
@@ -127,7 +139,7 @@ class PostgresStore:
 
 
 def _no_nul(value: Any) -> Any:
-    """PostgreSQL text cannot hold NUL: a dead letter's decoded raw line can. The `record` column
+    """PostgreSQL text cannot hold NUL, which any decoded string field can. `raw`/`record`
     keeps the exact JSON (NUL escaped as \\u0000), so only the readable copies change."""
     return value.replace("\x00", "\ufffd") if isinstance(value, str) and "\x00" in value else value
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import orjson
 
-from evtool.core.verify import Recomputed, StoredMetric, differences, recompute
+from evtool.core.instant import micros_of
+from evtool.core.verify import StoredMetric, Verdict, verify_size
 from evtool.store import Store
 
 
@@ -46,21 +47,48 @@ def stored_events(store: Store, filters: Filters) -> Iterator[tuple[int, str]]:
     yield from store.query(sql, params)
 
 
-def verify(store: Store) -> Iterator[str]:
-    """Every stored metric recomputed from the stored events with its own window size."""
+def verify(store: Store) -> Verdict:
+    """Every stored metric checked against the stored events, with its own window size."""
     metrics: dict[float, list[StoredMetric]] = {}
     for row in store.query("SELECT metric_id, region, window_start, window_seconds, counts, total "
                            "FROM metrics_out ORDER BY window_start, region"):
         metric = StoredMetric(row[0], row[1], row[2], float(row[3]), orjson.loads(row[4]), int(row[5]))
         metrics.setdefault(metric.window_seconds, []).append(metric)
-    for seconds, stored in metrics.items():
+    late: dict[str, float | None] = {}
+    for (record,) in store.query("SELECT record FROM deadletters WHERE stage = 'aggregate' "
+                                 "AND reason = 'late'"):
+        letter = orjson.loads(record)
+        if isinstance(letter.get("event_id"), str):
+            size = letter.get("window_seconds")
+            late[letter["event_id"]] = float(size) if isinstance(size, (int, float)) else None
+    verdict = Verdict()
+    for seconds, stored in sorted(metrics.items()):
+        try:
+            micros_of(seconds, "window_seconds")
+        except ValueError:
+            verdict.unchecked.append(f"{len(stored)} metrics have window_seconds {seconds:g}, "
+                                     "which is no window size")
+            continue
         events = store.query("SELECT event_id, region, source, ts_us FROM events_in "
                              "ORDER BY ts_us, event_id")
-        again: dict[tuple[str, str], Recomputed] = {
-            (region, start): group for region, start, group in recompute(events, seconds)
-        }
-        yield from differences(stored, again, lambda mid: [
-            r[0] for r in store.query("SELECT event_id FROM trace WHERE metric_id = ?", (mid,))])
+        verify_size(stored, events, lambda mid: _trace(store, mid), lambda ids: _events(store, ids),
+                    late, verdict)
+    return verdict
+
+
+def _trace(store: Store, metric_id: str) -> list[str]:
+    return [r[0] for r in store.query("SELECT event_id FROM trace WHERE metric_id = ?", (metric_id,))]
+
+
+def _events(store: Store, ids: list[str]) -> dict[str, tuple[str, str, str, int]]:
+    found: dict[str, tuple[str, str, str, int]] = {}
+    for at in range(0, len(ids), 500):
+        chunk = ids[at:at + 500]
+        marks = ", ".join("?" for _ in chunk)
+        for row in store.query(f"SELECT event_id, region, source, ts_us FROM events_in "
+                               f"WHERE event_id IN ({marks})", chunk):
+            found[row[0]] = (row[0], row[1], row[2], int(row[3]))
+    return found
 
 
 def metric_count(store: Store) -> int:
