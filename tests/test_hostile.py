@@ -358,3 +358,30 @@ def test_postgresql_audit_stores_an_event_holding_nul(pg_database) -> None:
     assert psql(pg_database, "SELECT count(*) FROM events_in") == "2"
     replayed = run(["replay", "--db", f"{PG}/{pg_database}", "-q"]).stdout.splitlines()
     assert nul in replayed                                   # the exact line, NUL escape and all
+
+
+def test_audit_says_when_a_later_copy_of_a_metric_or_window_differs(tmp) -> None:
+    made = run(["gen", "--count", "300", "--seed", "9", "--start", START, "--fast", "-q"]).stdout
+    counted = records(run(["aggregate", "-q"], stdin=run(["validate", "-q"], stdin=made).stdout).stdout)
+    metric = next(r for r in counted if r.get("kind") == "metric" and r["total"] >= 2)
+    window = next(r for r in counted if r.get("kind") == "window")
+    partial = {**metric, "total": metric["total"] - 1, "input_event_ids": metric["input_event_ids"][1:],
+               "counts": {}}
+    first, last = sorted(metric["counts"].items())[0], sorted(metric["counts"].items())[1:]
+    partial["counts"] = {**dict(last), **({first[0]: first[1] - 1} if first[1] > 1 else {})}
+    smaller = {**window, "total": 0, "event_ids": [], "by_source": {}, "by_region": {},
+               "by_region_source": {}}
+    db = tmp / "c.db"
+    lines = [orjson.dumps(r) for r in (metric, window)]
+    run(["audit", "--db", str(db), "-q"], stdin=b"\n".join(lines) + b"\n")
+    again = [orjson.dumps(r) for r in (metric, partial, window, smaller)]
+    result = run(["audit", "--db", str(db)], stdin=b"\n".join(again) + b"\n")
+    no_traceback(result)
+    out = records(result.stdout)
+    assert [r.get("reason") for r in out] == [None, None, "conflict", "conflict"]
+    assert f"total {metric['total']}, this one {partial['total']}" in out[2]["error"]
+    assert b"(conflict 2)" in result.stderr
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT total FROM metrics_out WHERE metric_id = ?",
+                            (metric["metric_id"],)).fetchone() == (metric["total"],)
+        assert conn.execute("SELECT count(*) FROM deadletters WHERE reason = 'conflict'").fetchone() == (2,)

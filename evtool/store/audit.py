@@ -28,6 +28,30 @@ def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+VERSIONED = ("metric", "window")
+
+
+def _window_id(rec: dict[str, Any]) -> str:
+    return name_id("window", rec["window_start"], rec["window_end"], rec.get("partition", ""))
+
+
+def _identity(rec: dict[str, Any]) -> tuple[str, str, int]:
+    """(table, id, total) of a metric or window record."""
+    if rec["kind"] == "metric":
+        return "metrics_out", rec["metric_id"], rec["total"]
+    return "windows", _window_id(rec), rec["total"]
+
+
+def _stored_totals(store: Store, table: str, ids: list[str]) -> dict[str, int]:
+    column = "metric_id" if table == "metrics_out" else "window_id"
+    found: dict[str, int] = {}
+    for at in range(0, len(ids), 500):
+        chunk = ids[at:at + 500]
+        sql = f"SELECT {column}, total FROM {table} WHERE {column} IN ({', '.join('?' for _ in chunk)})"
+        found.update((key, int(total)) for key, total in store.query(sql, chunk))
+    return found
+
+
 def _event_row(ev: dict[str, Any], line: bytes, now: str) -> tuple[Any, ...]:
     event_id = ev["event_id"]
     if type(event_id) is not str:
@@ -52,9 +76,10 @@ class AuditStage:
         self.jsonl = jsonl
         self.clock = clock
         self.rows = Rows()
-        self._held: list[bytes] = []
+        self._held: list[bytes | None] = []
+        self._totals: dict[str, int] = {}
         self._held_dead: list[bytes] = []
-        self._stored: list[bytes] = []
+        self._stored: list[bytes | None] = []
         self._since = 0.0
         self.unsafe_batches = 0
 
@@ -64,6 +89,7 @@ class AuditStage:
         self.stats.in_ += len(lines)
         now = _now()
         events = self.rows.by_table["events_in"]
+        versioned: list[tuple[int, int, dict[str, Any], bytes]] = []
         for line in lines:
             try:
                 record = parse(line)
@@ -80,7 +106,10 @@ class AuditStage:
                     if problem is not None:
                         self._reject(problem, line, None, now)
                         continue
-                    if self._add_derived(record, line, now):
+                    if record["kind"] in VERSIONED:           # settled after the loop, in place
+                        versioned.append((len(self._held), len(self._stored), record, line))
+                        self._stored.append(None)
+                    elif self._add_derived(record, line, now):
                         self._stored.append(line)
                 else:
                     events.append(_event_row(record, line, now))
@@ -92,9 +121,32 @@ class AuditStage:
                 self._reject(f"cannot store: {what}", line, event_id, now)
                 continue
             self._held.append(line)
+        if versioned:
+            self._settle(versioned, now)
         self.unsafe_batches += 1
         if len(self.rows) >= self.batch_records or self.clock() - self._since >= self.batch_seconds:
             self._commit(out, dead)
+
+    def _settle(self, versioned: list[tuple[int, int, dict[str, Any], bytes]], now: str) -> None:
+        """Metrics and windows whose id is stored (or pending) with another total are conflicts
+        (two aggregates on one queue, or one restarted after emitting): the first copy is kept,
+        the later one becomes a dead letter naming both totals instead of vanishing."""
+        keys = [_identity(record) for _, _, record, _ in versioned]
+        for table in ("metrics_out", "windows"):
+            wanted = [k[1] for k in keys if k[0] == table and k[1] not in self._totals]
+            self._totals.update(_stored_totals(self.store, table, wanted))
+        for (held_at, stored_at, record, line), (_table, key, total) in zip(versioned, keys, strict=True):
+            prior = self._totals.get(key)
+            if prior is not None and prior != total:
+                self._held[held_at] = None
+                self.stats.add_dead("conflict")
+                error = (f"{record['kind']} {key}: the stored copy has total {prior}, this one "
+                         f"{total}; the stored one is kept")
+                self._hold_dead(deadletter(STAGE, "conflict", error, line), now)
+                continue
+            self._totals[key] = total
+            self._add_derived(record, line, now)
+            self._stored[stored_at] = line
 
     def _reject(self, problem: str, line: bytes, event_id: Any, now: str) -> None:
         self.stats.add_dead("schema")
@@ -119,7 +171,7 @@ class AuditStage:
             tables["trace"].extend(trace)
         elif kind == "window":
             start, end = rec["window_start"], rec["window_end"]
-            window_id = name_id("window", start, end, rec.get("partition", ""))
+            window_id = _window_id(rec)
             seconds = (instant_us(end) - instant_us(start)) / MICROS
             tables["windows"].append((window_id, start, end, seconds, int(rec["total"]),
                                       rec.get("partition"), text, now))
@@ -140,13 +192,15 @@ class AuditStage:
         if self.rows:
             self.store.write(self.rows)
             self.rows.clear()
-        if self.jsonl is not None and self._stored:
-            self.jsonl.write(b"\n".join(self._stored) + b"\n")
+        stored = [line for line in self._stored if line is not None]
+        if self.jsonl is not None and stored:
+            self.jsonl.write(b"\n".join(stored) + b"\n")
             self.jsonl.flush()
         self._stored.clear()
-        out.extend(self._held)
+        out.extend(line for line in self._held if line is not None)
         dead.extend(self._held_dead)
         self._held.clear()
+        self._totals.clear()
         self._held_dead.clear()
         self.unsafe_batches = 0
 
