@@ -385,3 +385,19 @@ def test_audit_says_when_a_later_copy_of_a_metric_or_window_differs(tmp) -> None
         assert conn.execute("SELECT total FROM metrics_out WHERE metric_id = ?",
                             (metric["metric_id"],)).fetchone() == (metric["total"],)
         assert conn.execute("SELECT count(*) FROM deadletters WHERE reason = 'conflict'").fetchone() == (2,)
+
+
+def test_one_event_from_a_bad_clock_does_not_poison_the_stream() -> None:
+    before = gen_lines_at(10, 1, "2026-11-26T00:00:00Z")
+    after = gen_lines_at(990, 2, "2026-11-26T00:00:01Z")
+    bad = event(999, "2099-01-01T00:00:00Z")
+    out = records(run(["aggregate", "-q"], stdin=before + bad + b"\n" + after).stdout)
+    dead = [r for r in out if r.get("kind") == "deadletter"]
+    assert [r["reason"] for r in dead] == ["future"] and "--max-ahead" in dead[0]["error"]
+    assert sum(w["total"] for w in out if w.get("kind") == "window") == 1000
+    off = records(run(["aggregate", "-q", "--max-ahead", "0"], stdin=before + bad + b"\n" + after).stdout)
+    assert sum(r.get("reason") == "late" for r in off) > 900          # what the guard prevents
+
+
+def gen_lines_at(count: int, seed: int, start: str) -> bytes:
+    return run(["gen", "--count", str(count), "--seed", str(seed), "--start", start, "--fast", "-q"]).stdout

@@ -41,6 +41,9 @@ from evtool.schemas import derived_schemas
 @option("--alert-min-count", type=click.IntRange(min=1), default=10, show_default=True,
         help="... and at least this many events above it.")
 @option("--no-alerts", is_flag=True, help="Do not look for anomalies.")
+@option("--max-ahead", type=SECONDS_OR_ZERO, default=86400.0, show_default=True,
+        help="An event this many seconds of event time past the newest one so far is a dead letter "
+             "(reason future) and moves nothing, so one bad clock cannot close every window; 0: off.")
 def aggregate(
     input_spec: str, output_spec: str, amqp_url: str, connect_timeout: float, prefetch: int,
     quiet: bool, dead_letter_spec: str | None,
@@ -48,6 +51,7 @@ def aggregate(
     lateness: float, forward: bool,
     dedupe_horizon: float,
     idle_flush: float | None, alert_threshold: float, alert_min_count: int, no_alerts: bool,
+    max_ahead: float,
 ) -> None:
     """Count events per region and source in event-time windows.
 
@@ -66,7 +70,7 @@ def aggregate(
         raise click.BadParameter(f"must be below --partitions ({partitions})", param_hint="--partition")
     alerts = None if no_alerts else AlertConfig(threshold=alert_threshold, min_excess=alert_min_count)
     cfg = AggregateConfig(window=window, lateness=lateness, forward=forward,
-                          dedupe_horizon=dedupe_horizon, alerts=alerts,
+                          dedupe_horizon=dedupe_horizon, alerts=alerts, max_ahead=max_ahead,
                           partition=partition if partitions > 1 else None)
     run_stage("aggregate", lambda: AggregateStage(cfg, Stats(), DerivedChecker(derived_schemas())),
               input_spec=input_spec,

@@ -11,7 +11,7 @@ from evtool.cli.common import fail, open_output
 from evtool.cli.emit import pump
 from evtool.cli.gen import start_micros
 from evtool.cli.options import Finite, option, output_options
-from evtool.cli.run import ExitStatus, say
+from evtool.cli.run import ExitStatus, say, silence_stdout
 from evtool.core.pacing import Pacer
 from evtool.store import Store, StoreError, open_store
 from evtool.store.replay import Filters, count_events, metric_count, stored_events, verify
@@ -96,12 +96,14 @@ def run_verify(store: Store, quiet: bool) -> ExitStatus:
             click.echo(line)
         for line in verdict.unchecked:
             click.echo(f"could not check: {line}")
+        sys.stdout.flush()
         total = metric_count(store)
     except StoreError as exc:
         say("replay", f"error: {exc}")
         return ExitStatus.FAILURE
     except OSError as exc:
         say("replay", f"error: cannot write the verdict: {exc.strerror}")
+        silence_stdout()
         return ExitStatus.FAILURE
     if not quiet:
         say("replay", f"verify: {verdict.checked} of {total} metrics checked, "

@@ -213,7 +213,7 @@ def run_filter(
                 processor.finish(out, dead)
                 outputs.deliver(out, dead, LAST_FLUSH_S)
     except OutputClosed:
-        _silence_stdout()
+        silence_stdout()
         return ExitStatus.OK
     except (TransportError, StoreError) as exc:
         say(stage, f"error: {exc}")
@@ -226,7 +226,7 @@ def run_filter(
     return status
 
 
-def _silence_stdout() -> None:
+def silence_stdout() -> None:
     """After `| head` closed the pipe, make interpreter shutdown's flush of stdout harmless."""
     with contextlib.suppress(OSError):
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -39,6 +39,7 @@ class AggregateConfig:
     dedupe_horizon: float = 86400.0
     alerts: AlertConfig | None = field(default_factory=AlertConfig)
     partition: int | None = None
+    max_ahead: float = 86400.0
 
 
 def window_records(window: Window, size: int, duplicates: int = 0,
@@ -107,6 +108,7 @@ class AggregateStage:
         self.windows = Windows(size, lateness)
         self.seen = Deduper(max(round(cfg.dedupe_horizon * MICROS), size + lateness))
         self._expired_at = -(1 << 62)
+        self._ahead = round(cfg.max_ahead * MICROS)
         self._needs: deque[float] = deque()
         self.detector = AnomalyDetector(cfg.alerts) if cfg.alerts else None
         self._reported_duplicates = 0
@@ -134,6 +136,8 @@ class AggregateStage:
         size, lateness, span = windows.size, windows.lateness, seen.span
         open_get, keys = windows.open.get, seen.keys
         max_seen, watermark, closes_at = windows.max_seen, windows.watermark, windows.closes_at
+        ahead = self._ahead
+        limit = max_seen + ahead if ahead and math.isfinite(max_seen) else math.inf
         slice_index, slice_keys = seen.newest_slice, None
         counted = duplicates = 0
         stats.in_ += len(lines)
@@ -174,6 +178,9 @@ class AggregateStage:
                 if fields is None:
                     continue
                 event_id, region, source, at = fields
+            if at > limit:
+                dead.append(self._future(line, event_id, at, max_seen))
+                continue
             key = compact_id(event_id)
             if key in keys:
                 duplicates += 1
@@ -207,6 +214,8 @@ class AggregateStage:
                 out.append(line)
             if at > max_seen:
                 max_seen = at
+                if ahead:
+                    limit = at + ahead
                 if at - lateness > watermark:
                     watermark = at - lateness
                 if at >= closes_at:
@@ -248,6 +257,14 @@ class AggregateStage:
         error = f"window {start} closed: watermark {iso_us(int(watermark))} is past its end"
         return deadletter(STAGE, "late", error, line, event_id,
                           {"window_start": start, "window_seconds": seconds_value(size)})
+
+    def _future(self, line: bytes, event_id: str, at: int, newest: float) -> bytes:
+        """One bad clock must not close every window: an event too far ahead of the newest one is
+        set aside, and the watermark does not move for it."""
+        self.stats.add_dead("future")
+        error = (f"timestamp {iso_us(at)} is more than --max-ahead {seconds_value(self._ahead)} s "
+                 f"past the newest event, {iso_us(int(newest))}")
+        return deadletter(STAGE, "future", error, line, event_id)
 
     def _unplaceable(self, line: bytes, event_id: str, index: int) -> bytes:
         self.stats.add_dead("schema")

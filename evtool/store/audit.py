@@ -14,7 +14,7 @@ from evtool.core.derived import DerivedChecker
 from evtool.core.instant import MICROS, instant_us
 from evtool.core.records import deadletter, name_id, parse, reject_unparsable
 from evtool.core.stats import Stats
-from evtool.store import Store
+from evtool.store import Store, StoreError
 from evtool.store.sqlite import Rows
 
 STAGE = "audit"
@@ -194,8 +194,11 @@ class AuditStage:
             self.rows.clear()
         stored = [line for line in self._stored if line is not None]
         if self.jsonl is not None and stored:
-            self.jsonl.write(b"\n".join(stored) + b"\n")
-            self.jsonl.flush()
+            try:
+                self.jsonl.write(b"\n".join(stored) + b"\n")
+                self.jsonl.flush()
+            except OSError as exc:
+                raise StoreError(f"cannot write {self.jsonl.name}: {exc.strerror}") from None
         self._stored.clear()
         out.extend(line for line in self._held if line is not None)
         dead.extend(self._held_dead)

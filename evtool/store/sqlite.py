@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from evtool.store.schema import MIGRATIONS, TABLE_COLUMNS
@@ -53,8 +54,11 @@ class SqliteStore:
 
     def __init__(self, path: str, *, synchronous: str = "FULL", readonly: bool = False) -> None:
         self.path = path
+        if not path:
+            raise StoreError("the audit database needs a file path")
+        # a path is a path: '#', '?', '%' and ':memory:' are characters of its name, not URI syntax
+        uri = Path(path).absolute().as_uri() + ("?mode=ro" if readonly else "")
         try:
-            uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
             self.conn = sqlite3.connect(uri, uri=True, isolation_level=None,
                                         check_same_thread=False)
             self.conn.execute("PRAGMA busy_timeout = 10000")
