@@ -45,6 +45,10 @@ def replay(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool,
       evtool replay --db audit.db --since 2026-11-26T13:00:00Z --speed 10  # an incident, 10x
       evtool replay --db audit.db --verify
     """
+    filters = Filters(
+        since_us=start_micros(since, "--since") if since else None,
+        until_us=start_micros(until, "--until") if until else None,
+        source=source, region=region, metric_id=metric_id)
     try:
         store = open_store(db, readonly=True)
     except StoreError as exc:
@@ -52,10 +56,6 @@ def replay(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool,
         return
     if verify_metrics:
         sys.exit(run_verify(store, quiet))
-    filters = Filters(
-        since_us=start_micros(since, "--since") if since else None,
-        until_us=start_micros(until, "--until") if until else None,
-        source=source, region=region, metric_id=metric_id)
     sink = open_output("replay", output_spec, amqp_url, connect_timeout)
     items = ((ts_us / MICROS, raw.encode("utf-8")) for ts_us, raw in stored_events(store, filters))
     pacer = Pacer(time.monotonic, speed) if speed else None

@@ -74,7 +74,10 @@ class DashboardStats:
             try:
                 rec = loads(line)
             except orjson.JSONDecodeError:
-                self.unreadable += 1
+                if line.strip():
+                    self.unreadable += 1
+                else:                           # blank, as every stage counts it: not a record
+                    self.records -= 1
                 continue
             if type(rec) is not dict:
                 self.unreadable += 1
