@@ -401,3 +401,37 @@ def test_one_event_from_a_bad_clock_does_not_poison_the_stream() -> None:
 
 def gen_lines_at(count: int, seed: int, start: str) -> bytes:
     return run(["gen", "--count", str(count), "--seed", str(seed), "--start", start, "--fast", "-q"]).stdout
+
+
+# --- clear lines instead of internal errors ------------------------------------------------------
+
+def test_clear_lines_where_there_were_internal_errors(tmp) -> None:
+    events = gen_lines_at(20, 3, START)
+    full = run(["audit", "--db", str(tmp / "f.db"), "--jsonl", "/dev/full", "-q"], stdin=events)
+    no_traceback(full)
+    assert full.returncode == 1 and b"cannot write /dev/full" in full.stderr
+    (tmp / "schemas" / "x.json").mkdir(parents=True)
+    folder = run(["validate", "--schema-dir", str(tmp / "schemas")], stdin=b"")
+    no_traceback(folder)
+    assert folder.returncode == 2 and b"x.json: not a file" in folder.stderr
+    missing = run(["audit", "--db", str(tmp / "m.db"), "-q"],
+                  stdin=b'{"event_id":"6f1c0000-0000-4000-8000-000000000001"}\n')
+    assert orjson.loads(missing.stdout)["error"] == "cannot store: timestamp: missing"
+
+
+@pytest.mark.parametrize("name", ["", ":memory:", "x.db?mode=memory", "a#b.db", "p%41.db"])
+def test_a_db_path_is_a_path(tmp, name) -> None:
+    import os
+    import subprocess
+
+    from tests.conftest import evtool_cmd
+
+    result = subprocess.run(evtool_cmd("audit", "--db", name, "-q"), input=gen_lines_at(5, 1, START),
+                            capture_output=True, cwd=tmp, timeout=60)
+    if not name:
+        assert result.returncode == 1 and b"needs a file path" in result.stderr
+        return
+    assert result.returncode == 0 and os.path.isfile(tmp / name), os.listdir(tmp)
+    replayed = subprocess.run(evtool_cmd("replay", "--db", name, "-q"), capture_output=True, cwd=tmp,
+                              timeout=60)
+    assert len(replayed.stdout.splitlines()) == 5
