@@ -14,6 +14,7 @@ from evtool.cli.options import (
     option,
     partitions_option,
 )
+from evtool.cli.packs import pack_from_options
 from evtool.core.aggregate import AggregateConfig, AggregateStage
 from evtool.core.anomaly import AlertConfig
 from evtool.core.derived import DerivedChecker
@@ -46,7 +47,7 @@ from evtool.schemas import derived_schemas
              "(reason future) and moves nothing, so one bad clock cannot close every window; 0: off.")
 def aggregate(
     input_spec: str, output_spec: str, amqp_url: str, connect_timeout: float, prefetch: int,
-    quiet: bool, dead_letter_spec: str | None,
+    quiet: bool, pack_spec: str, dead_letter_spec: str | None,
     max_line_bytes: int, metrics_port: int | None, partitions: int, partition: int, window: float,
     lateness: float, forward: bool,
     dedupe_horizon: float,
@@ -68,9 +69,11 @@ def aggregate(
     """
     if partition >= partitions:
         raise click.BadParameter(f"must be below --partitions ({partitions})", param_hint="--partition")
+    pack = pack_from_options(pack_spec)
     alerts = None if no_alerts else AlertConfig(threshold=alert_threshold, min_excess=alert_min_count)
     cfg = AggregateConfig(window=window, lateness=lateness, forward=forward,
                           dedupe_horizon=dedupe_horizon, alerts=alerts, max_ahead=max_ahead,
+                          wire=pack.wire,
                           partition=partition if partitions > 1 else None)
     run_stage("aggregate", lambda: AggregateStage(cfg, Stats(), DerivedChecker(derived_schemas())),
               input_spec=input_spec,
@@ -78,4 +81,4 @@ def aggregate(
               quiet=quiet, max_line_bytes=max_line_bytes,
               connect_timeout=connect_timeout, prefetch=prefetch,
               metrics_port=metrics_port, partitions=partitions, partition=partition,
-              idle_after=idle_flush if idle_flush is not None else 2 * window)
+              idle_after=idle_flush if idle_flush is not None else 2 * window, wire=pack.wire)

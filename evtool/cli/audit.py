@@ -9,6 +9,7 @@ import click
 
 from evtool.cli.common import fail, run_stage
 from evtool.cli.options import Finite, derived_max_line_option, filter_options, option
+from evtool.cli.packs import pack_from_options
 from evtool.core.derived import DerivedChecker
 from evtool.core.stats import Stats
 from evtool.schemas import derived_schemas
@@ -26,7 +27,7 @@ from evtool.store.audit import AuditStage
 @option("--batch-ms", type=Finite(min=0, max=3.6e6, min_open=True), default=1000.0, show_default=True,
         help="... or this many milliseconds, whichever comes first.")
 def audit(input_spec: str, output_spec: str, amqp_url: str, connect_timeout: float,
-          prefetch: int, quiet: bool,
+          prefetch: int, quiet: bool, pack_spec: str,
           dead_letter_spec: str | None, max_line_bytes: int, metrics_port: int | None, db: str,
           jsonl: str | None,
           batch_records: int, batch_ms: float) -> None:
@@ -42,6 +43,7 @@ def audit(input_spec: str, output_spec: str, amqp_url: str, connect_timeout: flo
         | evtool audit --db audit.db > /dev/null
       sqlite3 audit.db "SELECT event_id FROM trace WHERE metric_id = '...'"
     """
+    pack = pack_from_options(pack_spec)
     try:
         store = open_store(db)
     except StoreError as exc:
@@ -56,12 +58,13 @@ def audit(input_spec: str, output_spec: str, amqp_url: str, connect_timeout: flo
     try:
         run_stage("audit", lambda: AuditStage(store, Stats(), DerivedChecker(derived_schemas()),
                                               batch_records=batch_records,
-                                              batch_seconds=batch_ms / 1000, jsonl=log),
+                                              batch_seconds=batch_ms / 1000, jsonl=log,
+                                              wire=pack.wire),
                   input_spec=input_spec, output_spec=output_spec, dead_letter_spec=dead_letter_spec,
                   amqp_url=amqp_url, quiet=quiet, max_line_bytes=max_line_bytes,
                   connect_timeout=connect_timeout, prefetch=prefetch,
                   metrics_port=metrics_port, idle_after=batch_ms / 1000,
-                  also_writes={"--jsonl": jsonl} if jsonl else None)
+                  also_writes={"--jsonl": jsonl} if jsonl else None, wire=pack.wire)
     finally:
         store.close()
         if log is not None:

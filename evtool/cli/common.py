@@ -20,10 +20,12 @@ def fail(stage: str, message: str) -> NoReturn:
     sys.exit(ExitStatus.FAILURE)
 
 
-def open_output(stage: str, spec: str, amqp_url: str, connect_timeout: float) -> Sink:
+def open_output(stage: str, spec: str, amqp_url: str, connect_timeout: float,
+                wire: str = "evtool") -> Sink:
     """The sink of a stage that only produces (gen, replay); exits 1 with one line if it cannot."""
     try:
-        return open_sink(Endpoint(spec, amqp_url, "out", stage, connect_timeout=connect_timeout))
+        return open_sink(Endpoint(spec, amqp_url, "out", stage, connect_timeout=connect_timeout,
+                                  wire=wire))
     except TransportError as exc:
         fail(stage, str(exc))
 
@@ -55,6 +57,7 @@ def run_stage(
     partitions: int = 1,
     partition: int = 0,
     also_writes: dict[str, str] | None = None,
+    wire: str = "evtool",
 ) -> None:
     """Build the processor (bad settings are usage errors), open both sides, run, exit."""
     try:
@@ -64,7 +67,7 @@ def run_stage(
     source: Source | None = None
     try:
         inp = Endpoint(input_spec, amqp_url, "in", stage, prefetch, connect_timeout, partitions,
-                       partition)
+                       partition, wire)
         source = open_source(inp, max_line_bytes)
         writes = {"--output": output_spec, "--dead-letter": dead_letter_spec or "", **(also_writes or {})}
         for option_name, path in writes.items():

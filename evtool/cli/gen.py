@@ -18,7 +18,6 @@ from evtool.cli.options import (
     Finite,
     option,
     output_options,
-    pack_option,
 )
 from evtool.cli.packs import pack_from_options
 from evtool.core.generator import Emitted, GenConfig, Generator
@@ -42,7 +41,6 @@ def start_micros(text: str | None, option_name: str = "--start") -> int:
 
 @click.command()
 @output_options
-@pack_option
 @option("--count", type=click.IntRange(min=0), default=None, help="Lines to emit [default: endless].")
 @option("--rate", type=Finite(min=0, max=1e9, min_open=True), default=10.0, show_default=True,
         help="Events per second of event time.")
@@ -97,7 +95,7 @@ def gen(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool, pa
         generator = Generator(cfg)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    sink = open_output("gen", output_spec, amqp_url, connect_timeout)
+    sink = open_output("gen", output_spec, amqp_url, connect_timeout, cfg.pack.wire)
     expected = Truth(window, lateness) if truth else None
     items = ((item.at_us / MICROS, item.line) for item in _with_truth(generator, expected))
     status = pump("gen", items, sink, None if fast else Pacer(time.monotonic), quiet,

@@ -72,9 +72,9 @@ pack_option = option(
     help="The pipeline's vocabulary: a built-in pack (evtool, lab3) or a pack folder "
          "(see evtool --list-packs).",
 )
-output_options = compose(output_option, amqp_option, connect_timeout_option, quiet_option)
+output_options = compose(output_option, amqp_option, connect_timeout_option, quiet_option, pack_option)
 io_options = compose(input_option, output_option, amqp_option, connect_timeout_option,
-                     prefetch_option, quiet_option)
+                     prefetch_option, quiet_option, pack_option)
 
 dead_letter_option = option(
     "--dead-letter", "dead_letter_spec", default=None, metavar="SPEC",

@@ -11,6 +11,7 @@ from evtool.cli.common import fail, open_output
 from evtool.cli.emit import pump
 from evtool.cli.gen import start_micros
 from evtool.cli.options import Finite, option, output_options
+from evtool.cli.packs import pack_from_options
 from evtool.cli.run import ExitStatus, say, silence_stdout
 from evtool.core.pacing import Pacer
 from evtool.store import Store, StoreError, open_store
@@ -32,7 +33,7 @@ MICROS = 1_000_000
         help="Pace by event time, X times faster than real [default: as fast as possible].")
 @option("--verify", "verify_metrics", is_flag=True,
         help="Recompute every stored metric; exit 1 on any difference.")
-def replay(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool, db: str,
+def replay(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool, pack_spec: str, db: str,
            metric_id: str | None,
            since: str | None, until: str | None, source: str | None, region: str | None,
            speed: float | None, verify_metrics: bool) -> None:
@@ -56,7 +57,8 @@ def replay(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool,
         return
     if verify_metrics:
         sys.exit(run_verify(store, quiet))
-    sink = open_output("replay", output_spec, amqp_url, connect_timeout)
+    sink = open_output("replay", output_spec, amqp_url, connect_timeout,
+                       pack_from_options(pack_spec).wire)
     items = ((ts_us / MICROS, raw.encode("utf-8")) for ts_us, raw in stored_events(store, filters))
     pacer = Pacer(time.monotonic, speed) if speed else None
     progress = None

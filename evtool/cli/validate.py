@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import click
 
 from evtool.cli.common import run_stage
@@ -9,7 +11,6 @@ from evtool.cli.options import (
     filter_options,
     max_line_option,
     option,
-    pack_option,
     partitions_option,
 )
 from evtool.cli.packs import pack_from_options
@@ -19,10 +20,14 @@ from evtool.core.validation import EventValidator, ValidateStage
 from evtool.schemas import derived_schemas
 
 
+def utc_now_text() -> str:
+    """lab3 stamps its dead letters with the wall clock, to the second."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 @click.command()
 @filter_options(max_line_option)
 @partitions_option
-@pack_option
 @option("--schema-dir", "schema_dir_path", type=click.Path(file_okay=False), default=None,
         help="Read DIR/<source>.json as the payload schema of <source>, over the pack's "
              "(adds or replaces).")
@@ -50,10 +55,11 @@ def validate(
     pack = pack_from_options(pack_spec, schema_dir_path, regions)
 
     def make() -> ValidateStage:
+        stamp = utc_now_text if pack.wire == "lab3" else None
         return ValidateStage(EventValidator(pack), DerivedChecker(derived_schemas()), Stats(),
-                             max_line_bytes)
+                             max_line_bytes, stamp)
 
     run_stage("validate", make, input_spec=input_spec, output_spec=output_spec,
               dead_letter_spec=dead_letter_spec, amqp_url=amqp_url, quiet=quiet,
               max_line_bytes=max_line_bytes, connect_timeout=connect_timeout, prefetch=prefetch,
-              metrics_port=metrics_port, partitions=partitions)
+              metrics_port=metrics_port, partitions=partitions, wire=pack.wire)

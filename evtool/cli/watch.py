@@ -17,6 +17,7 @@ from rich.live import Live
 
 from evtool.cli.common import fail
 from evtool.cli.options import io_options, metrics_port_option, option
+from evtool.cli.packs import pack_from_options
 from evtool.cli.run import ExitStatus, Interrupted, Signals, say
 from evtool.cli.serve import serve, serve_metrics
 from evtool.core.dashboard import DashboardStats
@@ -32,9 +33,9 @@ REDRAW_S = 0.25
 class Reader:
     """Reads on its own thread so drawing never slows reading (and the reverse)."""
 
-    def __init__(self, source: Source) -> None:
+    def __init__(self, source: Source, wire: str = "evtool") -> None:
         self.source = source
-        self.stats = DashboardStats(checker=DerivedChecker(derived_schemas()))
+        self.stats = DashboardStats(checker=DerivedChecker(derived_schemas()), wire=wire)
         self.lock = threading.Lock()
         self.done = threading.Event()
         self.error: str | None = None
@@ -81,7 +82,7 @@ def parse_address(text: str) -> tuple[str, int]:
 @option("--serve", "address", default=None, metavar="HOST:PORT",
         help="Serve / (HTML), /data (JSON), /metrics (Prometheus); binds 127.0.0.1 unless told.")
 def watch(input_spec: str, output_spec: str, amqp_url: str, connect_timeout: float, prefetch: int,
-          quiet: bool, once: bool, as_json: bool, metrics_port: int | None,
+          quiet: bool, pack_spec: str, once: bool, as_json: bool, metrics_port: int | None,
           address: str | None) -> None:
     """Show windows, events/s, dead letters, duplicates, alerts and watermark lag as they arrive.
 
@@ -98,6 +99,7 @@ def watch(input_spec: str, output_spec: str, amqp_url: str, connect_timeout: flo
     if output_spec.startswith("amqp"):
         raise click.UsageError("watch writes its summary to '-' or a file, not to the broker")
     started = time.monotonic()
+    pack = pack_from_options(pack_spec)
     where = parse_address(address) if address else None
     if where is not None and not is_loopback(where[0]):
         source_of = click.get_current_context().get_parameter_source("address")
@@ -107,12 +109,12 @@ def watch(input_spec: str, output_spec: str, amqp_url: str, connect_timeout: flo
         say("watch", f"serving beyond this machine on {where[0]}: anyone who can reach it can "
                      "read the dashboard")
     try:
-        source = open_source(Endpoint(input_spec, amqp_url, "in", "watch", prefetch, connect_timeout),
-                             64 << 20)
+        source = open_source(Endpoint(input_spec, amqp_url, "in", "watch", prefetch, connect_timeout,
+                                      wire=pack.wire), 64 << 20)
     except TransportError as exc:
         fail("watch", str(exc))
         return
-    reader = Reader(source)
+    reader = Reader(source, pack.wire)
     signals = Signals()
     signals.install()
     status = ExitStatus.OK

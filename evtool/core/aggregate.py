@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from evtool.core import lab3
 from evtool.core.anomaly import AlertConfig, AnomalyDetector
 from evtool.core.dedupe import Deduper, compact_id
 from evtool.core.derived import DerivedChecker
@@ -40,10 +41,11 @@ class AggregateConfig:
     alerts: AlertConfig | None = field(default_factory=AlertConfig)
     partition: int | None = None
     max_ahead: float = 86400.0
+    wire: str = "evtool"
 
 
 def window_records(window: Window, size: int, duplicates: int = 0,
-                   partition: int | None = None) -> list[dict[str, Any]]:
+                   partition: int | None = None, wire: str = "evtool") -> list[dict[str, Any]]:
     """The `window` record of a closed window followed by one `metric` per region, by region;
     `size` in microseconds."""
     start = window.index * size
@@ -87,6 +89,10 @@ def window_records(window: Window, size: int, duplicates: int = 0,
     }
     if partition is not None:
         record["partition"] = partition
+    if wire == "lab3":
+        record.update(lab3.window_fields(record))
+        for metric in metrics:
+            metric.update(lab3.metric_fields(metric))
     return [record, *metrics]
 
 
@@ -132,6 +138,7 @@ class AggregateStage:
         """The hot loop: per-event work is inlined; the state stays in `Windows` and `Deduper`."""
         stats, windows, seen = self.stats, self.windows, self.seen
         loads, forward = parse, self.cfg.forward
+        lab3_wire = self.cfg.wire == "lab3"
         fromisoformat, epoch, one_us = datetime.fromisoformat, EPOCH, ONE_US
         size, lateness, span = windows.size, windows.lateness, seen.span
         open_get, keys = windows.open.get, seen.keys
@@ -153,8 +160,8 @@ class AggregateStage:
                 stats.add_dead("schema")
                 dead.append(deadletter(STAGE, "schema", "an event must be a JSON object", line))
                 continue
-            if "kind" in event:
-                problem = self.derived.problem(event)
+            if "kind" in event or (lab3_wire and lab3.as_evtool_or_none(event) is not None):
+                problem = self.derived.problem(event) if "kind" in event else None
                 if problem is None:
                     out.append(line)
                 else:
@@ -285,7 +292,7 @@ class AggregateStage:
         for window in closed:
             dups = self.stats.duplicates - self._reported_duplicates
             self._reported_duplicates = self.stats.duplicates
-            records = window_records(window, size, dups, self.cfg.partition)
+            records = window_records(window, size, dups, self.cfg.partition, self.cfg.wire)
             if self.detector is not None:
                 records += self.detector.observe(window.index * size, seconds, window.counts)
             out.extend(dumps(record) for record in records)

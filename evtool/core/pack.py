@@ -9,6 +9,7 @@ from typing import Any
 
 Schema = dict[str, Any]
 GENERATE = "x-generate"
+WIRES = ("evtool", "lab3")
 
 
 class PackError(ValueError):
@@ -36,6 +37,7 @@ class Pack:
     burst: Burst
     where: str = ""
     builtin: bool = False
+    wire: str = "evtool"                  # whose broker topology and record shapes on the wire
     overlaid: frozenset[str] = field(default_factory=frozenset)
 
     @property
@@ -104,7 +106,10 @@ def make_pack(meta: Any, envelope: Any, payloads: dict[str, Any], where: str,
         raise PackError(f"{where}payloads/: no <source>.json in it")
     weights = _weights(meta.get("sources"), payloads, where)
     burst = _burst(meta.get("burst"), weights, where)
-    return Pack(name, description, weights, envelope, payloads, burst, where, builtin)
+    wire = meta.get("wire", "evtool")
+    if wire not in WIRES:
+        raise PackError(f"{where}pack.json: 'wire' must be one of {', '.join(WIRES)}")
+    return Pack(name, description, weights, envelope, payloads, burst, where, builtin, wire=wire)
 
 
 def check_schema(schema: Any, where: str) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
+from evtool.core import lab3
 from evtool.core.checks import Check, Invalid, compile_schema, describe, json_type
 from evtool.core.derived import DerivedChecker
 from evtool.core.fastpath import fast_accept
@@ -71,9 +73,11 @@ class ValidateStage:
     """Valid events pass byte for byte; invalid lines become dead letters; derived records pass."""
 
     def __init__(self, validator: EventValidator, derived: DerivedChecker, stats: Stats,
-                 max_line_bytes: int) -> None:
+                 max_line_bytes: int, wall_clock: Callable[[], str] | None = None) -> None:
+        """`wall_clock`: on lab3's wire, dead letters also take lab3's shape, stamped with it."""
         self.validator = validator
         self.derived = derived
+        self.wall_clock = wall_clock
         self.stats = stats
         self.max_line_bytes = max_line_bytes
 
@@ -89,7 +93,7 @@ class ValidateStage:
             except orjson.JSONDecodeError as exc:
                 rejected = reject_unparsable(STAGE, line, exc, stats)
                 if rejected is not None:
-                    dead.append(rejected)
+                    dead.append(self._shaped(rejected))
                 continue
             if accept(obj):
                 valid += 1
@@ -101,7 +105,7 @@ class ValidateStage:
                     out.append(line)
                 else:
                     stats.add_dead("schema")
-                    dead.append(deadletter(STAGE, "schema", problem, line))
+                    dead.append(self._shaped(deadletter(STAGE, "schema", problem, line)))
                 continue
             problem = error_of(obj)
             if problem is None:
@@ -110,8 +114,21 @@ class ValidateStage:
             else:
                 stats.add_dead("schema")
                 eid = obj.get("event_id") if type(obj) is dict else None
-                dead.append(deadletter(STAGE, "schema", problem, line, eid))
+                dead.append(self._shaped(deadletter(STAGE, "schema", problem, line, eid)))
         stats.events += valid
+
+    def _shaped(self, letter: bytes) -> bytes:
+        """On lab3's wire, lab3's {original_event, error, failed_at, service} beside evtool's
+        own fields (lab3's tools read those)."""
+        if self.wall_clock is None:
+            return letter
+        record = orjson.loads(letter)
+        try:
+            original: Any = orjson.loads(record["raw"])
+        except orjson.JSONDecodeError:
+            original = record["raw"]
+        record.update(lab3.deadletter_fields(original, self.wall_clock()))
+        return orjson.dumps(record)
 
     def idle(self, out: list[bytes], dead: list[bytes]) -> None:
         """Nothing is held between batches."""

@@ -27,6 +27,7 @@ class Endpoint:
     connect_timeout: float = 30.0
     partitions: int = 1
     partition: int = 0
+    wire: str = "evtool"                   # whose default topology 'amqp' means (a pack's wire)
 
 
 def open_source(end: Endpoint, max_line_bytes: int) -> Source:

@@ -13,10 +13,12 @@ if TYPE_CHECKING:
 
 
 def open_amqp_source(end: Endpoint, max_line_bytes: int) -> Source:
-    target = resolve(end.spec, end.amqp_url, end.stage, "in", end.partitions, end.partition)
+    target = resolve(end.spec, end.amqp_url, end.stage, "in", end.partitions, end.partition,
+                     end.wire)
     return AmqpSource(target, end.stage, end.prefetch, end.connect_timeout)
 
 
 def open_amqp_sink(end: Endpoint) -> Sink:
-    target = resolve(end.spec, end.amqp_url, end.stage, end.role, end.partitions, end.partition)
+    target = resolve(end.spec, end.amqp_url, end.stage, end.role, end.partitions, end.partition,
+                     end.wire)
     return AmqpSink(target, end.stage, end.connect_timeout)

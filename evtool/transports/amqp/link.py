@@ -73,6 +73,8 @@ class Link:
         self._closing = False
         self._failing_since: float | None = None
         self._nacked_since: float | None = None
+        self._declaring = ""
+        self._as_found: set[str] = set()
         self._nack_attempt = 0
         self._hold = False
         self._up_since: float | None = None
@@ -227,15 +229,16 @@ class Link:
         topo = self.target.topology
         steps: list[Callable[..., Any]] = []
         for exchange in topo.exchanges:
-            if exchange:
-                steps.append(partial(ch.exchange_declare, exchange, exchange_type="topic", durable=True))
+            if exchange and exchange not in self._as_found:
+                steps.append(partial(self._declare_exchange, ch, exchange, topo.kind_of(exchange)))
         for ring in topo.hash_exchanges:
             steps.append(partial(ch.exchange_declare, ring, exchange_type="x-consistent-hash",
                                  durable=True, arguments={"hash-header": "region"}))
         for destination, source in topo.exchange_bindings:
             steps.append(partial(ch.exchange_bind, destination, source, routing_key="#"))
         for name in topo.queues:
-            steps.append(partial(ch.queue_declare, name, durable=True))
+            if name not in self._as_found:
+                steps.append(partial(self._declare_queue, ch, name))
         if self.consume and not topo.queue:
             steps.append(partial(self._declare_private, ch))
         for binding in topo.bindings:
@@ -262,7 +265,23 @@ class Link:
                       callback=callback)
 
     def _consume(self, ch: Any, callback: Callable[[Any], None]) -> None:
-        ch.basic_consume(self.queue_name, self._on_message, auto_ack=False, callback=callback)
+        names = [self.queue_name, *self.target.topology.also_consume]
+
+        def next_one(frame: Any = None) -> None:
+            if not names:
+                callback(frame)
+                return
+            ch.basic_consume(names.pop(0), self._on_message, auto_ack=False, callback=next_one)
+
+        next_one()
+
+    def _declare_exchange(self, ch: Any, name: str, kind: str, callback: Callable[[Any], None]) -> None:
+        self._declaring = name
+        ch.exchange_declare(name, exchange_type=kind, durable=True, callback=callback)
+
+    def _declare_queue(self, ch: Any, name: str, callback: Callable[[Any], None]) -> None:
+        self._declaring = name
+        ch.queue_declare(name, durable=True, callback=callback)
 
     def _chain(self, steps: list[Callable[..., Any]], last: Callable[[], None]) -> None:
         """Run declarations one after another, each from the previous one's reply."""
@@ -273,6 +292,7 @@ class Link:
         first(callback=lambda _frame: self._chain(rest, last))
 
     def _up(self) -> None:
+        self._declaring = ""
         with self._cond:
             if self._unconfirmed:
                 self._pending.extendleft(reversed(list(self._unconfirmed.values())))
@@ -288,6 +308,14 @@ class Link:
         self._pump()
 
     def _on_channel_closed(self, _ch: Any, reason: BaseException) -> None:
+        if (isinstance(reason, ChannelClosedByBroker) and reason.reply_code == 406
+                and self._declaring and self._declaring not in self._as_found and not self._ready.is_set()):
+            # declared by someone else with other settings: use it as it is, on a new channel
+            self.log(f"{self._declaring!r} exists with other settings; using it as it is")
+            self._as_found.add(self._declaring)
+            if self._conn is not None and self._conn.is_open:
+                self._conn.channel(on_open_callback=self._on_channel)
+            return
         if isinstance(reason, ChannelClosedByBroker) and reason.reply_code in FATAL_REPLY_CODES:
             self._fail(f"the broker refused {self.target.shown}: {reason.reply_text}")
         elif not self._closing and self._conn is not None and self._conn.is_open:
@@ -315,10 +343,12 @@ class Link:
         if ch is None or not self._ready.is_set() or not ch.is_open or self._hold:
             return
         pending, unconfirmed = self._pending, self._unconfirmed
+        optional = self.target.topology.optional_keys
         while pending and len(unconfirmed) < WINDOW:
             msg = pending.popleft()
             try:
-                ch.basic_publish(msg.exchange, msg.key, msg.body, msg.props, mandatory=True)
+                ch.basic_publish(msg.exchange, msg.key, msg.body, msg.props,
+                                 mandatory=msg.key not in optional)
             except Exception as exc:
                 self._fail(f"cannot publish to {self.target.shown}: {_describe(exc)}")
                 return

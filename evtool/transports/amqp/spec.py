@@ -13,7 +13,7 @@ from evtool.transports.base import TransportError
 
 __all__ = ["redact"]
 
-OUR_KEYS = ("exchange", "routing_key", "queue", "binding")
+OUR_KEYS = ("exchange", "routing_key", "queue", "binding", "exchange_type")
 DEAD_LETTER_QUEUE = "deadletter.validation"
 EVENTS, PROCESSING, ANALYTICS = "events_exchange", "processing_exchange", "analytics_exchange"
 
@@ -38,6 +38,12 @@ class Topology:
     routing_key: str | None = None
     hash_exchanges: tuple[str, ...] = ()                   # x-consistent-hash on a region header
     exchange_bindings: tuple[tuple[str, str], ...] = ()    # (destination, source), key "#"
+    kinds: tuple[tuple[str, str], ...] = ()                # (exchange, type) where not "topic"
+    also_consume: tuple[str, ...] = ()                     # more queues consumed on one channel
+    optional_keys: tuple[str, ...] = ()                    # routing keys nobody may be bound to yet
+
+    def kind_of(self, exchange: str) -> str:
+        return dict(self.kinds).get(exchange, "topic")
 
 
 def _consume(queue: str, *exchanges: str) -> Topology:
@@ -65,6 +71,38 @@ DEFAULTS: dict[tuple[str, str], Topology] = {
     ("audit", "in"): _consume("audit_queue", PROCESSING, ANALYTICS),
     ("watch", "in"): _consume("", ANALYTICS),
 }
+
+
+# lab3's services, on the same broker: each stage takes the place of one, and declares only
+# what that service declares (lab3's queue names and bindings, exchange types, no arguments).
+LAB3_SOURCES = ("security.incident", "survey.victimization", "migration.case")
+LAB3_DLQ = "dlq_exchange"
+_LAB3_VALIDATOR = Topology(
+    exchanges=(EVENTS,), queues=("validator_input_queue",), queue="validator_input_queue",
+    bindings=tuple(Binding("validator_input_queue", EVENTS, key) for key in LAB3_SOURCES))
+_LAB3_PUBLISH = replace(_LAB3_VALIDATOR, queue=None, exchange=EVENTS)
+LAB3_DEFAULTS: dict[tuple[str, str], Topology] = {
+    ("gen", "out"): _LAB3_PUBLISH,
+    ("replay", "out"): _LAB3_PUBLISH,
+    ("validate", "in"): _LAB3_VALIDATOR,
+    ("validate", "out"): _publish(PROCESSING, ("aggregator_queue", PROCESSING),
+                                  ("audit_queue", PROCESSING)),
+    ("aggregate", "in"): _consume("aggregator_queue", PROCESSING),
+    ("aggregate", "out"): Topology(
+        exchanges=(ANALYTICS,), queues=("audit_metrics_queue",), exchange=ANALYTICS,
+        bindings=(Binding("audit_metrics_queue", ANALYTICS, "metrics.daily"),),
+        optional_keys=("analytics.window", "alerts.anomaly", "deadletter")),
+    ("audit", "in"): Topology(
+        exchanges=(PROCESSING, ANALYTICS), queues=("audit_queue", "audit_metrics_queue"),
+        bindings=(Binding("audit_queue", PROCESSING), Binding("audit_metrics_queue", ANALYTICS,
+                                                              "metrics.daily")),
+        queue="audit_queue", also_consume=("audit_metrics_queue",)),
+    ("watch", "in"): _consume("", ANALYTICS),
+}
+LAB3_DEAD = Topology(exchanges=(LAB3_DLQ,), kinds=((LAB3_DLQ, "direct"),), queues=(DEAD_LETTER_QUEUE,),
+                     bindings=(Binding(DEAD_LETTER_QUEUE, LAB3_DLQ, DEAD_LETTER_QUEUE),),
+                     exchange=LAB3_DLQ, routing_key=DEAD_LETTER_QUEUE)
+WIRES = {"evtool": (DEFAULTS, DEAD), "lab3": (LAB3_DEFAULTS, LAB3_DEAD)}
 
 
 RING_POINTS = "100"     # points per queue on the hash ring: with one each, 16 regions can all land on one
@@ -100,10 +138,12 @@ class AmqpTarget:
 
 
 def resolve(spec: str, amqp_url: str, stage: str, role: str, partitions: int = 1,
-            partition: int = 0) -> AmqpTarget:
-    """`amqp` means the stage's default topology at --amqp-url; a URL names its own."""
+            partition: int = 0, wire: str = "evtool") -> AmqpTarget:
+    """`amqp` means the stage's default topology (of the pack's wire) at --amqp-url; a URL names
+    its own."""
     if spec == "amqp":
-        topology = DEAD if role == "dead" else DEFAULTS.get((stage, role))
+        defaults, dead = WIRES.get(wire, WIRES["evtool"])
+        topology = dead if role == "dead" else defaults.get((stage, role))
         if partitions > 1 and (stage, role) == ("validate", "out"):
             ring = partitioned(partitions)
             topology = replace(ring, exchange=PROCESSING, queues=(*ring.queues, "audit_queue"),
@@ -126,7 +166,9 @@ def resolve(spec: str, amqp_url: str, stage: str, role: str, partitions: int = 1
         queue = queue or ""
         bindings = (Binding(queue, exchange, ours.get("binding", "#")),) if exchange else ()
         topology = Topology(exchanges=(exchange,) if exchange else (),
-                            queues=(queue,) if queue else (), bindings=bindings, queue=queue)
+                            queues=(queue,) if queue else (), bindings=bindings, queue=queue,
+                            kinds=((exchange, ours["exchange_type"]),)
+                            if exchange and "exchange_type" in ours else ())
     else:
         exchange = ours.get("exchange", "")
         key = ours.get("routing_key")
@@ -138,7 +180,9 @@ def resolve(spec: str, amqp_url: str, stage: str, role: str, partitions: int = 1
                             queues=(queue,) if queue else (),
                             bindings=(Binding(queue, exchange, ours.get("binding", "#")),)
                             if queue and exchange else (),
-                            exchange=exchange, routing_key=key if exchange else (key or queue))
+                            exchange=exchange, routing_key=key if exchange else (key or queue),
+                            kinds=((exchange, ours["exchange_type"]),)
+                            if exchange and "exchange_type" in ours else ())
     return AmqpTarget(_params(url), topology, redact(url))
 
 
