@@ -13,11 +13,11 @@ from evtool.cli.gen import start_micros
 from evtool.cli.options import Finite, option, output_options
 from evtool.cli.packs import pack_from_options
 from evtool.cli.run import ExitStatus, say, silence_stdout
+from evtool.core.instant import MICROS
 from evtool.core.pacing import Pacer
 from evtool.store import Store, StoreError, open_store
+from evtool.store.lab3 import Lab3Record, lab3_kind
 from evtool.store.replay import Filters, count_events, metric_count, stored_events, verify
-
-MICROS = 1_000_000
 
 
 @click.command()
@@ -50,6 +50,11 @@ def replay(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool,
         since_us=start_micros(since, "--since") if since else None,
         until_us=start_micros(until, "--until") if until else None,
         source=source, region=region, metric_id=metric_id)
+    wire = pack_from_options(pack_spec).wire
+    found = lab3_kind(db) if not db.startswith(("postgresql://", "postgres://")) else None
+    if found is not None:
+        sys.exit(replay_lab3(Lab3Record(db, found), filters, verify_metrics, output_spec, amqp_url,
+                             connect_timeout, wire, speed, quiet))
     try:
         store = open_store(db, readonly=True)
     except StoreError as exc:
@@ -57,8 +62,7 @@ def replay(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool,
         return
     if verify_metrics:
         sys.exit(run_verify(store, quiet))
-    sink = open_output("replay", output_spec, amqp_url, connect_timeout,
-                       pack_from_options(pack_spec).wire)
+    sink = open_output("replay", output_spec, amqp_url, connect_timeout, wire)
     items = ((ts_us / MICROS, raw.encode("utf-8")) for ts_us, raw in stored_events(store, filters))
     pacer = Pacer(time.monotonic, speed) if speed else None
     progress = None
@@ -70,6 +74,27 @@ def replay(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool,
         fail("replay", str(exc))
         return
     sys.exit(status)
+
+
+def replay_lab3(record: Lab3Record, filters: Filters, verify_metrics: bool, output_spec: str,
+                amqp_url: str, connect_timeout: float, wire: str, speed: float | None,
+                quiet: bool) -> ExitStatus:
+    """lab3's own record: said as such, replayed with the same filters."""
+    if verify_metrics:
+        raise click.UsageError(f"{record.path} is lab3's {record.kind}: its metrics have no "
+                               "window to recompute (--verify needs an evtool audit database)")
+    say("replay", f"reading lab3's {record.kind} at {record.path}")
+    sink = open_output("replay", output_spec, amqp_url, connect_timeout, wire)
+    pacer = Pacer(time.monotonic, speed) if speed else None
+    items = ((at / MICROS, line) for at, line in record.events(filters))
+    try:
+        status = pump("replay", items, sink, pacer, quiet)
+    except StoreError as exc:
+        fail("replay", str(exc))
+    if record.skipped:
+        say("replay", f"{record.skipped} of lab3's records skipped: not events with a time "
+                      "evtool can place")
+    return status
 
 
 def _progress_bar(total: int):  # type: ignore[no-untyped-def]
