@@ -106,6 +106,8 @@ class AmqpSink(Sink):
         self.topology = target.topology
         self.region_header = bool(target.topology.hash_exchanges)
         self._refused: list[tuple[bytes, str]] = []
+        self._said: set[str] = set()
+        self._log = stderr_logger(stage)
         self.link = Link(target, consume=False, prefetch=0, connect_timeout=connect_timeout,
                          log=stderr_logger(stage))
         self.link.start()
@@ -123,6 +125,10 @@ class AmqpSink(Sink):
                 self._refused.append((line, f"its routing key would be {len(key.encode())} bytes "
                                             f"long; AMQP allows {SHORTSTR}"))
                 continue
+            if not self.topology.mandatory(key) and key not in self._said:
+                self._said.add(key)
+                self._log(f"routing key {key!r} is published without 'mandatory': if no queue is "
+                          "bound to it, the broker drops it")
             if len(message_id.encode()) > SHORTSTR:
                 message_id = hashlib.sha1(message_id.encode()).hexdigest()
             props = pika.BasicProperties(content_type="application/json", delivery_mode=2,

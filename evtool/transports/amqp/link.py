@@ -343,12 +343,12 @@ class Link:
         if ch is None or not self._ready.is_set() or not ch.is_open or self._hold:
             return
         pending, unconfirmed = self._pending, self._unconfirmed
-        optional = self.target.topology.optional_keys
+        mandatory = self.target.topology.mandatory
         while pending and len(unconfirmed) < WINDOW:
             msg = pending.popleft()
             try:
                 ch.basic_publish(msg.exchange, msg.key, msg.body, msg.props,
-                                 mandatory=msg.key not in optional)
+                                 mandatory=mandatory(msg.key))
             except Exception as exc:
                 self._fail(f"cannot publish to {self.target.shown}: {_describe(exc)}")
                 return
