@@ -40,13 +40,14 @@ def run(args: Sequence[str], stdin: bytes | None = None, env: dict | None = None
                           env=full_env, check=False)
 
 
-def pipeline(*stages: Sequence[str], timeout: float = 120) -> tuple[bytes, list[bytes]]:
+def pipeline(*stages: Sequence[str], timeout: float = 120,
+             env: dict | None = None) -> tuple[bytes, list[bytes]]:
     """`evtool A | evtool B | ...` over OS pipes; the last stage's stdout and every stderr."""
     procs: list[subprocess.Popen] = []
     prev = None
     for stage in stages:
         proc = subprocess.Popen(evtool_cmd(*stage), stdin=prev, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
+                                stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
         if prev is not None:
             prev.close()
         prev = proc.stdout

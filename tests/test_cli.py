@@ -124,8 +124,8 @@ def test_every_command_has_help_with_an_example() -> None:
 
 
 def test_options_can_come_from_the_environment() -> None:
-    result = run(["gen", "-q"], env={"EVTOOL_COUNT": "3", "EVTOOL_FAST": "1", "EVTOOL_SEED": "4",
-                                     "EVTOOL_START": START})
+    result = run(["gen", "-q"], env={"EVTOOL_GEN_COUNT": "3", "EVTOOL_GEN_FAST": "1",
+                                     "EVTOOL_GEN_SEED": "4", "EVTOOL_GEN_START": START})
     assert result.returncode == 0 and len(result.stdout.splitlines()) == 3
     assert result.stdout == gen_lines(3, 4)
 
@@ -141,3 +141,15 @@ def test_gen_paces_in_real_time_without_fast() -> None:
     elapsed = time.monotonic() - started
     assert len(result.stdout.splitlines()) == 30
     assert 0.5 < elapsed < 5
+
+
+def test_an_option_variable_applies_to_its_own_command_only(tmp) -> None:
+    """EVTOOL_OUTPUT once sent every stage of a pipe to one file; now each command has its own."""
+    out = tmp / "valid.ndjson"
+    env = {"EVTOOL_VALIDATE_OUTPUT": str(out), "EVTOOL_GEN_COUNT": "50", "EVTOOL_GEN_FAST": "1",
+           "EVTOOL_OUTPUT": str(tmp / "ignored.ndjson")}
+    stdout, _ = pipeline(["gen", "-q"], ["validate", "-q"], env=env)
+    assert stdout == b"" and len(out.read_bytes().splitlines()) == 50
+    assert not (tmp / "ignored.ndjson").exists()
+    shared = run(["gen", "-q", "--count", "2", "--fast"], env={"EVTOOL_PACK": "lab3"}).stdout
+    assert shared.count(b"corr-") == 2                          # the pack is shared on purpose

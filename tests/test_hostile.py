@@ -290,7 +290,7 @@ def test_the_page_escapes_data_and_answers_only_local_names(tmp) -> None:
 
 
 def test_serving_beyond_loopback_must_be_asked_on_the_command_line() -> None:
-    result = run(["watch", "-i", "/dev/null"], env={"EVTOOL_SERVE": "0.0.0.0:18999"})
+    result = run(["watch", "-i", "/dev/null"], env={"EVTOOL_WATCH_SERVE": "0.0.0.0:18999"})
     assert result.returncode == 2 and b"command line" in result.stderr
     no_traceback(result)
 

@@ -10,6 +10,7 @@ import traceback
 import click
 
 from evtool import __version__
+from evtool.cli.options import scope_envvars
 from evtool.cli.packs import list_packs, show_pack
 from evtool.cli.run import Interrupted, install_early_signals
 from evtool.cli.tuning import tune_runtime
@@ -29,7 +30,7 @@ class LazyGroup(click.Group):
             return None
         command = getattr(importlib.import_module(f"evtool.cli.{cmd_name}"), cmd_name)
         assert isinstance(command, click.Command)
-        return command
+        return scope_envvars(command)
 
 
 @click.group(cls=LazyGroup,

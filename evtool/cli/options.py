@@ -1,4 +1,7 @@
-"""Option bundles shared by the subcommands; every option can also be set as EVTOOL_<OPTION>."""
+"""Option bundles shared by the subcommands. Every option can also be set in the environment:
+EVTOOL_<COMMAND>_<OPTION>, so one variable never redirects every stage of a pipe; only the
+settings every stage shares on purpose are global (EVTOOL_AMQP_URL, EVTOOL_PACK,
+EVTOOL_CONNECT_TIMEOUT)."""
 
 from __future__ import annotations
 
@@ -12,12 +15,30 @@ DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 F = Callable[..., Any]
 
 
+SHARED = ("AMQP_URL", "PACK", "CONNECT_TIMEOUT")
+
+
+def _env_name(decls: Any) -> str:
+    long = str(next(d for d in decls if d.startswith("--"))).split("/")[0]
+    return long[2:].upper().replace("-", "_")
+
+
 def option(*decls: str, **kw: Any) -> Callable[[F], F]:
-    """click.option with the env var EVTOOL_<LONG_NAME> shown in --help."""
-    long = next(d for d in decls if d.startswith("--")).split("/")[0]
-    kw.setdefault("envvar", "EVTOOL_" + long[2:].upper().replace("-", "_"))
+    """click.option with an environment variable shown in --help (scoped by `scope_envvars`)."""
+    kw.setdefault("envvar", "EVTOOL_" + _env_name(decls))
     kw.setdefault("show_envvar", True)
     return click.option(*decls, **kw)
+
+
+def scope_envvars(command: click.Command) -> click.Command:
+    """EVTOOL_<COMMAND>_<OPTION> for the command's own options; the shared ones stay global."""
+    for param in command.params:
+        if isinstance(param, click.Option) and isinstance(param.envvar, str) \
+                and param.envvar.startswith("EVTOOL_"):
+            name = _env_name(param.opts + param.secondary_opts)
+            param.envvar = f"EVTOOL_{name}" if name in SHARED else \
+                f"EVTOOL_{(command.name or '').upper()}_{name}"
+    return command
 
 
 def compose(*decorators: Callable[[F], F]) -> Callable[[F], F]:
@@ -112,5 +133,5 @@ def filter_options(max_line: Callable[[F], F]) -> Callable[[F], F]:
 partitions_option = option(
     "--partitions", type=click.IntRange(min=1), default=1, show_default=True,
     help="Aggregate partitions on the broker (regions are hashed to partitions): set it the same "
-         "on validate and every aggregate, e.g. with EVTOOL_PARTITIONS.",
+         "on validate and every aggregate.",
 )

@@ -48,7 +48,7 @@ def validate(
 
     \b
     Example:
-      evtool gen --count 1000 --invalid 0.05 --seed 7 | evtool validate --dead-letter bad.ndjson
+      evtool gen --count 1000 --invalid 0.05 --seed 7 --fast | evtool validate --dead-letter bad.ndjson
       evtool validate -i events.ndjson --schema-dir my-schemas/ --regions north,south
       evtool validate --pack lab3 -i amqp -o amqp
     """

@@ -89,7 +89,7 @@ def watch(input_spec: str, output_spec: str, amqp_url: str, connect_timeout: flo
     \b
     Example:
       evtool gen --rate 2000 | evtool validate | evtool aggregate | evtool watch
-      evtool aggregate -i amqp | evtool watch --once --json | jq .totals
+      evtool gen --count 20000 --fast | evtool validate | evtool aggregate | evtool watch --once --json
       evtool watch -i amqp --serve 127.0.0.1:8080        # then open http://127.0.0.1:8080/
 
     The summary (with --once, or when stdout is not a terminal) goes to -o: '-' or a file.
@@ -188,3 +188,9 @@ def print_summary(snap: dict[str, Any], as_json: bool, output_spec: str) -> None
         color = not to_file and out.isatty() and "NO_COLOR" not in os.environ
         width = 120 if to_file else max(100, Console().width)
         Console(file=out, no_color=not color, highlight=False, width=width).print(render(snap))
+
+
+# watch writes a summary, never records: its -o takes '-' or a file only.
+for _param in watch.params:
+    if _param.name == "output_spec" and isinstance(_param, click.Option):
+        _param.help = "Where the --once summary goes: '-' (stdout) or a file."
