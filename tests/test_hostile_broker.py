@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import time
@@ -128,3 +129,28 @@ def test_a_wrong_password_never_shows(vhost) -> None:
                  timeout=30)
     assert result.returncode == 1 and b"Traceback" not in result.stderr
     assert b"s3cr" not in result.stderr and b"s3cr%40t" not in result.stderr
+
+
+def test_watch_sees_dead_letters_and_leaves_them_in_their_queue(vhost) -> None:
+    watch = subprocess.Popen(evtool_cmd("watch", "-i", "amqp", "--amqp-url", vhost, "--once", "--json", "-q"),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(2)
+    validate = subprocess.Popen(evtool_cmd("validate", "-i", "amqp", "-o", "amqp", "--amqp-url", vhost, "-q"),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    made = run(["gen", "--count", "2000", "--invalid", "0.05", "--seed", "12", "--start", START, "--fast",
+                "-o", "amqp", "--amqp-url", vhost], timeout=60)
+    time.sleep(4)
+    validate.send_signal(signal.SIGTERM)
+    assert validate.wait(timeout=30) == 143
+    watch.send_signal(signal.SIGTERM)
+    out, err = watch.communicate(timeout=30)
+    assert b"Traceback" not in err
+    invalid = int(re.search(rb"(\d+) invalid", made.stderr).group(1))
+    snap = orjson.loads(out)
+    assert snap["deadletters"]["total"] == invalid > 50
+    assert set(snap["deadletters"]["by_reason"]) <= {"json", "encoding", "schema"}
+    conn, ch = channel(vhost)
+    try:
+        assert ch.queue_declare("deadletter.validation", passive=True).method.message_count == invalid
+    finally:
+        conn.close()

@@ -65,7 +65,25 @@ def _publish(exchange: str, *downstream: tuple[str, str]) -> Topology:
                     bindings=tuple(Binding(q, ex) for q, ex in downstream), exchange=exchange)
 
 
-DEAD = Topology(queues=(DEAD_LETTER_QUEUE,), exchange="", routing_key=DEAD_LETTER_QUEUE)
+DEAD_EXCHANGE = "deadletter_exchange"
+
+
+def _dead(exchange: str) -> Topology:
+    """Rejects go to the deadletter.validation queue through a direct exchange, so a watcher can
+    bind a queue of its own beside it and see them without taking them from whoever handles them."""
+    return Topology(exchanges=(exchange,), kinds=((exchange, "direct"),), queues=(DEAD_LETTER_QUEUE,),
+                    bindings=(Binding(DEAD_LETTER_QUEUE, exchange, DEAD_LETTER_QUEUE),),
+                    exchange=exchange, routing_key=DEAD_LETTER_QUEUE)
+
+
+def _watching(dead_exchange: str) -> Topology:
+    """A private auto-delete queue on the analytics exchange and on the dead-letter exchange."""
+    return Topology(exchanges=(ANALYTICS, dead_exchange), kinds=((dead_exchange, "direct"),),
+                    bindings=(Binding("", ANALYTICS), Binding("", dead_exchange, DEAD_LETTER_QUEUE)),
+                    queue="")
+
+
+DEAD = _dead(DEAD_EXCHANGE)
 DEFAULTS: dict[tuple[str, str], Topology] = {
     ("gen", "out"): _publish(EVENTS, ("validator_queue", EVENTS)),
     ("replay", "out"): _publish(EVENTS, ("validator_queue", EVENTS)),
@@ -75,7 +93,7 @@ DEFAULTS: dict[tuple[str, str], Topology] = {
     ("aggregate", "in"): _consume("aggregator_queue", PROCESSING),
     ("aggregate", "out"): _publish(ANALYTICS, ("audit_queue", ANALYTICS)),
     ("audit", "in"): _consume("audit_queue", PROCESSING, ANALYTICS),
-    ("watch", "in"): _consume("", ANALYTICS),
+    ("watch", "in"): _watching(DEAD_EXCHANGE),
 }
 
 
@@ -105,11 +123,9 @@ LAB3_DEFAULTS: dict[tuple[str, str], Topology] = {
         bindings=(Binding("audit_queue", PROCESSING), Binding("audit_metrics_queue", ANALYTICS,
                                                               "metrics.daily")),
         queue="audit_queue", also_consume=("audit_metrics_queue",)),
-    ("watch", "in"): _consume("", ANALYTICS),
+    ("watch", "in"): _watching(LAB3_DLQ),
 }
-LAB3_DEAD = Topology(exchanges=(LAB3_DLQ,), kinds=((LAB3_DLQ, "direct"),), queues=(DEAD_LETTER_QUEUE,),
-                     bindings=(Binding(DEAD_LETTER_QUEUE, LAB3_DLQ, DEAD_LETTER_QUEUE),),
-                     exchange=LAB3_DLQ, routing_key=DEAD_LETTER_QUEUE)
+LAB3_DEAD = _dead(LAB3_DLQ)
 WIRES = {"evtool": (DEFAULTS, DEAD), "lab3": (LAB3_DEFAULTS, LAB3_DEAD)}
 
 
