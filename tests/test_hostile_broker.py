@@ -41,13 +41,18 @@ def test_a_record_whose_routing_key_amqp_cannot_hold_is_a_dead_letter(vhost) -> 
         conn.close()
 
 
-def test_a_queue_that_refuses_publishes_is_retried_said_and_given_up(vhost) -> None:
-    conn, ch = channel(vhost)
+def full_queue(url: str, length: int) -> None:
+    """Exchange full_x into a queue that refuses publishes (basic.nack) past `length` messages."""
+    conn, ch = channel(url)
     ch.exchange_declare("full_x", "topic", durable=True)
-    ch.queue_declare("full_q", durable=True, arguments={"x-max-length": 5,
+    ch.queue_declare("full_q", durable=True, arguments={"x-max-length": length,
                                                         "x-overflow": "reject-publish"})
     ch.queue_bind("full_q", "full_x", "#")
     conn.close()
+
+
+def test_a_queue_that_refuses_publishes_is_retried_said_and_given_up(vhost) -> None:
+    full_queue(vhost, 5)
     started = time.monotonic()
     result = run(["gen", "--count", "50", "--seed", "1", "--start", START, "--fast",
                   "-o", f"{vhost}?exchange=full_x", "--connect-timeout", "4"], timeout=60)
@@ -60,12 +65,7 @@ def test_a_queue_that_refuses_publishes_is_retried_said_and_given_up(vhost) -> N
 
 @pytest.mark.parametrize(("sig", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_ends_a_stage_waiting_for_refused_confirms(vhost, sig, status) -> None:
-    conn, ch = channel(vhost)
-    ch.exchange_declare("full_x", "topic", durable=True)
-    ch.queue_declare("full_q", durable=True, arguments={"x-max-length": 1,
-                                                        "x-overflow": "reject-publish"})
-    ch.queue_bind("full_q", "full_x", "#")
-    conn.close()
+    full_queue(vhost, 1)
     proc = subprocess.Popen(evtool_cmd("gen", "--count", "20", "--fast", "-o",
                                        f"{vhost}?exchange=full_x", "--connect-timeout", "60"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
