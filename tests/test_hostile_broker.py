@@ -154,3 +154,31 @@ def test_watch_sees_dead_letters_and_leaves_them_in_their_queue(vhost) -> None:
         assert ch.queue_declare("deadletter.validation", passive=True).method.message_count == invalid
     finally:
         conn.close()
+
+
+def test_ctrl_c_while_replay_connects_is_130(tmp) -> None:
+    db = tmp / "r.db"
+    run(["audit", "--db", str(db), "-q"], stdin=gen_lines(5, 1))
+    proc = subprocess.Popen(evtool_cmd("replay", "--db", str(db), "-o", "amqp", "--amqp-url",
+                                       "amqp://guest:guest@127.0.0.1:1/%2F", "--connect-timeout", "60"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=15) == 130
+    err = proc.stderr.read()
+    assert b"Aborted" not in err and b"Traceback" not in err
+
+
+def test_an_over_long_message_id_is_hashed_not_fatal(vhost) -> None:
+    metric = {"kind": "metric", "metric_id": "m" * 400, "date": "2026-11-26", "region": "r",
+              "window_start": "2026-11-26T00:00:00Z", "window_end": "2026-11-26T00:00:05Z",
+              "window_seconds": 5, "counts": {"s": 1}, "total": 1, "input_event_ids": ["e"]}
+    result = run(["validate", "-o", f"{vhost}?exchange=&routing_key=long_q&queue=long_q",
+                  "--connect-timeout", "10"], stdin=orjson.dumps(metric) + b"\n", timeout=60)
+    assert result.returncode == 0 and b"1 in, 1 out" in result.stderr, result.stderr
+    conn, ch = channel(vhost)
+    try:
+        _, props, body = ch.basic_get("long_q", auto_ack=True)
+        assert orjson.loads(body) == metric and len(props.message_id) == 40
+    finally:
+        conn.close()

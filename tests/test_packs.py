@@ -337,3 +337,11 @@ def test_a_pack_needs_a_region_list_for_gen(tmp) -> None:
     files = {**USER_PACK, "envelope.json": {"type": "object", "properties": {"region": {"type": "string"}}}}
     with pytest.raises(PackError, match="region"):
         Generator(GenConfig(start_us=T0_US, pack=load_pack(str(write_pack(tmp / "p", files)))))
+
+
+def test_schema_dir_never_fetches(tmp) -> None:
+    (tmp / "s").mkdir()
+    (tmp / "s" / "weather.report.json").write_text(json.dumps(
+        {"type": "object", "properties": {"x": {"$ref": "http://127.0.0.1:1/evil.json"}}}))
+    result = run(["validate", "--schema-dir", str(tmp / "s")], stdin=b"")
+    assert result.returncode == 2 and b"never fetch" in result.stderr and b"Traceback" not in result.stderr

@@ -33,7 +33,8 @@ def single_process_metrics() -> dict[str, int]:
 
 
 def start_cluster(tmp, url: str, db: str) -> dict[str, Stage]:
-    env = {**os.environ, "EVTOOL_AMQP_URL": url, "EVTOOL_PARTITIONS": "2"}
+    env = {**os.environ, "EVTOOL_AMQP_URL": url, "EVTOOL_VALIDATE_PARTITIONS": "2",
+           "EVTOOL_AGGREGATE_PARTITIONS": "2"}
     dsn = f"{PG}/{db}"
     stages = {f"validate{i}": Stage(tmp, f"validate{i}", "validate", "-i", "amqp", "-o", "amqp",
                                     "--prefetch", "500", env=env) for i in range(3)}
