@@ -65,8 +65,8 @@ def records(data: bytes) -> list[dict]:
     return [json.loads(line) for line in data.splitlines() if line.strip()]
 
 
-def gen_lines(count: int, seed: int = 1, *extra: str) -> bytes:
-    result = run(["gen", "--count", str(count), "--seed", str(seed), "--start", START, "--fast",
+def gen_lines(count: int, seed: int = 1, *extra: str, start: str = START) -> bytes:
+    result = run(["gen", "--count", str(count), "--seed", str(seed), "--start", start, "--fast",
                   "-q", *extra])
     assert result.returncode == 0, result.stderr
     return result.stdout

@@ -13,7 +13,7 @@ import pytest
 
 from evtool.core.aggregate import AggregateConfig, AggregateStage
 from evtool.core.stats import Stats
-from tests.conftest import START, checker, pipeline, records, run
+from tests.conftest import START, checker, gen_lines, pipeline, records, run
 
 EVENT = {"event_id": "6f1c0000-0000-4000-8000-000000000001", "timestamp": "2026-11-26T13:14:01Z",
          "region": "maule", "source": "security.incident", "schema_version": "1.0",
@@ -388,8 +388,8 @@ def test_audit_says_when_a_later_copy_of_a_metric_or_window_differs(tmp) -> None
 
 
 def test_one_event_from_a_bad_clock_does_not_poison_the_stream() -> None:
-    before = gen_lines_at(10, 1, "2026-11-26T00:00:00Z")
-    after = gen_lines_at(990, 2, "2026-11-26T00:00:01Z")
+    before = gen_lines(10, 1, start="2026-11-26T00:00:00Z")
+    after = gen_lines(990, 2, start="2026-11-26T00:00:01Z")
     bad = event(999, "2099-01-01T00:00:00Z")
     out = records(run(["aggregate", "-q"], stdin=before + bad + b"\n" + after).stdout)
     dead = [r for r in out if r.get("kind") == "deadletter"]
@@ -399,14 +399,10 @@ def test_one_event_from_a_bad_clock_does_not_poison_the_stream() -> None:
     assert sum(r.get("reason") == "late" for r in off) > 900          # what the guard prevents
 
 
-def gen_lines_at(count: int, seed: int, start: str) -> bytes:
-    return run(["gen", "--count", str(count), "--seed", str(seed), "--start", start, "--fast", "-q"]).stdout
-
-
 # --- clear lines instead of internal errors ------------------------------------------------------
 
 def test_clear_lines_where_there_were_internal_errors(tmp) -> None:
-    events = gen_lines_at(20, 3, START)
+    events = gen_lines(20, 3)
     full = run(["audit", "--db", str(tmp / "f.db"), "--jsonl", "/dev/full", "-q"], stdin=events)
     no_traceback(full)
     assert full.returncode == 1 and b"cannot write /dev/full" in full.stderr
@@ -426,7 +422,7 @@ def test_a_db_path_is_a_path(tmp, name) -> None:
 
     from tests.conftest import evtool_cmd
 
-    result = subprocess.run(evtool_cmd("audit", "--db", name, "-q"), input=gen_lines_at(5, 1, START),
+    result = subprocess.run(evtool_cmd("audit", "--db", name, "-q"), input=gen_lines(5, 1),
                             capture_output=True, cwd=tmp, timeout=60)
     if not name:
         assert result.returncode == 1 and b"needs a file path" in result.stderr

@@ -104,10 +104,6 @@ class DerivedChecker:
             self._id_lists[kind] = lists
             self._quick[kind] = quick(lean, lean)
 
-    @property
-    def kinds(self) -> frozenset[str]:
-        return frozenset(self._checks)
-
     def problem(self, record: dict[str, Any]) -> str | None:
         kind = record.get("kind")
         if type(kind) is not str:

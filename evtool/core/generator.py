@@ -158,9 +158,6 @@ class Generator:
         raise PackError(f"{self.pack.where.rstrip(': /') or 'pack'}: gen cannot make events this "
                         f"pack accepts ({first_error}); give the field examples or x-generate")
 
-    def _pick(self, options: tuple[str, ...]) -> str:
-        return options[int(self.rng.random() * len(options))]
-
     def source(self) -> str:
         """A source drawn by the pack's weights."""
         if self._even:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from evtool.core.instant import TimeError, instant_us, iso_us
 
 RUN_ID = "default"
@@ -83,7 +85,7 @@ def as_evtool(record: dict[str, Any]) -> dict[str, Any] | None:
         raw = record["original_event"]
         return {"kind": "deadletter", "stage": str(record.get("service")), "reason": "schema",
                 "error": str(record.get("error", "")),
-                "raw": raw if isinstance(raw, str) else _json(raw)}
+                "raw": raw if isinstance(raw, str) else orjson.dumps(raw).decode()}
     return None
 
 
@@ -93,9 +95,3 @@ def as_evtool_or_none(record: dict[str, Any]) -> dict[str, Any] | None:
         return as_evtool(record)
     except ValueError:
         return None
-
-
-def _json(value: Any) -> str:
-    import orjson
-
-    return orjson.dumps(value).decode()
