@@ -10,14 +10,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import orjson
-from prometheus_client import CollectorRegistry, generate_latest, start_http_server
+from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-from evtool.tui.web import page
+from evtool.tui.web import asset
 
 LOCAL_NAMES = {"localhost", "127.0.0.1", "[::1]", "::1"}
 Snapshot = Callable[[], dict[str, Any]]
+# the page's own script and style only; nothing from elsewhere, no inline code, no framing
+CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; " \
+      "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 
 class SnapshotCollector(Collector):
@@ -92,26 +96,39 @@ def serve(host: str, port: int, snapshot: Snapshot) -> ThreadingHTTPServer:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            if host_name(self.headers.get("Host") or "") not in allowed:
-                self._send(403, "text/plain", b"refused: not a local Host\n")
-            elif self.path in ("/", "/index.html"):
-                self._send(200, "text/html; charset=utf-8", page(snapshot()).encode())
-            elif self.path == "/data":
-                self._send(200, "application/json", orjson.dumps(snapshot()))
-            elif self.path == "/metrics":
-                self._send(200, "text/plain; version=0.0.4", generate_latest(registry))
-            else:
-                self._send(404, "text/plain", b"not found\n")
+            self._answer(head=False)
 
-        def _send(self, code: int, kind: str, body: bytes) -> None:
+        def do_HEAD(self) -> None:
+            self._answer(head=True)
+
+        def _answer(self, head: bool) -> None:
+            path = self.path.split("?", 1)[0]
+            found = asset(path)
+            if host_name(self.headers.get("Host") or "") not in allowed:
+                self._send(403, "text/plain", b"refused: not a local Host\n", head)
+            elif found is not None:
+                self._send(200, found[0], found[1], head)
+            elif path == "/data":
+                self._send(200, "application/json", orjson.dumps(snapshot()), head)
+            elif path == "/favicon.ico":
+                self._send(204, "image/x-icon", b"", head)
+            elif path == "/metrics":
+                encoder, kind = choose_encoder(self.headers.get("Accept") or "")
+                self._send(200, kind, encoder(registry), head)
+            else:
+                self._send(404, "text/plain", b"not found\n", head)
+
+        def _send(self, code: int, kind: str, body: bytes, head: bool = False) -> None:
             self.send_response(code)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Cache-Control", "no-store")
             self.send_header("X-Content-Type-Options", "nosniff")
-            self.send_header("Content-Security-Policy", "default-src 'self'; style-src 'unsafe-inline'")
+            self.send_header("Content-Security-Policy", CSP)
+            self.send_header("Referrer-Policy", "no-referrer")
             self.end_headers()
-            self.wfile.write(body)
+            if not head:
+                self.wfile.write(body)
 
         def log_message(self, *args: Any) -> None:
             """Quiet: stderr is for the stage's own lines."""

@@ -12,13 +12,13 @@ from typing import Any
 
 import click
 import orjson
-from rich.console import Console
-from rich.live import Live
+from rich.console import Console, RenderableType
 
 from evtool.cli.common import fail
 from evtool.cli.options import io_options, metrics_port_option, option
 from evtool.cli.packs import pack_from_options
 from evtool.cli.run import ExitStatus, Interrupted, Signals, say
+from evtool.cli.screen import Keys, LiveScreen, colored
 from evtool.cli.serve import serve, serve_metrics
 from evtool.core.dashboard import DashboardStats
 from evtool.core.derived import DerivedChecker
@@ -38,6 +38,7 @@ class Reader:
         self.stats = DashboardStats(checker=DerivedChecker(derived_schemas()), wire=wire)
         self.lock = threading.Lock()
         self.done = threading.Event()
+        self.halted = False
         self.error: str | None = None
 
     def run(self) -> None:
@@ -45,6 +46,8 @@ class Reader:
             while (batch := self.source.read(1.0)) is not None:
                 if batch.lines:
                     with self.lock:
+                        if self.halted:
+                            return
                         self.stats.feed(batch.lines)
                     self.source.ack(batch.token)
         except TransportError as exc:
@@ -53,6 +56,11 @@ class Reader:
             self.error = f"internal error: {type(exc).__name__}: {exc}"
         finally:
             self.done.set()
+
+    def halt(self) -> None:
+        """Count nothing more: the last frame and the summary line then say the same."""
+        with self.lock:
+            self.halted = True
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
@@ -142,6 +150,7 @@ def watch(input_spec: str, output_spec: str, amqp_url: str, connect_timeout: flo
             live_screen(reader, signals)
     except Interrupted as stop:
         status = stop.status
+    reader.halt()
     if reader.error:
         say("watch", f"error: {reader.error}")
         status = ExitStatus.FAILURE
@@ -169,13 +178,21 @@ def summary_line(snap: dict[str, Any], seconds: float) -> str:
 
 
 def live_screen(reader: Reader, signals: Signals) -> None:
-    console = Console()
-    with Live(render(reader.snapshot()), console=console, auto_refresh=False,
-              screen=False, transient=False) as live:
-        with signals.blocking():
-            while not reader.done.wait(REDRAW_S):
-                live.update(render(reader.snapshot()), refresh=True)
-        live.update(render(reader.snapshot()), refresh=True)
+    """Redraw until the input ends, `q` or a signal; the last frame is drawn after the loop."""
+    def frame(width: int, height: int) -> RenderableType:
+        if reader.done.is_set() or reader.halted:
+            return render(reader.snapshot(), width, height, "input ended" if reader.done.is_set() else "")
+        return render(reader.snapshot(), width, height, "q quits")
+
+    with LiveScreen(sys.stdout, frame, colored()) as screen, Keys() as keys:
+        try:
+            with signals.blocking():
+                while not reader.done.is_set():
+                    screen.draw()
+                    if keys.quit_within(REDRAW_S):
+                        break
+        finally:
+            reader.halt()
 
 
 def print_summary(snap: dict[str, Any], as_json: bool, output_spec: str) -> None:

@@ -13,7 +13,7 @@ from evtool.core.derived import DerivedChecker
 from evtool.core.instant import MICROS, instant_us
 from evtool.core.records import parse
 
-TREND = 30
+TREND = 60
 ALERTS = 10
 REMEMBERED = 100_000
 
@@ -54,6 +54,7 @@ class DashboardStats:
     alerts: int = 0
     recent_alerts: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=ALERTS))
     recent: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pending_dead: Counter[str] = field(default_factory=Counter)
     newest_end: float | None = None
     repeated: int = 0
     rejected: int = 0
@@ -106,10 +107,16 @@ class DashboardStats:
             if not self._repeat(rec.get("metric_id")):
                 self.metrics += 1
         elif kind == "deadletter":
-            self.dead[str(rec.get("reason"))] += 1
+            reason = str(rec.get("reason"))
+            self.dead[reason] += 1
+            self.pending_dead[reason] += 1
         elif kind == "alert" and not self._repeat(rec.get("alert_id")):
             self.alerts += 1
             self.recent_alerts.appendleft(rec)
+            start = rec.get("window_start")
+            marked = self.recent.get(start) if isinstance(start, str) else None
+            if marked is not None:
+                marked["alerts"] += 1
 
     def _window(self, rec: dict[str, Any]) -> None:
         try:
@@ -127,12 +134,16 @@ class DashboardStats:
         # partitions each send their part of a window: parts with the same start are one window
         merged = self.recent.get(rec["window_start"])
         if merged is None:
+            # dead letters read since the last new window came from the events of this one
             merged = self.recent[rec["window_start"]] = {
                 "window_start": rec["window_start"], "window_end": rec["window_end"],
-                "seconds": max(end - start, 1e-9), "cells": Counter(), "at": start}
+                "seconds": max(end - start, 1e-9), "cells": Counter(), "at": start,
+                "duplicates": 0, "dead": self.pending_dead, "alerts": 0}
+            self.pending_dead = Counter()
             while len(self.recent) > TREND:
                 del self.recent[min(self.recent, key=lambda k: self.recent[k]["at"])]
         merged["cells"].update(cells)
+        merged["duplicates"] += int(rec.get("duplicates", 0) or 0)
         if self.newest_end is None or end >= self.newest_end:
             self.newest_end = end
             self.latest = merged
@@ -157,6 +168,7 @@ class DashboardStats:
                       "window_end": self.latest["window_end"], "total": sum(cells.values()),
                       "by_region_source": nested(cells)}
         trend = sorted(self.recent.values(), key=lambda w: w["at"])
+        lag = None if self.newest_end is None else round(now - self.newest_end, 3)
         return {
             "source": source,
             "records": self.records,
@@ -176,5 +188,45 @@ class DashboardStats:
             "alerts": {"total": self.alerts, "latest": list(self.recent_alerts)},
             "events_per_s": [{"window_start": w["window_start"],
                               "rate": round(sum(w["cells"].values()) / w["seconds"], 2)} for w in trend],
-            "watermark_lag_s": None if self.newest_end is None else round(now - self.newest_end, 3),
+            "series": [point(w) for w in trend],
+            "watermark_lag_s": lag,
+            "watermark": {"newest_window_end": self.latest.get("window_end") if self.latest else None,
+                          "lag_s": lag, "meaning": lag_meaning(lag)},
         }
+
+
+def point(window: dict[str, Any]) -> dict[str, Any]:
+    """One window of the series the page and the terminal draw: rates by source, and what went
+    wrong while it was the newest (dead letters by reason, late, duplicates, alerts)."""
+    by_source: Counter[str] = Counter()
+    for (_region, src), n in window["cells"].items():
+        by_source[src] += n
+    seconds = window["seconds"]
+    return {"window_start": window["window_start"], "window_end": window["window_end"],
+            "events": sum(by_source.values()), "rate": round(sum(by_source.values()) / seconds, 2),
+            "by_source": {s: round(n / seconds, 2) for s, n in sorted(by_source.items())},
+            "duplicates": window["duplicates"], "dead": dict(sorted(window["dead"].items())),
+            "late": window["dead"].get("late", 0), "alerts": window["alerts"]}
+
+
+def span(seconds: float) -> str:
+    """A duration as people say it: `3.2 s`, `4 min 12 s`, `1 h 34 min`, `2 d 3 h`."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = int(seconds)
+    for unit, size, smaller, small_size in (("d", 86400, "h", 3600), ("h", 3600, "min", 60),
+                                            ("min", 60, "s", 1)):
+        if whole >= size:
+            return f"{whole // size} {unit} {whole % size // small_size} {smaller}"
+    return f"{seconds:.0f} s"  # pragma: no cover - every value >= 60 matched above
+
+
+def lag_meaning(lag: float | None) -> str:
+    """Watermark lag in words: how far the newest closed window trails this machine's clock."""
+    if lag is None:
+        return "no window closed yet"
+    if lag < 0:
+        return (f"newest window ends {span(-lag)} after this machine's clock: event time runs ahead "
+                "(a fast or simulated source)")
+    text = f"newest window ended {span(lag)} before this machine's clock"
+    return text + (" (old events: a replay or a backlog)" if lag > 3600 else "")

@@ -1,16 +1,20 @@
-"""The dashboard as a pure function of a snapshot: the live loop only swaps what this returns."""
+"""The terminal dashboard as a pure function of a snapshot and a screen size: the live loop only
+writes what this returns. What matters most comes first (totals, rate, dead letters, watermark,
+alerts); regions, largest first, take the rows that are left."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from rich import box
 from rich.console import Group, RenderableType
-from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
 SPARK = "▁▂▃▄▅▆▇█"
 SHORT = {"security.incident": "security", "survey.victimization": "survey", "migration.case": "migration"}
+HEAD_ROWS = 4          # title, events and rate, dead letters, watermark
+SIDE_BY_SIDE = 110     # from this width alerts sit beside the regions instead of above them
 
 
 def sparkline(values: list[float]) -> str:
@@ -20,68 +24,121 @@ def sparkline(values: list[float]) -> str:
     return "".join(SPARK[min(len(SPARK) - 1, int(v / top * (len(SPARK) - 1)))] for v in values)
 
 
-def region_table(snap: dict[str, Any]) -> Table:
-    """Regions x sources: counts of the latest window and, beside them, the totals."""
+def line(*parts: tuple[str, str]) -> Text:
+    """One screen row from (text, style) parts; data is never markup, and a row never wraps."""
+    text = Text(no_wrap=True, overflow="ellipsis")
+    for part, style in parts:
+        text.append(part, style)
+    return text
+
+
+def head(snap: dict[str, Any], width: int) -> list[Text]:
+    rates = [p["rate"] for p in snap.get("series", snap["events_per_s"])]
+    dead = snap["deadletters"]
+    reasons = ", ".join(f"{r} {n:,}" for r, n in dead["by_reason"].items()) or "none"
+    extra = [f"{snap[k]:,} {word}" for k, word in (("repeated", "repeats ignored"),
+             ("unreadable", "unreadable"), ("rejected", "rejected")) if snap.get(k)]
+    title = line(("evtool watch", "bold reverse"), (f"  {snap['records']:,} records", "bold"),
+                 (f" ({snap['windows']:,} windows, {snap['metrics']:,} metrics"
+                  + "".join(f", {e}" for e in extra) + ")", ""),
+                 (f"  reading {snap['source'] or '-'}", "dim"))
+    now = f"{rates[-1]:,.1f}/s" if rates else "-/s"
+    rate = f"events {snap['totals']['total']:,}   {now}  "
+    events = line(("events ", "dim"), (f"{snap['totals']['total']:,}", "bold"), ("   rate ", "dim"),
+                  (now, "bold"), ("  ", ""),
+                  (sparkline(rates[-max(0, width - len(rate) - 8):]), "cyan"))
+    dead_row = line(("duplicates ", "dim"), (f"{snap['duplicates']:,}", "bold"),
+                    ("   late ", "dim"), (f"{snap['late']:,}", "bold"),
+                    ("   dead letters ", "dim"),
+                    (f"{dead['total']:,}", "bold red" if dead["total"] else "bold"),
+                    (f" ({reasons})", ""))
+    mark = snap.get("watermark") or {}
+    watermark = line(("watermark ", "dim"), (mark.get("meaning", "-"), ""))
+    return [title, events, dead_row, watermark]
+
+
+def clock_of(instant: Any) -> str:
+    """`2026-11-26T10:00:05Z` -> `10:00:05`: the date is on the watermark row."""
+    text = str(instant or "")
+    return text[11:19] if len(text) >= 20 and text[10] == "T" else text
+
+
+def number(value: Any) -> str:
+    return f"{value:,.1f}" if isinstance(value, (int, float)) else str(value)
+
+
+def alert_rows(snap: dict[str, Any], limit: int | None) -> list[Text]:
+    latest = snap["alerts"]["latest"]
+    shown = latest if limit is None else latest[:max(0, limit)]
+    rows = [line(("alerts ", "dim"), (f"{snap['alerts']['total']:,}", "bold yellow" if latest else "bold"),
+                 ("  newest first" if shown else "", "dim"))]
+    for a in shown:
+        rows.append(line((f"  {clock_of(a.get('window_start'))} ", "dim"),
+                         (f"{a.get('region', '')} ", "bold"),
+                         (f"{SHORT.get(a.get('source'), a.get('source', ''))} ", ""),
+                         (f"{a.get('count')} vs {number(a.get('baseline'))} (z {number(a.get('score'))})",
+                          "yellow")))
+    return rows
+
+
+def region_table(snap: dict[str, Any], limit: int | None, width: int) -> Table:
+    """Regions largest first: each source's total, the latest window's count, the total, a bar."""
     totals = snap["totals"]["by_region_source"]
     latest = (snap["latest_window"] or {}).get("by_region_source", {})
     sources = sorted({s for by in totals.values() for s in by})
-    title = "events by region and source"
-    if snap["latest_window"]:
-        title += f" — latest window {snap['latest_window']['window_start']}"
-    table = Table(title=Text(title), expand=False, title_justify="left")
-    table.add_column("region")
-    for source in sources:
-        table.add_column(Text(SHORT.get(source, source)), justify="right")
-    table.add_column("total", justify="right", style="bold")
-    for region in sorted(totals):
-        cells = [Text(f"{latest.get(region, {}).get(s, 0)}/{totals[region].get(s, 0)}") for s in sources]
-        table.add_row(Text(region), *cells, Text(str(sum(totals[region].values()))))
-    table.caption = "latest window / all windows"
+    ranked = sorted(totals, key=lambda r: (-sum(totals[r].values()), r))
+    shown = ranked if limit is None else ranked[:max(0, limit)]
+    top = max((sum(totals[r].values()) for r in ranked), default=0) or 1
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1))
+    heads = ["region", *(SHORT.get(s, s) for s in sources), "latest", "total"]
+    widths = [max(len(h), 6) for h in heads]
+    for region in ranked:
+        values = [region, *(f"{totals[region].get(s, 0):,}" for s in sources),
+                  f"{sum(latest.get(region, {}).values()):,}", f"{sum(totals[region].values()):,}"]
+        widths = [max(w, len(v)) for w, v in zip(widths, values, strict=True)]
+    for i, (name, w) in enumerate(zip(heads, widths, strict=True)):
+        table.add_column(Text(name), justify="left" if i == 0 else "right", no_wrap=True, min_width=w,
+                         style="cyan" if name == "latest" and i == len(heads) - 2 else
+                         "bold" if i == len(heads) - 1 else None)
+    bar = min(40, width - sum(widths) - 2 * len(widths) - 1)
+    if bar >= 6:
+        table.add_column("", no_wrap=True, style="green")
+    for region in shown:
+        total = sum(totals[region].values())
+        cells = [Text(region), *(Text(f"{totals[region].get(s, 0):,}") for s in sources),
+                 Text(f"{sum(latest.get(region, {}).values()):,}"), Text(f"{total:,}")]
+        if bar >= 6:
+            cells.append(Text("█" * max(1, round(total / top * bar)) if total else ""))
+        table.add_row(*cells)
     return table
 
 
-def side_table(snap: dict[str, Any]) -> Table:
-    table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_column(style="dim")
-    table.add_column()
-    rates = [p["rate"] for p in snap["events_per_s"]]
-    lag = snap["watermark_lag_s"]
-    dead = snap["deadletters"]
-    reasons = ", ".join(f"{r} {n}" for r, n in dead["by_reason"].items()) or "none"
-    for label, value in (
-        ("reading", snap["source"] or "-"),
-        ("records", f"{snap['records']:,} ({snap['windows']:,} windows, {snap['metrics']:,} metrics"
-                    + (f", {snap['repeated']:,} repeats ignored)" if snap.get("repeated") else ")")),
-        ("events counted", f"{snap['totals']['total']:,}"),
-        ("events/s", f"{rates[-1]:,.1f}  {sparkline(rates)}" if rates else "-"),
-        ("dead letters", f"{dead['total']:,} ({reasons})"),
-        ("duplicates", f"{snap['duplicates']:,}"),
-        ("late", f"{snap['late']:,}"),
-        ("watermark lag", "-" if lag is None else f"{lag:,.1f} s"),
-    ):
-        table.add_row(label, Text(value))            # data is never markup
-    return table
-
-
-def alerts_table(snap: dict[str, Any]) -> RenderableType:
+def render(snap: dict[str, Any], width: int = 100, height: int | None = None,
+           hint: str = "") -> RenderableType:
+    """The whole screen in `width` x `height` (no height: everything, as for a printed summary)."""
+    rows = head(snap, width)
+    regions = len(snap["totals"]["by_region_source"])
     alerts = snap["alerts"]["latest"]
-    if not alerts:
-        return Text(f"alerts: {snap['alerts']['total']}", style="dim")
-    table = Table(title=f"alerts ({snap['alerts']['total']})", title_justify="left")
-    for column in ("window", "region", "source", "count", "baseline", "score"):
-        table.add_column(column, justify="right" if column in ("count", "baseline", "score") else "left")
-    for a in alerts[:5]:
-        cells = (a.get("window_start", ""), a.get("region", ""),
-                 SHORT.get(a.get("source"), a.get("source", "")), a.get("count"), a.get("baseline"),
-                 a.get("score"))
-        table.add_row(*(Text(str(c)) for c in cells))
-    return table
-
-
-def render(snap: dict[str, Any]) -> RenderableType:
-    """The whole screen."""
-    return Group(
-        Panel(side_table(snap), title="evtool watch", title_align="left"),
-        region_table(snap),
-        alerts_table(snap),
-    )
+    footer_rows = 1
+    left = None if height is None else height - len(rows) - footer_rows
+    beside = width >= SIDE_BY_SIDE
+    if beside:
+        region_limit = None if left is None else max(0, left - 2)
+        shown_regions = regions if region_limit is None else min(regions, region_limit)
+        alert_limit = None if left is None else max(0, left - 1)
+        table = region_table(snap, region_limit, width - 56)
+        grid = Table.grid(padding=(0, 3))
+        grid.add_column(no_wrap=True)
+        grid.add_column(no_wrap=True)
+        grid.add_row(table, Group(*alert_rows(snap, alert_limit)))
+        body: list[RenderableType] = [grid]
+    else:
+        alert_limit = None if left is None else min(len(alerts), max(2, left // 5))
+        block = alert_rows(snap, alert_limit)
+        region_limit = None if left is None else max(0, left - len(block) - 2)
+        shown_regions = regions if region_limit is None else min(regions, region_limit)
+        body = [*block, region_table(snap, region_limit, width)]
+    more = f"{shown_regions} of {regions} regions, largest first" if shown_regions < regions else \
+        f"{regions} regions, largest first"
+    footer = line((more, "dim"), (f" · {hint}" if hint else "", "dim"))
+    return Group(*rows, *body, footer)

@@ -1,0 +1,159 @@
+"""watch --serve: the live page in headless Chromium, /data, /metrics, HEAD, and who may ask."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import orjson
+import pytest
+
+from tests.conftest import evtool_cmd
+from tests.test_watch import flowed, free_port, get
+
+
+def wait_for_windows(port: int, proc: subprocess.Popen, within: float = 30) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            status, body, _ = get(port, "/data")
+            if status == 200 and orjson.loads(body)["windows"]:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("watch --serve never showed a window")
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[int]:
+    """watch serving what a finished pipeline wrote to a file."""
+    src = tmp_path / "flowed.ndjson"
+    src.write_bytes(flowed())
+    port = free_port()
+    proc = subprocess.Popen(evtool_cmd("watch", "-q", "-i", str(src), "--serve", f"127.0.0.1:{port}"))
+    try:
+        wait_for_windows(port, proc)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[int]:
+    """watch serving a pipeline that is still running: gen | validate | aggregate | watch."""
+    port = free_port()
+    exe = " ".join(evtool_cmd())
+    cmd = (f"{exe} gen --rate 2000 --invalid 0.03 --duplicates 0.02 --out-of-order 0.01 --max-delay 2 -q"
+           f" | {exe} validate -q | {exe} aggregate --window 1 -q | {exe} watch -q --serve 127.0.0.1:{port}")
+    proc = subprocess.Popen(cmd, shell=True, start_new_session=True)
+    try:
+        wait_for_windows(port, proc)
+        yield port
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=15)
+
+
+def test_data_keeps_counts_per_region_and_type_and_the_series_drawn(served: int) -> None:
+    status, body, headers = get(served, "/data")
+    data = orjson.loads(body)
+    assert status == 200 and headers["Content-Type"] == "application/json"
+    assert data["totals"]["by_region_source"]["maule"]["security.incident"] > 0
+    point = data["series"][-1]
+    assert set(point) >= {"window_start", "by_source", "dead", "duplicates", "late", "alerts"}
+    assert sum(sum(p["dead"].values()) for p in data["series"]) <= data["deadletters"]["total"]
+    assert data["watermark"]["meaning"].startswith("newest window")
+
+
+def test_page_script_and_style_come_from_this_server_only(served: int) -> None:
+    status, page, headers = get(served, "/")
+    assert status == 200 and b'<script src="/dashboard.js"' in page and b"http" not in page
+    csp = headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "script-src 'self'" in csp and "unsafe-inline" not in csp
+    status, script, headers = get(served, "/dashboard.js")
+    assert status == 200 and headers["Content-Type"].startswith("text/javascript")
+    assert b"innerHTML" not in script and b"fetch(\"/data\"" in script
+    assert get(served, "/dashboard.css")[0] == 200 and get(served, "/nothing")[0] == 404
+
+
+def test_head_answers_with_headers_and_no_body(served: int) -> None:
+    for path in ("/", "/data", "/metrics"):
+        status, body, headers = get(served, path, method="HEAD")
+        assert status == 200 and body == b"" and int(headers["Content-Length"]) > 0
+
+
+def test_metrics_speak_prometheus_text_or_openmetrics_as_asked(served: int) -> None:
+    status, body, headers = get(served, "/metrics")
+    assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert b'evtool_window_events_total{region="maule",source="security.incident"}' in body
+    status, body, headers = get(served, "/metrics", headers={"Accept": "application/openmetrics-text"})
+    assert headers["Content-Type"].startswith("application/openmetrics-text")
+    assert body.rstrip().endswith(b"# EOF")
+
+
+def test_serve_refuses_a_foreign_host_header(served: int) -> None:
+    assert get(served, "/data", host="evil.example")[0] == 403
+    assert get(served, "/", host="evil.example:80")[0] == 403
+    assert get(served, "/data", host=f"localhost:{served}")[0] == 200
+
+
+def browser_or_skip() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        found = None
+    if found is None:
+        if os.environ.get("EVTOOL_TEST_BROWSER") == "required":
+            pytest.fail("EVTOOL_TEST_BROWSER=required but chromium or playwright is missing")
+        pytest.skip("no chromium or playwright (scripts/test.sh installs both when it can)")
+    return found
+
+
+def records_shown(page) -> int:  # type: ignore[no-untyped-def]
+    return int(page.text_content('[data-k="records"]').replace(",", "") or 0)
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (390, 844)], ids=["desktop", "phone"])
+def test_live_page_draws_charts_and_updates_in_place(live: int, size: tuple[int, int],
+                                                    tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    executable = browser_or_skip()
+    shots = Path(os.environ.get("EVTOOL_SCREENSHOTS", tmp_path))
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": size[0], "height": size[1]})
+        hosts: list[str] = []
+        page.on("request", lambda request: hosts.append(urlsplit(request.url).hostname or ""))
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"http://127.0.0.1:{live}/")
+        page.wait_for_selector("#rates polyline[data-series]", timeout=20_000)
+        page.evaluate("window.__sameDocument = true")
+        first = records_shown(page)
+        deadline = time.monotonic() + 20
+        while records_shown(page) <= first and time.monotonic() < deadline:
+            page.wait_for_timeout(250)
+        assert page.evaluate("window.__sameDocument") is True          # no reload, no navigation
+        assert records_shown(page) > first > 0
+        regions = page.eval_on_selector_all("#regions rect[data-region]", "els => els.length")
+        assert regions == 16
+        widths = page.eval_on_selector_all("#regions rect[data-region]",
+                                           "els => els.map(e => Number(e.getAttribute('width')))")
+        assert max(widths) > 50
+        assert page.eval_on_selector_all("#trouble rect[data-reason]", "els => els.length") > 0
+        assert page.eval_on_selector_all("#rates polyline[data-series]", "els => els.length") == 3
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, "the page is wider than the screen"
+        page.screenshot(path=str(shots / f"watch-{size[0]}x{size[1]}.png"), full_page=True)
+        browser.close()
+    assert hosts and set(hosts) == {"127.0.0.1"}, hosts
+    assert errors == []
