@@ -10,6 +10,7 @@ from typing import NoReturn
 import click
 
 from evtool.cli.metrics import StageMetrics, reconnects_of
+from evtool.cli.progress import reading
 from evtool.cli.run import ExitStatus, Outputs, Processor, run_filter, say
 from evtool.transports.base import Sink, Source, TransportError
 from evtool.transports.spec import Endpoint, is_amqp, open_sink, open_source
@@ -97,5 +98,6 @@ def run_stage(
                            getattr(processor, "newest_event_time", None))
 
     status = run_filter(stage, processor, source, outputs, quiet=quiet,
-                        max_line_bytes=max_line_bytes, idle_after=idle_after, on_batch=on_batch)
+                        max_line_bytes=max_line_bytes, idle_after=idle_after, on_batch=on_batch,
+                        progress=reading(stage, source.extent(), source.offset, quiet))
     sys.exit(status)

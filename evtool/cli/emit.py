@@ -6,6 +6,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterable
 
+from evtool.cli.progress import Meter
 from evtool.cli.run import LAST_FLUSH_S, ExitStatus, Interrupted, Signals, say
 from evtool.core.instant import TimeError
 from evtool.core.pacing import Pacer
@@ -17,7 +18,7 @@ MIN_SLEEP = 0.002
 
 def pump(stage: str, items: Iterable[tuple[float, bytes]], sink: Sink, pacer: Pacer | None,
          quiet: bool, describe: Callable[[int], str] = lambda n: f"{n} out",
-         progress: Callable[[int], None] | None = None) -> ExitStatus:
+         progress: Meter | None = None) -> ExitStatus:
     """Write (event_seconds, line) items; with a pacer, sleep so event time flows in real time."""
     signals = Signals()
     signals.install()
@@ -45,7 +46,7 @@ def pump(stage: str, items: Iterable[tuple[float, bytes]], sink: Sink, pacer: Pa
                 sink.flush(LAST_FLUSH_S)
             written, unflushed = written + unflushed, 0
         if progress is not None:
-            progress(written + unflushed)
+            progress.tick(written + unflushed)
 
     try:
         for at, line in items:
@@ -76,6 +77,8 @@ def pump(stage: str, items: Iterable[tuple[float, bytes]], sink: Sink, pacer: Pa
         say(stage, f"error: {exc}")
         status = ExitStatus.FAILURE
     finally:
+        if progress is not None:
+            progress.close()
         with contextlib.suppress(OutputClosed, TransportError):
             sink.close()
     if not quiet:

@@ -20,6 +20,7 @@ from evtool.cli.options import (
     output_options,
 )
 from evtool.cli.packs import pack_from_options
+from evtool.cli.progress import counting, writes_a_file
 from evtool.core.generator import Emitted, GenConfig, Generator
 from evtool.core.instant import MICROS, TimeError, instant_us
 from evtool.core.pacing import Pacer
@@ -99,7 +100,8 @@ def gen(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool, pa
     expected = Truth(window, lateness) if truth else None
     items = ((item.at_us / MICROS, item.line) for item in _with_truth(generator, expected))
     status = pump("gen", items, sink, None if fast else Pacer(time.monotonic), quiet,
-                  lambda n: f"{n} out ({generator.duplicates} duplicates, {generator.invalid} invalid)")
+                  lambda n: f"{n} out ({generator.duplicates} duplicates, {generator.invalid} invalid)",
+                  counting("gen", count if writes_a_file(output_spec) else None, quiet))
     if expected is not None and truth is not None:
         try:
             with open(truth, "wb") as out:

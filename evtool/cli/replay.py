@@ -12,6 +12,7 @@ from evtool.cli.emit import pump
 from evtool.cli.gen import start_micros
 from evtool.cli.options import Finite, option, output_options
 from evtool.cli.packs import pack_from_options
+from evtool.cli.progress import counting, on_terminal
 from evtool.cli.run import ExitStatus, say, silence_stdout
 from evtool.core.instant import MICROS
 from evtool.core.pacing import Pacer
@@ -65,9 +66,7 @@ def replay(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool,
     sink = open_output("replay", output_spec, amqp_url, connect_timeout, wire)
     items = ((ts_us / MICROS, raw.encode("utf-8")) for ts_us, raw in stored_events(store, filters))
     pacer = Pacer(time.monotonic, speed) if speed else None
-    progress = None
-    if sys.stderr.isatty() and not quiet:
-        progress = _progress_bar(count_events(store, filters))
+    progress = counting("replay", count_events(store, filters) if on_terminal() else None, quiet)
     try:
         status = pump("replay", items, sink, pacer, quiet, progress=progress)
     except StoreError as exc:
@@ -95,25 +94,6 @@ def replay_lab3(record: Lab3Record, filters: Filters, verify_metrics: bool, outp
         say("replay", f"{record.skipped} of lab3's records skipped: not events with a time "
                       "evtool can place")
     return status
-
-
-def _progress_bar(total: int):  # type: ignore[no-untyped-def]
-    """A one-line bar on stderr, redrawn at most ten times a second."""
-    last = [0.0]
-
-    def show(done: int) -> None:
-        now = time.monotonic()
-        if now - last[0] < 0.1 and done < total:
-            return
-        last[0] = now
-        width = 30
-        filled = int(width * done / total) if total else width
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,} events")
-        if done >= total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-    return show
 
 
 def run_verify(store: Store, quiet: bool) -> ExitStatus:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Protocol
 
+from evtool.cli.progress import Meter
 from evtool.core.records import deadletter, reject_oversize
 from evtool.core.secrets import redact
 from evtool.core.stats import Stats
@@ -173,6 +174,7 @@ def run_filter(
     idle_after: float | None = None,
     clock: Callable[[], float] = time.monotonic,
     on_batch: Callable[[], None] | None = None,
+    progress: Meter | None = None,
 ) -> ExitStatus:
     """Drive a stage to the end of its input, a signal or a failure, and say how it went."""
     stats = processor.stats
@@ -199,6 +201,8 @@ def run_filter(
                 acks.done(batch.token)
                 if on_batch is not None:
                     on_batch()
+                if progress is not None:
+                    progress.tick()
             else:
                 processor.idle(out, dead)
                 outputs.deliver(out, dead)
@@ -219,6 +223,8 @@ def run_filter(
         say(stage, f"error: {exc}")
         status = ExitStatus.FAILURE
     finally:
+        if progress is not None:
+            progress.close()
         source.close()
         outputs.close()
     if not quiet:

@@ -35,6 +35,14 @@ class Source(ABC):
         """True when writing `path` would overwrite what this source is reading."""
         return False
 
+    def extent(self) -> tuple[int, int] | None:
+        """(offset where reading began, size) when the input is a regular file, else None."""
+        return None
+
+    def offset(self) -> int:
+        """How far into its input file the source has read."""
+        return 0
+
     def ack(self, token: object) -> None:  # noqa: B027 - acking is a no-op for pipes and files
         """Everything produced from the batch with this token is safe downstream."""
 

@@ -24,6 +24,19 @@ class FdSource(Source):
         self._skipping = False
         self._eof = False
 
+    def extent(self) -> tuple[int, int] | None:
+        try:
+            info = os.fstat(self.fd)
+            return (os.lseek(self.fd, 0, os.SEEK_CUR), info.st_size) if stat.S_ISREG(info.st_mode) else None
+        except OSError:
+            return None
+
+    def offset(self) -> int:
+        try:
+            return os.lseek(self.fd, 0, os.SEEK_CUR)
+        except OSError:
+            return 0
+
     def reads_file(self, path: str) -> bool:
         try:
             mine, theirs = os.fstat(self.fd), os.stat(path)
