@@ -202,7 +202,7 @@ def test_kill_9_never_loses_a_forwarded_record(tmp_path) -> None:
         db, out = tmp_path / f"k{attempt}.db", tmp_path / f"k{attempt}.out"
         with open(source, "rb") as src, open(out, "wb") as dst:
             proc = subprocess.Popen(evtool_cmd("audit", "--db", str(db), "-q", "--batch-records", "5000",
-                                               "--batch-ms", "200"), stdin=src, stdout=dst)
+                                               "--batch-seconds", "0.2"), stdin=src, stdout=dst)
             time.sleep(rng.uniform(0.3, 2.5))
             proc.kill()
             proc.wait()

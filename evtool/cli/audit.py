@@ -10,6 +10,7 @@ import click
 from evtool.cli.common import fail, run_stage
 from evtool.cli.options import Finite, derived_max_line_option, filter_options, option
 from evtool.cli.packs import pack_from_options
+from evtool.cli.run import say
 from evtool.core.derived import DerivedChecker
 from evtool.core.stats import Stats
 from evtool.schemas import derived_schemas
@@ -24,13 +25,15 @@ from evtool.store.audit import AuditStage
 @option("--jsonl", default=None, metavar="PATH", help="Also append every stored record to this log.")
 @option("--batch-records", type=click.IntRange(min=1), default=100000, show_default=True,
         help="Commit after this many rows ...")
-@option("--batch-ms", type=Finite(min=0, max=3.6e6, min_open=True), default=1000.0, show_default=True,
-        help="... or this many milliseconds, whichever comes first.")
+@option("--batch-seconds", type=Finite(min=0, max=3600, min_open=True), default=1.0, show_default=True,
+        help="... or after this many seconds, whichever comes first.")
+@option("--batch-ms", type=Finite(min=0, max=3.6e6, min_open=True), default=None, hidden=True,
+        help="Former name of --batch-seconds, in milliseconds.")
 def audit(input_spec: str, output_spec: str, amqp_url: str, connect_timeout: float,
           prefetch: int, quiet: bool, pack_spec: str,
           dead_letter_spec: str | None, max_line_bytes: int, metrics_port: int | None, db: str,
           jsonl: str | None,
-          batch_records: int, batch_ms: float) -> None:
+          batch_records: int, batch_seconds: float, batch_ms: float | None) -> None:
     """Store events, metrics (with their trace), windows, alerts and dead letters; forward all.
 
     Inserts are idempotent on the record ids: the same record twice leaves one row. A batch goes
@@ -44,6 +47,10 @@ def audit(input_spec: str, output_spec: str, amqp_url: str, connect_timeout: flo
       sqlite3 audit.db "SELECT event_id FROM trace WHERE metric_id = '...'"
     """
     pack = pack_from_options(pack_spec)
+    if batch_ms is not None:
+        say("audit", "--batch-ms is now --batch-seconds (this run uses "
+                     f"--batch-seconds {batch_ms / 1000:g})")
+        batch_seconds = batch_ms / 1000
     try:
         store = open_store(db)
     except StoreError as exc:
@@ -58,12 +65,12 @@ def audit(input_spec: str, output_spec: str, amqp_url: str, connect_timeout: flo
     try:
         run_stage("audit", lambda: AuditStage(store, Stats(), DerivedChecker(derived_schemas()),
                                               batch_records=batch_records,
-                                              batch_seconds=batch_ms / 1000, jsonl=log,
+                                              batch_seconds=batch_seconds, jsonl=log,
                                               wire=pack.wire),
                   input_spec=input_spec, output_spec=output_spec, dead_letter_spec=dead_letter_spec,
                   amqp_url=amqp_url, quiet=quiet, max_line_bytes=max_line_bytes,
                   connect_timeout=connect_timeout, prefetch=prefetch,
-                  metrics_port=metrics_port, idle_after=batch_ms / 1000,
+                  metrics_port=metrics_port, idle_after=batch_seconds,
                   also_writes={"--jsonl": jsonl} if jsonl else None, wire=pack.wire)
     finally:
         store.close()
