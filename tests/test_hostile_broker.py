@@ -152,6 +152,16 @@ def test_watch_sees_dead_letters_and_leaves_them_in_their_queue(vhost) -> None:
     conn, ch = channel(vhost)
     try:
         assert ch.queue_declare("deadletter.validation", passive=True).method.message_count == invalid
+        held: dict[str, int] = {}
+        while (got := ch.basic_get("deadletter.validation", auto_ack=False))[0] is not None:
+            reason = orjson.loads(got[2])["reason"]
+            held[reason] = held.get(reason, 0) + 1
+        assert held == snap["deadletters"]["by_reason"]             # every one, by its reason
+    finally:
+        conn.close()                                               # unacked: all back in the queue
+    conn, ch = channel(vhost)
+    try:
+        assert ch.queue_declare("deadletter.validation", passive=True).method.message_count == invalid
     finally:
         conn.close()
 
