@@ -184,11 +184,13 @@ def test_an_over_long_message_id_is_hashed_not_fatal(vhost) -> None:
               "window_start": "2026-11-26T00:00:00Z", "window_end": "2026-11-26T00:00:05Z",
               "window_seconds": 5, "counts": {"s": 1}, "total": 1, "input_event_ids": ["e"]}
     result = run(["validate", "-o", f"{vhost}?exchange=&routing_key=long_q&queue=long_q",
-                  "--connect-timeout", "10"], stdin=orjson.dumps(metric) + b"\n", timeout=60)
-    assert result.returncode == 0 and b"1 in, 1 out" in result.stderr, result.stderr
+                  "--connect-timeout", "10"], stdin=orjson.dumps(metric) + b"\nnot json\n", timeout=60)
+    assert result.returncode == 0 and b"2 in, 1 out, 1 dead letters" in result.stderr, result.stderr
     conn, ch = channel(vhost)
     try:
         _, props, body = ch.basic_get("long_q", auto_ack=True)
         assert orjson.loads(body) == metric and len(props.message_id) == 40
+        # the reject went to the dead-letter queue of the output URL's own vhost, not to /
+        assert ch.queue_declare("deadletter.validation", passive=True).method.message_count == 1
     finally:
         conn.close()

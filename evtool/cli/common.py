@@ -13,7 +13,7 @@ from evtool.cli.metrics import StageMetrics, reconnects_of
 from evtool.cli.progress import reading
 from evtool.cli.run import ExitStatus, Outputs, Processor, run_filter, say
 from evtool.transports.base import Sink, Source, TransportError
-from evtool.transports.spec import Endpoint, is_amqp, open_sink, open_source
+from evtool.transports.spec import Endpoint, broker_of, is_amqp, open_sink, open_source
 
 
 def fail(stage: str, message: str) -> NoReturn:
@@ -33,9 +33,11 @@ def open_output(stage: str, spec: str, amqp_url: str, connect_timeout: float,
 
 def dead_letter_endpoint(spec: str | None, output: Endpoint) -> Endpoint | None:
     """None when rejects share the output stream: the default on pipes and files. On the broker
-    they default to the deadletter.validation queue."""
+    they default to the deadletter.validation queue, on the broker and vhost of the output."""
     if spec is None:
-        return replace(output, spec="amqp", role="dead") if is_amqp(output.spec) else None
+        if not is_amqp(output.spec):
+            return None
+        return replace(output, spec="amqp", amqp_url=broker_of(output), role="dead")
     if spec == output.spec and not is_amqp(spec):
         return None
     return replace(output, spec=spec, role="dead")

@@ -30,6 +30,15 @@ class Endpoint:
     wire: str = "evtool"                   # whose default topology 'amqp' means (a pack's wire)
 
 
+def broker_of(end: Endpoint) -> str:
+    """The broker URL (with its vhost) an amqp endpoint talks to: its own URL, or --amqp-url."""
+    if end.spec.startswith(("amqp://", "amqps://")):
+        from evtool.transports.amqp.spec import connection_url
+
+        return connection_url(end.spec)
+    return end.amqp_url
+
+
 def open_source(end: Endpoint, max_line_bytes: int) -> Source:
     if is_amqp(end.spec):
         from evtool.transports.amqp import open_amqp_source

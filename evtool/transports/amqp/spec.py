@@ -161,6 +161,13 @@ class AmqpTarget:
     shown: str
 
 
+def connection_url(spec: str) -> str:
+    """The broker and vhost an amqp:// SPEC connects to, without evtool's topology keys."""
+    parts = urlsplit(spec)
+    rest = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k not in OUR_KEYS])
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, rest, ""))
+
+
 def resolve(spec: str, amqp_url: str, stage: str, role: str, partitions: int = 1,
             partition: int = 0, wire: str = "evtool") -> AmqpTarget:
     """`amqp` means the stage's default topology (of the pack's wire) at --amqp-url; a URL names
@@ -178,10 +185,8 @@ def resolve(spec: str, amqp_url: str, stage: str, role: str, partitions: int = 1
             raise TransportError(f"{stage} has no default broker {'input' if role == 'in' else 'output'};"
                                  " give an amqp:// URL with exchange= or queue=")
         return AmqpTarget(_params(amqp_url), topology, redact(amqp_url))
-    parts = urlsplit(spec)
-    ours = {k: v for k, v in parse_qsl(parts.query) if k in OUR_KEYS}
-    rest = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k not in OUR_KEYS])
-    url = urlunsplit((parts.scheme, parts.netloc, parts.path, rest, ""))
+    ours = {k: v for k, v in parse_qsl(urlsplit(spec).query) if k in OUR_KEYS}
+    url = connection_url(spec)
     if role == "in":
         queue = ours.get("queue")
         exchange = ours.get("exchange")
