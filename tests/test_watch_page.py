@@ -157,3 +157,33 @@ def test_live_page_draws_charts_and_updates_in_place(live: int, size: tuple[int,
         browser.close()
     assert hosts and set(hosts) == {"127.0.0.1"}, hosts
     assert errors == []
+
+
+def test_markup_in_the_data_is_shown_as_text_never_run(tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_hostile import HOSTILE_ALERT, HOSTILE_WINDOW
+
+    executable = browser_or_skip()
+    src = tmp_path / "hostile.ndjson"
+    src.write_bytes(HOSTILE_WINDOW + b"\n" + HOSTILE_ALERT + b"\n")
+    port = free_port()
+    proc = subprocess.Popen(evtool_cmd("watch", "-q", "-i", str(src), "--serve", f"127.0.0.1:{port}"))
+    try:
+        wait_for_windows(port, proc)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+            page = browser.new_page()
+            dialogs: list[str] = []
+            page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.wait_for_selector("#alerts tbody tr", timeout=20_000)
+            cells = page.eval_on_selector_all("#alerts tbody td", "els => els.map(e => e.textContent)")
+            scripts = page.eval_on_selector_all("script", "els => els.length")
+            labels = page.eval_on_selector_all("#regions text", "els => els.map(e => e.textContent)")
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert "<script>alert(1)</script>" in cells and "[/bad]" in labels
+    assert scripts == 1 and dialogs == []
