@@ -155,3 +155,29 @@ def test_input_is_safe_to_ack_only_once_its_windows_are_out() -> None:
     assert stage.unsafe_batches == 1                      # batches 1 and 2 may be acked now
     stage.finish(out, out)
     assert stage.unsafe_batches == 0
+
+
+def test_lines_read_without_parsing_count_exactly_as_parsed_ones() -> None:
+    """aggregate reads gen-shaped lines through the pack's whole-line expression; the answer must
+    be the parsing path's, duplicates, late events, odd times and duplicate keys included."""
+    from evtool.core.lineshape import field_reader
+    from tests.conftest import gen_lines
+
+    pack = load_pack()
+    reader = field_reader(pack.envelope, pack.payloads, sorted(pack.payloads))
+    assert reader is not None
+    lines = gen_lines(4000, 9, "--duplicates", "0.05", "--out-of-order", "0.1", "--max-delay", "6",
+                      "--invalid", "0.02", "--rate", "40").splitlines()
+    first = lines[0]
+    lines += [first.replace(b'"region":', b'"region":"maule","region":', 1),      # a duplicate key
+              first.replace(b"T", b"t", 1).replace(b'"event_id":"', b'"event_id":"f', 1)[:-1] + b"}",
+              first.replace(b"+00:00", b"+01:00").replace(b'"event_id":"', b'"event_id":"e', 1)]
+    outputs = []
+    for read in (reader, None):
+        stage = AggregateStage(AggregateConfig(forward=True), Stats(), checker(), read)
+        out: list[bytes] = []
+        for at in range(0, len(lines), 700):
+            stage.process(lines[at:at + 700], out, out)
+        stage.finish(out, out)
+        outputs.append((out, stage.stats.summary(1.0)))
+    assert outputs[0] == outputs[1] and any(b'"reason":"schema"' in x for x in outputs[0][0])

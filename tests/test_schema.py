@@ -15,10 +15,11 @@ from hypothesis import strategies as st
 from evtool.core.checks import predicate
 from evtool.core.generator import GenConfig, Generator
 from evtool.core.invalid import mutations_for
+from evtool.core.records import parse
 from evtool.core.stats import Stats
 from evtool.core.validation import EventValidator, ValidateStage
 from evtool.schemas import load_pack
-from tests.conftest import checker, pack_validator, records, run
+from tests.conftest import checker, gen_lines, pack_validator, records, run
 
 SEC = {"incident_type": "robbery", "severity": 3, "reported_by": "citizen"}
 SUR = {"respondent_age": 40, "victimized": True, "perceived_safety": 3, "reported_to_police": True}
@@ -270,3 +271,52 @@ def test_fast_accept_implies_schema_valid(validator, base, changes) -> None:
             target[field] = value
     if validator.accept(event):
         assert validator.slow_error(event) is None, event
+
+
+# The whole-line fast path (no parse) may only accept lines that parse, with no duplicate key,
+# into events the compiled schemas accept; and it accepts every line gen writes.
+def _line_ok(validator):  # type: ignore[no-untyped-def]
+    from evtool.core.lineshape import line_checker
+
+    pack = validator.pack
+    ok = line_checker(pack.envelope, pack.payloads, sorted(pack.payloads))
+    assert ok is not None
+    return ok
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.sampled_from([BASE, ev(SUR), ev(MIG)]), st.lists(
+    st.tuples(st.sampled_from(FIELDS), st.one_of(json_values, st.sampled_from(
+        [True, False, 0, 1, 5, 6, 14, 15, 110, 111, 50, 51, "PE", "pe", "1.0", "1.", "2026-02-29T00:00:00Z",
+         "2026-13-01T00:00:00Z", "9999-12-31T23:59:59.9999999Z", DROP]))),
+    max_size=3), st.lists(st.tuples(st.integers(0, 400), st.sampled_from(
+        [b"", b" ", b'"', b"\\", b",", b"\xff", b"0", b"x", b'"region":"maule",']),
+        st.integers(0, 2)), max_size=2))
+def test_line_fast_path_implies_schema_valid(validator, base, changes, edits) -> None:
+    event = copy.deepcopy(base)
+    for field, value in changes:
+        target = event if field in BASE else event.get("payload")
+        if isinstance(target, dict):
+            if value is DROP:
+                target.pop(field, None)
+            else:
+                target[field] = value
+    line = orjson.dumps(event)
+    for at, text, cut in edits:
+        at = min(at, len(line))
+        line = line[:at] + text + line[at + cut:]
+    if _line_ok(validator)(line):
+        parsed = parse(line)
+        assert validator.slow_error(parsed) is None, line
+
+
+def test_every_line_gen_writes_takes_the_line_fast_path(validator) -> None:
+    ok = _line_ok(validator)
+    lines = gen_lines(3000, 4, "--burst-probability", "0.01").splitlines()
+    assert all(ok(line) for line in lines)
+    tight = load_pack().with_regions(["maule", "aysen"])
+    from evtool.core.lineshape import line_checker
+    only_two = line_checker(tight.envelope, tight.payloads, sorted(tight.payloads))
+    assert only_two is not None
+    expected = [ok(x) and (b'"region":"maule"' in x or b'"region":"aysen"' in x) for x in lines]
+    assert expected == [only_two(x) for x in lines] and any(expected)

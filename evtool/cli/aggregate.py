@@ -18,6 +18,7 @@ from evtool.cli.packs import pack_from_options
 from evtool.core.aggregate import AggregateConfig, AggregateStage
 from evtool.core.anomaly import AlertConfig
 from evtool.core.derived import DerivedChecker
+from evtool.core.lineshape import field_reader
 from evtool.core.stats import Stats
 from evtool.schemas import derived_schemas
 
@@ -75,7 +76,8 @@ def aggregate(
                           dedupe_horizon=dedupe_horizon, alerts=alerts, max_ahead=max_ahead,
                           wire=pack.wire,
                           partition=partition if partitions > 1 else None)
-    run_stage("aggregate", lambda: AggregateStage(cfg, Stats(), DerivedChecker(derived_schemas())),
+    reader = field_reader(pack.envelope, pack.payloads, sorted(pack.payloads))
+    run_stage("aggregate", lambda: AggregateStage(cfg, Stats(), DerivedChecker(derived_schemas()), reader),
               input_spec=input_spec,
               output_spec=output_spec, dead_letter_spec=dead_letter_spec, amqp_url=amqp_url,
               quiet=quiet, max_line_bytes=max_line_bytes,
