@@ -12,6 +12,7 @@ from evtool.cli.options import Finite, derived_max_line_option, filter_options, 
 from evtool.cli.packs import pack_from_options
 from evtool.cli.run import say
 from evtool.core.derived import DerivedChecker
+from evtool.core.lineshape import field_reader
 from evtool.core.stats import Stats
 from evtool.schemas import derived_schemas
 from evtool.store import StoreError, open_store
@@ -62,11 +63,12 @@ def audit(input_spec: str, output_spec: str, amqp_url: str, connect_timeout: flo
             log = open(jsonl, "ab")  # noqa: SIM115 - closed when the process ends
         except OSError as exc:
             fail("audit", f"cannot open {jsonl}: {exc.strerror}")
+    reader = field_reader(pack.envelope, pack.payloads, sorted(pack.payloads))
     try:
         run_stage("audit", lambda: AuditStage(store, Stats(), DerivedChecker(derived_schemas()),
                                               batch_records=batch_records,
                                               batch_seconds=batch_seconds, jsonl=log,
-                                              wire=pack.wire),
+                                              wire=pack.wire, reader=reader),
                   input_spec=input_spec, output_spec=output_spec, dead_letter_spec=dead_letter_spec,
                   amqp_url=amqp_url, quiet=quiet, max_line_bytes=max_line_bytes,
                   connect_timeout=connect_timeout, prefetch=prefetch,
