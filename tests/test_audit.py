@@ -217,3 +217,38 @@ def test_kill_9_never_loses_a_forwarded_record(tmp_path) -> None:
         assert all(r["metric_id"] in metrics for r in forwarded if r.get("kind") == "metric")
         mid_run += 0 < len(forwarded) < len(source.read_bytes().splitlines())
     assert mid_run >= 7                 # the kills landed while records were flowing
+
+
+def test_batches_commit_behind_the_reading_yet_conflicts_and_order_hold(tmp_path: Path) -> None:
+    """With a second connection, audit commits one batch on a thread while it reads the next: a
+    metric whose stored-or-committing copy has another total is still a conflict, and every line
+    still goes out, in input order, only with its committed batch."""
+    from evtool.core.stats import Stats
+    from evtool.store.audit import AuditStage
+    from evtool.store.sqlite import SqliteStore
+    from tests.conftest import checker
+
+    events = gen_lines(300, 8)
+    whole = run(["aggregate", "-q"], stdin=events).stdout.splitlines()
+    fewer = run(["aggregate", "-q"], stdin=b"\n".join(events.splitlines()[:-1]) + b"\n").stdout.splitlines()
+    totals = {r["metric_id"]: r["total"] for r in map(orjson.loads, whole) if r.get("kind") == "metric"}
+    other = next(line for line in fewer if (r := orjson.loads(line)).get("kind") == "metric"
+                 and r["metric_id"] in totals and totals[r["metric_id"]] != r["total"])
+    db = str(tmp_path / "c.db")
+    store = SqliteStore(db)
+    lookup = SqliteStore(db, readonly=True)
+    stage = AuditStage(store, Stats(), checker(), batch_records=1, lookup=lookup)
+    lines = events.splitlines() + whole
+    out: list[bytes] = []
+    for at in range(0, len(lines), 37):
+        stage.process(lines[at:at + 37], out, out)
+    stage.process([other], out, out)                 # its first copy may still be committing
+    stage.finish(out, out)
+    stage.close()
+    assert [x for x in out if b'"kind":"deadletter"' not in x] == lines
+    conflict = [orjson.loads(x) for x in out if b'"reason":"conflict"' in x]
+    assert len(conflict) == 1 and stage.unsafe_batches == 0
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM events_in").fetchone()[0] == 300
+    lookup.close()
+    store.close()

@@ -63,18 +63,24 @@ def audit(input_spec: str, output_spec: str, amqp_url: str, connect_timeout: flo
             log = open(jsonl, "ab")  # noqa: SIM115 - closed when the process ends
         except OSError as exc:
             fail("audit", f"cannot open {jsonl}: {exc.strerror}")
-    reader = field_reader(pack.envelope, pack.payloads, sorted(pack.payloads))
     try:
-        run_stage("audit", lambda: AuditStage(store, Stats(), DerivedChecker(derived_schemas()),
-                                              batch_records=batch_records,
-                                              batch_seconds=batch_seconds, jsonl=log,
-                                              wire=pack.wire, reader=reader),
+        lookup = open_store(db, readonly=True)     # conflict checks read while a batch commits
+    except StoreError as exc:
+        fail("audit", str(exc))
+        return
+    stage = AuditStage(store, Stats(), DerivedChecker(derived_schemas()), batch_records=batch_records,
+                       batch_seconds=batch_seconds, jsonl=log, wire=pack.wire, lookup=lookup,
+                       reader=field_reader(pack.envelope, pack.payloads, sorted(pack.payloads)))
+    try:
+        run_stage("audit", lambda: stage,
                   input_spec=input_spec, output_spec=output_spec, dead_letter_spec=dead_letter_spec,
                   amqp_url=amqp_url, quiet=quiet, max_line_bytes=max_line_bytes,
                   connect_timeout=connect_timeout, prefetch=prefetch,
                   metrics_port=metrics_port, idle_after=batch_seconds,
                   also_writes={"--jsonl": jsonl} if jsonl else None, wire=pack.wire)
     finally:
+        stage.close()
+        lookup.close()
         store.close()
         if log is not None:
             log.close()

@@ -6,6 +6,8 @@ import hashlib
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, BinaryIO
 
@@ -31,6 +33,8 @@ def _json(value: Any) -> str:
 
 
 VERSIONED = ("metric", "window")
+# With a writer thread, a batch this large starts committing as soon as the writer is free.
+EAGER_ROWS = 50_000
 
 
 def _window_id(rec: dict[str, Any]) -> str:
@@ -61,6 +65,18 @@ def _event_row(ev: dict[str, Any], line: bytes, now: str) -> tuple[Any, ...]:
     return (event_id, line.decode("utf-8"), now, instant_us(ev["timestamp"]))
 
 
+@dataclass
+class Flight:
+    """A batch being committed: what goes out, and what it settled, once it has."""
+
+    done: Future[None]
+    held: list[bytes | None]
+    held_dead: list[bytes]
+    stored: list[bytes | None]
+    totals: dict[str, int]
+    batches: int
+
+
 class AuditStage:
     """Buffers rows and their lines; a commit (every `batch_records` records or `batch_seconds`)
     releases the lines downstream. `unsafe_batches` says how many recent input batches are not
@@ -70,9 +86,15 @@ class AuditStage:
                  batch_records: int = 100_000,
                  batch_seconds: float = 1.0, jsonl: BinaryIO | None = None, wire: str = "evtool",
                  clock: Callable[[], float] = time.monotonic,
-                 reader: Callable[[str], re.Match[str] | None] | None = None) -> None:
-        """`reader`: the pack's whole-line expression (lineshape): such events are not parsed."""
+                 reader: Callable[[str], re.Match[str] | None] | None = None,
+                 lookup: Store | None = None) -> None:
+        """`reader`: the pack's whole-line expression (lineshape): such events are not parsed.
+        `lookup`: a second connection to the same database; with it a batch commits on a thread
+        of its own while the next one is read (its lines still go out only once committed)."""
         self.store = store
+        self.lookup = lookup or store
+        self._writer = ThreadPoolExecutor(1, "audit-writer") if lookup is not None else None
+        self._flight: Flight | None = None
         self.stats = stats
         self.derived = derived
         self.lab3 = wire == "lab3"
@@ -90,6 +112,8 @@ class AuditStage:
         self.unsafe_batches = 0
 
     def process(self, lines: list[bytes], out: list[bytes], dead: list[bytes]) -> None:
+        if self._flight is not None and self._flight.done.done():
+            self._land(out, dead)
         if not (self._held or self._held_dead):
             self._since = self.clock()
         self.stats.in_ += len(lines)
@@ -149,17 +173,21 @@ class AuditStage:
         if versioned:
             self._settle(versioned, now)
         self.unsafe_batches += 1
-        if len(self.rows) >= self.batch_records or self.clock() - self._since >= self.batch_seconds:
-            self._commit(out, dead)
+        eager = self._writer is not None and self._flight is None and len(self.rows) >= EAGER_ROWS
+        if eager or len(self.rows) >= self.batch_records or self.clock() - self._since >= self.batch_seconds:
+            self._commit(out, dead, wait=self._writer is None)
 
     def _settle(self, versioned: list[tuple[int, int, dict[str, Any], bytes]], now: str) -> None:
         """Metrics and windows whose id is stored (or pending) with another total are conflicts
         (two aggregates on one queue, or one restarted after emitting): the first copy is kept,
         the later one becomes a dead letter naming both totals instead of vanishing."""
         keys = [_identity(record) for _, _, record, _ in versioned]
+        pending = self._flight.totals if self._flight is not None else {}
+        for key in (k[1] for k in keys if k[1] in pending and k[1] not in self._totals):
+            self._totals[key] = pending[key]
         for table in ("metrics_out", "windows"):
             wanted = [k[1] for k in keys if k[0] == table and k[1] not in self._totals]
-            self._totals.update(_stored_totals(self.store, table, wanted))
+            self._totals.update(_stored_totals(self.lookup, table, wanted))
         for (held_at, stored_at, record, line), (_table, key, total) in zip(versioned, keys, strict=True):
             prior = self._totals.get(key)
             if prior is not None and prior != total:
@@ -213,27 +241,55 @@ class AuditStage:
             return False
         return True
 
-    def _commit(self, out: list[bytes], dead: list[bytes]) -> None:
-        if self.rows:
-            self.store.write(self.rows)
-            self.rows.clear()
-        stored = [line for line in self._stored if line is not None]
+    def _commit(self, out: list[bytes], dead: list[bytes], wait: bool = True) -> None:
+        """Write the batch in one transaction (on the writer thread when there is one); its lines
+        go out once it has committed, and never before the batch written ahead of it."""
+        if self._flight is not None:
+            self._land(out, dead)
+        rows, self.rows = self.rows, Rows()
+        done: Future[None] = Future()
+        if not rows:
+            done.set_result(None)
+        elif self._writer is None:
+            try:
+                self.store.write(rows)
+            except StoreError as exc:
+                done.set_exception(exc)
+            else:
+                done.set_result(None)
+        else:
+            done = self._writer.submit(self.store.write, rows)
+        self._flight = Flight(done, self._held, self._held_dead, self._stored, self._totals,
+                              self.unsafe_batches)
+        self._held, self._held_dead, self._stored, self._totals = [], [], [], {}
+        if wait:
+            self._land(out, dead)
+
+    def _land(self, out: list[bytes], dead: list[bytes]) -> None:
+        """Wait for the batch in flight to commit, then log it and let its lines go."""
+        flight, self._flight = self._flight, None
+        if flight is None:
+            return
+        flight.done.result()
+        stored = [line for line in flight.stored if line is not None]
         if self.jsonl is not None and stored:
             try:
                 self.jsonl.write(b"\n".join(stored) + b"\n")
                 self.jsonl.flush()
             except OSError as exc:
                 raise StoreError(f"cannot write {self.jsonl.name}: {exc.strerror}") from None
-        self._stored.clear()
-        out.extend(line for line in self._held if line is not None)
-        dead.extend(self._held_dead)
-        self._held.clear()
-        self._totals.clear()
-        self._held_dead.clear()
-        self.unsafe_batches = 0
+        out.extend(line for line in flight.held if line is not None)
+        dead.extend(flight.held_dead)
+        self.unsafe_batches -= flight.batches
 
     def idle(self, out: list[bytes], dead: list[bytes]) -> None:
         self._commit(out, dead)
 
     def finish(self, out: list[bytes], dead: list[bytes]) -> None:
         self._commit(out, dead)
+
+    def close(self) -> None:
+        """Let a commit in flight finish (a signal can end the stage mid-batch) before the
+        connection it uses is closed."""
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)

@@ -8,10 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from evtool.store.schema import MIGRATIONS, TABLE_COLUMNS
 
 SCHEMA_VERSION = len(MIGRATIONS)
 CACHE_KIB = 64 * 1024
+BULK = ("events_in", "trace", "metrics_out")
 MMAP_BYTES = 256 << 20
 CHECKPOINT_PAGES = 4096
 # 16 KiB pages: a commit rewrites every page its random-UUID inserts touched, and bigger pages
@@ -74,6 +77,11 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the audit database {path}: {exc}") from None
         self._sql = _inserts("?")
+        self._bulk = {
+            table: (f"INSERT INTO {table} ({', '.join(cols)}) SELECT "
+                    + ", ".join(f"value ->> {i}" for i in range(len(cols)))
+                    + " FROM json_each(?) WHERE true ON CONFLICT DO NOTHING")
+            for table, cols in TABLE_COLUMNS.items() if table in BULK}
 
     def _migrate(self, readonly: bool) -> None:
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
@@ -107,12 +115,26 @@ class SqliteStore:
             self.conn.execute("BEGIN IMMEDIATE")
             for table, batch in rows.by_table.items():
                 if batch:
-                    self.conn.executemany(self._sql[table], batch)
+                    self._insert(table, batch)
             self.conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
             raise StoreError(f"cannot write {self.path}: {exc}") from None
+
+    def _insert(self, table: str, batch: list[tuple[Any, ...]]) -> None:
+        """The large tables' rows go in as one JSON array unpacked by SQLite (one statement, run
+        without Python's lock, so the next batch is read meanwhile); the rest row by row."""
+        if table in self._bulk and len(batch) >= 64:
+            try:
+                document = orjson.dumps(batch)
+            except TypeError:                   # not JSON (a lone surrogate): row by row
+                pass
+            else:
+                if b"\\u0000" not in document:  # SQLite's JSON text stops at a NUL
+                    self.conn.execute(self._bulk[table], (document,))
+                    return
+        self.conn.executemany(self._sql[table], batch)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
         try:
