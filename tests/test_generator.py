@@ -117,3 +117,22 @@ def test_truth_agrees_with_aggregate_under_duplicates_and_disorder(tmp_path) -> 
     assert got == want and len(want) > 100
     late = sum(1 for r in map(orjson.loads, out.splitlines()) if r.get("reason") == "late")
     assert late > 0                 # lateness 1 < max delay 3: some events are late, in both
+
+
+def test_lines_written_from_the_plan_equal_orjson_of_the_dicts() -> None:
+    """gen writes fresh events straight from the plan as JSON text; the bytes and the draws must
+    be those of building the dict and dumping it, for every pack (optional fields, nested
+    objects, if/then, bursts, duplicates, invalid lines, disorder included)."""
+    from itertools import islice
+
+    for name in ("evtool", "lab3"):
+        made = []
+        for via_dicts in (False, True):
+            cfg = GenConfig(start_us=1_795_000_000_000_000, pack=load_pack(name), seed=11,
+                            burst_probability=0.01, duplicates=0.02, invalid=0.02, out_of_order=0.1,
+                            max_delay=3)
+            gen = Generator(cfg)
+            if via_dicts:
+                gen._line = {s: (lambda s=s, b=gen._build: orjson.dumps(b[s]()).decode()) for s in gen._line}
+            made.append([item.line for item in islice(gen, 20_000)])
+        assert made[0] == made[1], name

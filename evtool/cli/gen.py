@@ -98,7 +98,8 @@ def gen(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool, pa
         raise click.UsageError(str(exc)) from None
     sink = open_output("gen", output_spec, amqp_url, connect_timeout, cfg.pack.wire)
     expected = Truth(window, lateness) if truth else None
-    items = ((item.at_us / MICROS, item.line) for item in _with_truth(generator, expected))
+    made = generator if expected is None else _with_truth(generator, expected)
+    items = ((item.at_us / MICROS, item.line) for item in made)
     status = pump("gen", items, sink, None if fast else Pacer(time.monotonic), quiet,
                   lambda n: f"{n} out ({generator.duplicates} duplicates, {generator.invalid} invalid)",
                   counting("gen", count if writes_a_file(output_spec) else None, quiet))

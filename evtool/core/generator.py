@@ -10,6 +10,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from math import log as _log
 from typing import Any, NamedTuple
 
 import orjson
@@ -18,7 +19,7 @@ from evtool.core.checks import predicate
 from evtool.core.instant import MAX_US, MICROS, TimeError, iso_us
 from evtool.core.invalid import Mutation, mutations_for
 from evtool.core.pack import Pack, PackError, Schema
-from evtool.core.plan import Make, Planner, dict_builder, for_generation
+from evtool.core.plan import Make, Planner, dict_builder, for_generation, line_builder
 from evtool.core.validation import EventValidator
 
 BURST_SPEEDUP = 50
@@ -71,6 +72,8 @@ class Generator:
         self.cfg = cfg
         self.pack = cfg.pack
         self.rng = random.Random(cfg.seed)
+        self._randbytes, self._random = self.rng.randbytes, self.rng.random
+        self._last_start_us = MAX_US - int(cfg.max_delay * MICROS)
         self.now_us = cfg.start_us
         self._recent: deque[bytes] = deque(maxlen=RECENT_FOR_DUPLICATES)
         self._held: list[tuple[int, int, bytes]] = []
@@ -97,7 +100,7 @@ class Generator:
 
     def uuid(self) -> str:
         """A version-4-shaped UUID from the seeded generator (uuid4() would break reproducibility)."""
-        h = f"{self.rng.getrandbits(128):032x}"
+        h = self._randbytes(16).hex()
         return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
     def timestamp(self, at_us: int) -> str:
@@ -109,7 +112,10 @@ class Generator:
         return self._form(self._ts_prefix, micro)
 
     def _now_timestamp(self) -> str:
-        return self.timestamp(self.now_us)
+        sec, micro = divmod(self.now_us, MICROS)
+        if sec != self._ts_sec:
+            return self.timestamp(self.now_us)
+        return self._form(self._ts_prefix, micro)
 
     def _compile(self) -> None:
         """Per source, the envelope's fields in order, each with its maker; then a check that what
@@ -140,6 +146,9 @@ class Generator:
                 for n in names
             ]
         self._build = {source: dict_builder(f, rng.random) for source, f in fields.items()}
+        safe = (self.uuid, self._now_timestamp)
+        self._line = {source: line_builder(f, rng.random, lambda make: make in safe)
+                      for source, f in fields.items()}
         self._pick_form(EventValidator(pack))
 
     def _id_maker(self, schema: Schema | None, planner: Planner) -> Make:
@@ -186,25 +195,28 @@ class Generator:
 
     def _advance(self) -> None:
         rate = self.cfg.rate * (BURST_SPEEDUP if self._burst_left else 1)
-        self.now_us += int(self.rng.expovariate(rate) * MICROS)
-        if self.now_us + int(self.cfg.max_delay * MICROS) > MAX_US:
+        # random.expovariate's own formula, inlined: the same draws, one call fewer per event
+        self.now_us += int(-_log(1.0 - self._random()) / rate * MICROS)
+        if self.now_us > self._last_start_us:
             raise TimeError(f"the simulated clock passed {iso_us(MAX_US)}, the last instant "
                             "evtool can write")
 
-    def _fresh(self) -> dict[str, Any]:
+    def _fresh(self) -> bytes:
+        """A new valid event's line: written straight from the plan, or, in a burst, built as
+        a dict to take the burst's region and correlation id (the same draws either way)."""
         cfg, burst = self.cfg, self.pack.burst
         if self._burst_left:
             self._burst_left -= 1
             ev = self.event(self.now_us, burst.source)
             ev.update(self._burst_fields)
-            return ev
+            return orjson.dumps(ev)
         if cfg.burst_probability and self.rng.random() < cfg.burst_probability:
             size = cfg.burst_size or burst.low + int(self.rng.random() * (burst.high - burst.low + 1))
             self._burst_left = size - 1
             ev = self.event(self.now_us, burst.source)
             self._burst_fields = {k: ev[k] for k in ("region", "correlation_id") if k in ev}
-            return ev
-        return self.event(self.now_us)
+            return orjson.dumps(ev)
+        return self._line[self.source()]().encode()
 
     def _release(self, until_us: int) -> Iterator[Emitted]:
         while self._held and self._held[0][0] <= until_us:
@@ -217,9 +229,11 @@ class Generator:
         rng = self.rng
         made = 0
         dup_p, bad_p, ooo_p = cfg.duplicates, cfg.invalid, cfg.out_of_order
+        held = self._held
         while cfg.count is None or made < cfg.count:
             self._advance()
-            yield from self._release(self.now_us)
+            if held and held[0][0] <= self.now_us:
+                yield from self._release(self.now_us)
             roll = rng.random()
             if roll < dup_p and self._recent and not self._burst_left:
                 self.duplicates += 1
@@ -228,7 +242,7 @@ class Generator:
                 self.invalid += 1
                 yield Emitted(self.now_us, self.bad_line(), False)
             else:
-                line = orjson.dumps(self._fresh())
+                line = self._fresh()
                 if ooo_p and rng.random() < ooo_p:
                     delay = int(rng.random() * cfg.max_delay * MICROS)
                     heapq.heappush(self._held, (self.now_us + delay, self._held_seq, line))

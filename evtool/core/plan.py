@@ -15,6 +15,8 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
+import orjson
+
 from evtool.core.pack import GENERATE, PackError, Schema
 from evtool.core.regexgen import Unsupported, regex_generator
 
@@ -118,6 +120,54 @@ def dict_builder(fields: list[tuple[str, Make, bool]], rand: Callable[[], float]
     source = "def build():\n    d = {" + ", ".join(head) + "}\n" + "\n".join(body) + "\n    return d\n"
     exec(compile(source, "<evtool plan>", "exec"), ns)
     built: Make = ns["build"]
+    return built
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def line_builder(fields: list[tuple[str, Make, bool]], rand: Callable[[], float],
+                 safe: Callable[[Make], bool]) -> Callable[[], str]:
+    """The same object as `dict_builder` makes from the same draws, written straight as compact
+    JSON text (what orjson.dumps would write), without building the dict. `safe` says which
+    makers return strings that need no escaping (ids and timestamps gen makes itself). Keys and
+    constants are bound as variables, so nothing from a pack is ever part of the code."""
+    ns: dict[str, Any] = {"rand": rand, "_json": _json_text}
+    members: list[tuple[str, bool]] = []
+    for i, (name, make, required) in enumerate(fields):
+        var = f"m{i}"
+        ns[f"k{i}"] = _json_text(name) + ":"
+        if isinstance(make, Const):
+            ns[var] = _json_text(make.value)
+            value = f"{{{var}}}"
+        elif isinstance(make, Choice):
+            ns[var] = [_json_text(option) for option in make.options]
+            value = f"{{{var}[int(rand() * {make.n})]}}"
+        elif isinstance(make, IntRange):
+            value = f"{{{make.low} + int(rand() * {make.span})}}"
+        elif isinstance(make, Coin):
+            value = "{T if rand() < 0.5 else F}"
+        elif getattr(make, "line", None) is not None:       # a nested object writing itself
+            ns[var] = make.line  # type: ignore[attr-defined]
+            value = f"{{{var}()}}"
+        elif safe(make):
+            ns[var] = make
+            value = f'"{{{var}()}}"'
+        else:
+            ns[var] = make
+            value = f"{{_json({var}())}}"
+        members.append((f"{{k{i}}}{value}", required))
+    ns["T"], ns["F"] = "true", "false"
+    if all(required for _, required in members):
+        body = "    return f'{{" + ",".join(m for m, _ in members) + "}}'\n"
+    else:
+        body = "    p = []\n" + "".join(
+            f"    p.append(f'{m}')\n" if required
+            else f"    if rand() < {OPTIONAL_P}:\n        p.append(f'{m}')\n" for m, required in members)
+        body += "    return '{' + ','.join(p) + '}'\n"
+    exec(compile("def line():\n" + body, "<evtool line plan>", "exec"), ns)
+    built: Callable[[], str] = ns["line"]
     return built
 
 
@@ -272,6 +322,7 @@ class Planner:
         plain = dict_builder(fields, self.rng.random)
         conditions = self.conditions(s, path, depth)
         if not conditions:
+            setattr(plain, "line", line_builder(fields, self.rng.random, lambda _make: False))  # noqa: B010
             return plain
 
         def build() -> dict[str, Any]:
