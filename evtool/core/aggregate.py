@@ -14,7 +14,7 @@ import orjson
 
 from evtool.core import lab3
 from evtool.core.anomaly import AlertConfig, AnomalyDetector
-from evtool.core.dedupe import Deduper, compact_id
+from evtool.core.dedupe import Deduper, Key, compact_id
 from evtool.core.derived import DerivedChecker
 from evtool.core.instant import (
     EPOCH,
@@ -27,6 +27,7 @@ from evtool.core.instant import (
     micros_of,
     seconds_value,
 )
+from evtool.core.lineshape import ids_are_uuids
 from evtool.core.records import deadletter, dumps, name_id, parse, reject_unparsable
 from evtool.core.stats import Stats
 from evtool.core.windows import Window, Windows
@@ -115,6 +116,7 @@ class AggregateStage:
         self.stats = stats
         self.derived = derived
         self.reader = reader
+        self._uuid_ids = ids_are_uuids(reader)
         size, lateness = micros_of(cfg.window, "--window"), round(cfg.lateness * MICROS)
         self.windows = Windows(size, lateness)
         self.seen = Deduper(max(round(cfg.dedupe_horizon * MICROS), size + lateness))
@@ -153,7 +155,7 @@ class AggregateStage:
         slice_index, slice_keys = seen.newest_slice, None
         counted = duplicates = 0
         stats.in_ += len(lines)
-        read = self.reader
+        read, uuid_ids = self.reader, self._uuid_ids
         for line in lines:
             found = read(line.decode("utf-8", "replace")) if read is not None else None
             if found is not None:       # an event laid out as gen writes it: no parse needed
@@ -181,8 +183,10 @@ class AggregateStage:
                 event_id, region = event.get("event_id"), event.get("region")
                 source, ts = event.get("source"), event.get("timestamp")
             try:
-                # the shape instant_us checks by position, inlined: this is the hot path
-                if not (type(ts) is str and len(ts) >= 20 and ts[10] == "T" and ts[19] in ".Z+-"
+                # the shape instant_us checks by position, inlined (a matched line's shape is
+                # the expression's): this is the hot path
+                if found is None and not (
+                        type(ts) is str and len(ts) >= 20 and ts[10] == "T" and ts[19] in ".Z+-"
                         and ts[4] == "-" and ts[7] == "-" and ts[13] == ":" and ts[16] == ":"
                         and (ts[-1] == "Z" or (ts[-6] in "+-" and ts[-3] == ":"))
                         and type(event_id) is str and type(region) is str and type(source) is str):
@@ -198,7 +202,10 @@ class AggregateStage:
             if at > limit:
                 dead.append(self._future(line, event_id, at, max_seen))
                 continue
-            key = compact_id(event_id)
+            if found is not None and uuid_ids and event_id.lower() == event_id:
+                key: Key = int(event_id.replace("-", ""), 16)      # compact_id, its shape known
+            else:
+                key = compact_id(event_id)
             if key in keys:
                 duplicates += 1
                 continue

@@ -210,9 +210,18 @@ def line_checker(envelope: Schema, payloads: Mapping[str, Schema],
     return accept
 
 
+UUID_SHAPE = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+
+
 def field_reader(envelope: Schema, payloads: Mapping[str, Schema],
                  sources: list[str]) -> Callable[[str], re.Match[str] | None] | None:
     """`fullmatch` over a decoded line, for aggregate: a match is an event with no duplicate
     key whose `event_id`, `ts_timestamp`, `region` and `source` groups are its four fields."""
     text = _compiled(envelope, payloads, sources)
     return None if text is None else re.compile(text).fullmatch
+
+
+def ids_are_uuids(reader: Callable[[str], re.Match[str] | None] | None) -> bool:
+    """True when every `event_id` the reader matches is UUID-shaped (hex digits in 8-4-4-4-12)."""
+    pattern = getattr(getattr(reader, "__self__", None), "pattern", "")
+    return f'"event_id":"(?P<event_id>{UUID_SHAPE})"' in pattern
