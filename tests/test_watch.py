@@ -183,3 +183,13 @@ def test_the_ids_watch_remembers_are_bounded() -> None:
     assert len(recent.new) + len(recent.old) <= 200
     assert all(recent.seen(i) for i in range(900, 1000))     # the latest are still known
     assert not recent.seen(0)                               # the oldest were let go
+
+
+def test_source_columns_are_shortened_only_when_that_stays_unambiguous() -> None:
+    window = {"kind": "window", "window_start": "2026-11-26T00:00:00Z", "window_end": "2026-11-26T00:00:05Z",
+              "duplicates": 0, "by_region_source": {"maule": {"sec.a": 1, "sec.b": 2, "survey.x": 3}}}
+    stats = DashboardStats()
+    stats.feed([orjson.dumps(window)])
+    lines = screen(stats.snapshot(now=0), 120).splitlines()
+    header = next(line for line in lines if line.startswith("region"))
+    assert header.split()[1:4] == ["sec.a", "sec.b", "survey"]

@@ -7,7 +7,6 @@ import contextlib
 import io
 import os
 import select
-import sys
 import termios
 import tty
 from collections.abc import Callable
@@ -107,5 +106,6 @@ class Keys:
         self.close()
 
 
-def colored() -> bool:
-    return sys.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+def colored(stream: TextIO) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set or the terminal is dumb."""
+    return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import os
 import sys
 import threading
 import time
@@ -184,7 +183,7 @@ def live_screen(reader: Reader, signals: Signals) -> None:
             return render(reader.snapshot(), width, height, "input ended" if reader.done.is_set() else "")
         return render(reader.snapshot(), width, height, "q quits")
 
-    with LiveScreen(sys.stdout, frame, colored()) as screen, Keys() as keys:
+    with LiveScreen(sys.stdout, frame, colored(sys.stdout)) as screen, Keys() as keys:
         try:
             with signals.blocking():
                 while not reader.done.is_set():
@@ -202,7 +201,7 @@ def print_summary(snap: dict[str, Any], as_json: bool, output_spec: str) -> None
             out.write(orjson.dumps(snap).decode() + "\n")
             out.flush()
             return
-        color = not to_file and out.isatty() and "NO_COLOR" not in os.environ
+        color = not to_file and colored(out)
         width = 120 if to_file else max(100, Console().width)
         Console(file=out, no_color=not color, highlight=False, width=width).print(render(snap))
 

@@ -167,7 +167,7 @@ class DashboardStats:
             latest = {"window_start": self.latest["window_start"],
                       "window_end": self.latest["window_end"], "total": sum(cells.values()),
                       "by_region_source": nested(cells)}
-        trend = sorted(self.recent.values(), key=lambda w: w["at"])
+        series = [point(w) for w in sorted(self.recent.values(), key=lambda w: w["at"])]
         lag = None if self.newest_end is None else round(now - self.newest_end, 3)
         return {
             "source": source,
@@ -186,9 +186,8 @@ class DashboardStats:
             "rejected": self.rejected,
             "late": self.dead.get("late", 0),
             "alerts": {"total": self.alerts, "latest": list(self.recent_alerts)},
-            "events_per_s": [{"window_start": w["window_start"],
-                              "rate": round(sum(w["cells"].values()) / w["seconds"], 2)} for w in trend],
-            "series": [point(w) for w in trend],
+            "events_per_s": [{"window_start": p["window_start"], "rate": p["rate"]} for p in series],
+            "series": series,
             "watermark_lag_s": lag,
             "watermark": {"newest_window_end": self.latest.get("window_end") if self.latest else None,
                           "lag_s": lag, "meaning": lag_meaning(lag)},

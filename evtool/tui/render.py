@@ -12,9 +12,15 @@ from rich.table import Table
 from rich.text import Text
 
 SPARK = "▁▂▃▄▅▆▇█"
-SHORT = {"security.incident": "security", "survey.victimization": "survey", "migration.case": "migration"}
 HEAD_ROWS = 4          # title, events and rate, dead letters, watermark
 SIDE_BY_SIDE = 110     # from this width alerts sit beside the regions instead of above them
+
+
+def short(source: str, sources: set[str]) -> str:
+    """`security.incident` -> `security`, when no other source shown starts the same way (a
+    rule, so no pack's vocabulary is written here)."""
+    head = source.split(".", 1)[0]
+    return head if sum(1 for s in sources if s.split(".", 1)[0] == head) <= 1 else source
 
 
 def sparkline(values: list[float]) -> str:
@@ -33,7 +39,7 @@ def line(*parts: tuple[str, str]) -> Text:
 
 
 def head(snap: dict[str, Any], width: int) -> list[Text]:
-    rates = [p["rate"] for p in snap.get("series", snap["events_per_s"])]
+    rates = [p["rate"] for p in snap["series"]]
     dead = snap["deadletters"]
     reasons = ", ".join(f"{r} {n:,}" for r, n in dead["by_reason"].items()) or "none"
     extra = [f"{snap[k]:,} {word}" for k, word in (("repeated", "repeats ignored"),
@@ -70,12 +76,13 @@ def number(value: Any) -> str:
 def alert_rows(snap: dict[str, Any], limit: int | None) -> list[Text]:
     latest = snap["alerts"]["latest"]
     shown = latest if limit is None else latest[:max(0, limit)]
+    known = set(snap["totals"]["by_source"]) | {str(a.get("source", "")) for a in latest}
     rows = [line(("alerts ", "dim"), (f"{snap['alerts']['total']:,}", "bold yellow" if latest else "bold"),
                  ("  newest first" if shown else "", "dim"))]
     for a in shown:
         rows.append(line((f"  {clock_of(a.get('window_start'))} ", "dim"),
                          (f"{a.get('region', '')} ", "bold"),
-                         (f"{SHORT.get(a.get('source'), a.get('source', ''))} ", ""),
+                         (f"{short(str(a.get('source', '')), known)} ", ""),
                          (f"{a.get('count')} vs {number(a.get('baseline'))} (z {number(a.get('score'))})",
                           "yellow")))
     return rows
@@ -90,7 +97,7 @@ def region_table(snap: dict[str, Any], limit: int | None, width: int) -> Table:
     shown = ranked if limit is None else ranked[:max(0, limit)]
     top = max((sum(totals[r].values()) for r in ranked), default=0) or 1
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1))
-    heads = ["region", *(SHORT.get(s, s) for s in sources), "latest", "total"]
+    heads = ["region", *(short(s, set(sources)) for s in sources), "latest", "total"]
     widths = [max(len(h), 6) for h in heads]
     for region in ranked:
         values = [region, *(f"{totals[region].get(s, 0):,}" for s in sources),

@@ -5,9 +5,11 @@
 
 const SVG = "http://www.w3.org/2000/svg";
 const PALETTE = ["#2f6fdb", "#e8833a", "#2a9d8f", "#8e5bd0", "#d64550", "#6b8e23", "#c9a227", "#1f9bd1"];
-const SHORT = { "security.incident": "security", "survey.victimization": "survey", "migration.case": "migration" };
 const POLL_MS = 1000;
 
+// `security.incident` -> `security` when no other source starts the same way: a rule, not a list
+const head = (source) => String(source ?? "").split(".")[0];
+const short = (source, all) => (all.filter((s) => head(s) === head(source)).length <= 1 ? head(source) : String(source ?? ""));
 const fmt = (n, digits = 0) =>
   n === null || n === undefined ? "–" : Number(n).toLocaleString("en-US", { maximumFractionDigits: digits });
 const clock = (iso) => (typeof iso === "string" && iso.length >= 19 ? iso.slice(11, 19) : String(iso ?? ""));
@@ -82,7 +84,7 @@ function drawRates(series) {
     el("path", { d: `M${x - 5},${pad.t - 2} L${x + 5},${pad.t - 2} L${x},${pad.t + 7} Z`, fill: "#c0392b", class: "alert-mark" }, c.svg,
       undefined).appendChild(el("title", {}, null, `${p.alerts} alert(s) in the window at ${p.window_start}`));
   });
-  legend("rates-legend", sources.map((s) => SHORT[s] || s), sources.map((_, k) => PALETTE[k % PALETTE.length]));
+  legend("rates-legend", sources.map((s) => short(s, sources)), sources.map((_, k) => PALETTE[k % PALETTE.length]));
 }
 
 function drawRegions(snap) {
@@ -134,11 +136,11 @@ function drawTrouble(series) {
   legend("trouble-legend", [...reasons, "duplicates"], [...reasons.map((_, k) => PALETTE[(k + 4) % PALETTE.length]), dupColor]);
 }
 
-function drawAlerts(alerts) {
+function drawAlerts(alerts, sources) {
   const body = document.querySelector("#alerts tbody");
   body.replaceChildren(...alerts.map((a) => {
     const tr = document.createElement("tr");
-    for (const v of [clock(a.window_start), a.region, SHORT[a.source] || a.source, fmt(a.count), fmt(a.baseline, 1), fmt(a.score, 2)]) {
+    for (const v of [clock(a.window_start), a.region, short(a.source, sources), fmt(a.count), fmt(a.baseline, 1), fmt(a.score, 2)]) {
       const td = document.createElement("td");
       td.textContent = String(v ?? "");
       tr.appendChild(td);
@@ -172,7 +174,8 @@ function show(snap) {
   drawRates(series);
   drawRegions(snap);
   drawTrouble(series);
-  drawAlerts(snap.alerts.latest || []);
+  const alerts = snap.alerts.latest || [];
+  drawAlerts(alerts, [...new Set([...Object.keys(snap.totals.by_source), ...alerts.map((a) => String(a.source ?? ""))])]);
 }
 
 let latest = null;
