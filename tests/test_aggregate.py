@@ -164,7 +164,7 @@ def test_lines_read_without_parsing_count_exactly_as_parsed_ones() -> None:
     from tests.conftest import gen_lines
 
     pack = load_pack()
-    reader = field_reader(pack.envelope, pack.payloads, sorted(pack.payloads))
+    reader = field_reader(pack)
     assert reader is not None
     lines = gen_lines(4000, 9, "--duplicates", "0.05", "--out-of-order", "0.1", "--max-delay", "6",
                       "--invalid", "0.02", "--rate", "40").splitlines()

@@ -279,7 +279,7 @@ def _line_ok(validator):  # type: ignore[no-untyped-def]
     from evtool.core.lineshape import line_checker
 
     pack = validator.pack
-    ok = line_checker(pack.envelope, pack.payloads, sorted(pack.payloads))
+    ok = line_checker(pack)
     assert ok is not None
     return ok
 
@@ -316,7 +316,23 @@ def test_every_line_gen_writes_takes_the_line_fast_path(validator) -> None:
     assert all(ok(line) for line in lines)
     tight = load_pack().with_regions(["maule", "aysen"])
     from evtool.core.lineshape import line_checker
-    only_two = line_checker(tight.envelope, tight.payloads, sorted(tight.payloads))
+    only_two = line_checker(tight)
     assert only_two is not None
     expected = [ok(x) and (b'"region":"maule"' in x or b'"region":"aysen"' in x) for x in lines]
     assert expected == [only_two(x) for x in lines] and any(expected)
+
+
+def test_no_line_fast_path_when_the_envelope_says_more_than_it_can_mirror() -> None:
+    """The expression stands in for the envelope's `source` and `payload` rules: when those rules
+    say anything more, there must be no expression (the compiled schemas judge every line)."""
+    import dataclasses
+
+    from evtool.core.lineshape import line_checker
+
+    pack = load_pack()
+    assert line_checker(pack) is not None
+    for field, rule in (("payload", {"type": "object", "maxProperties": 1}),
+                        ("source", {"type": "string", "maxLength": 3})):
+        envelope = copy.deepcopy(pack.envelope)
+        envelope["properties"][field] = rule
+        assert line_checker(dataclasses.replace(pack, envelope=envelope)) is None, field

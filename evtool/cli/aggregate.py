@@ -76,7 +76,7 @@ def aggregate(
                           dedupe_horizon=dedupe_horizon, alerts=alerts, max_ahead=max_ahead,
                           wire=pack.wire,
                           partition=partition if partitions > 1 else None)
-    reader = field_reader(pack.envelope, pack.payloads, sorted(pack.payloads))
+    reader = field_reader(pack)
     run_stage("aggregate", lambda: AggregateStage(cfg, Stats(), DerivedChecker(derived_schemas()), reader),
               input_spec=input_spec,
               output_spec=output_spec, dead_letter_spec=dead_letter_spec, amqp_url=amqp_url,

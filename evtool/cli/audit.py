@@ -70,7 +70,7 @@ def audit(input_spec: str, output_spec: str, amqp_url: str, connect_timeout: flo
         return
     stage = AuditStage(store, Stats(), DerivedChecker(derived_schemas()), batch_records=batch_records,
                        batch_seconds=batch_seconds, jsonl=log, wire=pack.wire, lookup=lookup,
-                       reader=field_reader(pack.envelope, pack.payloads, sorted(pack.payloads)))
+                       reader=field_reader(pack))
     try:
         run_stage("audit", lambda: stage,
                   input_spec=input_spec, output_spec=output_spec, dead_letter_spec=dead_letter_spec,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import re
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -110,7 +109,7 @@ class AggregateStage:
     """Processes batches of lines; output order: forwarded events, then windows as they close."""
 
     def __init__(self, cfg: AggregateConfig, stats: Stats, derived: DerivedChecker,
-                 reader: Callable[[str], re.Match[str] | None] | None = None) -> None:
+                 reader: re.Pattern[str] | None = None) -> None:
         """`reader`: the pack's whole-line expression (lineshape), read without parsing."""
         self.cfg = cfg
         self.stats = stats
@@ -155,7 +154,7 @@ class AggregateStage:
         slice_index, slice_keys = seen.newest_slice, None
         counted = duplicates = 0
         stats.in_ += len(lines)
-        read, uuid_ids = self.reader, self._uuid_ids
+        read, uuid_ids = (self.reader.fullmatch if self.reader else None), self._uuid_ids
         for line in lines:
             found = read(line.decode("utf-8", "replace")) if read is not None else None
             if found is not None:       # an event laid out as gen writes it: no parse needed

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from evtool.core.instant import is_instant
+from evtool.core.pack import Pack
 
 Schema = dict[str, Any]
 
@@ -161,15 +162,16 @@ def line_pattern(envelope: Schema, payloads: Mapping[str, Schema], sources: list
             continue
     if not mirrored or not all(_LITERAL.fullmatch(s) and s.isascii() for s in mirrored):
         return None
-    source_rule = envelope.get("properties", {}).get("source")
-    if source_rule not in ({"type": "string"},):
+    props = envelope.get("properties", {})
+    # the envelope's own rules for the fields the expression replaces must say no more than it does
+    if _rules(props.get("source")) != {"type": "string"} \
+            or _rules(props.get("payload")) != {"type": "object"}:
         return None
     names = list(mirrored)
     choose = "(?P<source>" + "|".join(f"(?P<s{i}>{re.escape(s)})" for i, s in enumerate(names)) + ")"
     payload = "".join(f"(?(s{i}){mirrored[s]}|" for i, s in enumerate(names[:-1]))
     payload += mirrored[names[-1]] + ")" * (len(names) - 1)
     try:
-        props = envelope["properties"]
         if props["event_id"].get("type") != "string" or props["region"].get("type") != "string":
             return None
         event_id = string_pattern(props["event_id"], "event_id")
@@ -181,6 +183,10 @@ def line_pattern(envelope: Schema, payloads: Mapping[str, Schema], sources: list
         return None
 
 
+def _rules(schema: Any) -> dict[str, Any] | None:
+    return {k: v for k, v in schema.items() if k not in INERT} if isinstance(schema, dict) else None
+
+
 def _compiled(envelope: Schema, payloads: Mapping[str, Schema], sources: list[str]) -> str | None:
     text = line_pattern(envelope, payloads, sources)
     if text is None or text.count("(?P<ts_") != 1 or "(?P<ts_timestamp>" not in text:
@@ -188,18 +194,20 @@ def _compiled(envelope: Schema, payloads: Mapping[str, Schema], sources: list[st
     return text
 
 
-def line_matcher(envelope: Schema, payloads: Mapping[str, Schema],
-                 sources: list[str]) -> Callable[[bytes], re.Match[bytes] | None] | None:
+def _for_pack(pack: Pack) -> str | None:
+    return _compiled(pack.envelope, pack.payloads, sorted(pack.payloads))
+
+
+def line_matcher(pack: Pack) -> Callable[[bytes], re.Match[bytes] | None] | None:
     """`fullmatch` over raw lines: a match is a valid event once `is_instant` accepts its
     `ts_timestamp` group (validate's fast path)."""
-    text = _compiled(envelope, payloads, sources)
+    text = _for_pack(pack)
     return None if text is None else re.compile(text.encode()).fullmatch
 
 
-def line_checker(envelope: Schema, payloads: Mapping[str, Schema],
-                 sources: list[str]) -> Callable[[bytes], bool] | None:
+def line_checker(pack: Pack) -> Callable[[bytes], bool] | None:
     """True only for lines that are certainly valid events."""
-    match = line_matcher(envelope, payloads, sources)
+    match = line_matcher(pack)
     if match is None:
         return None
 
@@ -213,15 +221,14 @@ def line_checker(envelope: Schema, payloads: Mapping[str, Schema],
 UUID_SHAPE = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
 
-def field_reader(envelope: Schema, payloads: Mapping[str, Schema],
-                 sources: list[str]) -> Callable[[str], re.Match[str] | None] | None:
-    """`fullmatch` over a decoded line, for aggregate: a match is an event with no duplicate
-    key whose `event_id`, `ts_timestamp`, `region` and `source` groups are its four fields."""
-    text = _compiled(envelope, payloads, sources)
-    return None if text is None else re.compile(text).fullmatch
+def field_reader(pack: Pack) -> re.Pattern[str] | None:
+    """The expression over decoded lines, for aggregate and audit: a full match is an event with
+    no duplicate key whose `event_id`, `ts_timestamp`, `region` and `source` groups are its
+    fields."""
+    text = _for_pack(pack)
+    return None if text is None else re.compile(text)
 
 
-def ids_are_uuids(reader: Callable[[str], re.Match[str] | None] | None) -> bool:
+def ids_are_uuids(reader: re.Pattern[str] | None) -> bool:
     """True when every `event_id` the reader matches is UUID-shaped (hex digits in 8-4-4-4-12)."""
-    pattern = getattr(getattr(reader, "__self__", None), "pattern", "")
-    return f'"event_id":"(?P<event_id>{UUID_SHAPE})"' in pattern
+    return reader is not None and f'"event_id":"(?P<event_id>{UUID_SHAPE})"' in reader.pattern

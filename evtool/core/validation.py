@@ -37,7 +37,7 @@ class EventValidator:
         else:
             self.accept = _never
         # whole lines laid out as gen writes them are judged without parsing (any pack it mirrors)
-        self.line_match = line_matcher(pack.envelope, pack.payloads, sorted(pack.payloads))
+        self.line_match = line_matcher(pack)
 
     @property
     def sources(self) -> list[str]:

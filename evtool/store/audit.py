@@ -86,7 +86,7 @@ class AuditStage:
                  batch_records: int = 100_000,
                  batch_seconds: float = 1.0, jsonl: BinaryIO | None = None, wire: str = "evtool",
                  clock: Callable[[], float] = time.monotonic,
-                 reader: Callable[[str], re.Match[str] | None] | None = None,
+                 reader: re.Pattern[str] | None = None,
                  lookup: Store | None = None) -> None:
         """`reader`: the pack's whole-line expression (lineshape): such events are not parsed.
         `lookup`: a second connection to the same database; with it a batch commits on a thread
@@ -120,7 +120,8 @@ class AuditStage:
         now = _now()
         events = self.rows.by_table["events_in"]
         versioned: list[tuple[int, int, dict[str, Any], bytes]] = []
-        read, stored, held = self.reader, self._stored, self._held
+        read = self.reader.fullmatch if self.reader else None
+        stored, held = self._stored, self._held
         for line in lines:
             if read is not None:
                 text = line.decode("utf-8", "replace")
