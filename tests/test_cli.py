@@ -83,6 +83,23 @@ def test_signal_stops_a_live_stage_flushing_open_windows(sig, code) -> None:
     assert sum(w["total"] for w in windows) == 50   # nothing counted is lost on a pipe
 
 
+def test_a_signal_while_the_reader_lags_leaves_no_cut_line(tmp_path) -> None:
+    """The pipe is full when Ctrl-C comes: the write it interrupts still ends whole, so the
+    lines after it are not glued onto half a line."""
+    source = tmp_path / "in.ndjson"
+    source.write_bytes(gen_lines(100_000, 6))
+    with open(source, "rb") as src:
+        proc = subprocess.Popen(evtool_cmd("validate", "-q"), stdin=src, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        time.sleep(1.5)                              # nobody reads: the pipe fills
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    lines = out.splitlines()
+    assert 0 < len(lines) < 100_000
+    assert all(orjson.loads(line)["event_id"] for line in lines)
+
+
 def test_idle_flush_emits_open_windows_of_a_quiet_live_input() -> None:
     agg = subprocess.Popen(evtool_cmd("aggregate", "--idle-flush", "0.5", "-q"),
                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)

@@ -40,7 +40,7 @@ def pump(stage: str, items: Iterable[tuple[float, bytes]], sink: Sink, pacer: Pa
         pending = []
         if flush:
             if signals.pending is None:
-                with signals.blocking():
+                with signals.blocking(sink.stops_mid_flush):
                     sink.flush()
             else:                    # the last flush after a signal: bounded, a second one ends it
                 sink.flush(LAST_FLUSH_S)

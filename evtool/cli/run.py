@@ -102,10 +102,11 @@ class Signals:
             raise Interrupted(status)
 
     @contextlib.contextmanager
-    def blocking(self) -> Iterator[None]:
+    def blocking(self, stops: bool = True) -> Iterator[None]:
+        """`stops=False`: only a second signal stops what runs inside (a write to a pipe)."""
         if self.pending is not None:
             raise Interrupted(self.pending)
-        self._blocking = True
+        self._blocking = stops
         try:
             yield
         finally:
@@ -156,6 +157,10 @@ class Outputs:
         self.stats.out += sent
         self._dead_counted = sum(self.stats.dead.values())
 
+    @property
+    def stops_mid_flush(self) -> bool:
+        return all(sink.stops_mid_flush for sink in (self.sink, self.dead_sink) if sink is not None)
+
     def close(self) -> None:
         for sink in (self.sink, self.dead_sink):
             if sink is not None:
@@ -196,7 +201,7 @@ def run_filter(
             if batch.lines:
                 lines = reject_oversize(stage, batch.lines, max_line_bytes, stats, dead)
                 processor.process(lines, out, dead)
-                with signals.blocking():
+                with signals.blocking(outputs.stops_mid_flush):
                     outputs.deliver(out, dead)
                 acks.done(batch.token)
                 if on_batch is not None:

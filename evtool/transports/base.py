@@ -54,6 +54,9 @@ class Sink(ABC):
     """Writes batches of lines; `flush` returns once all written lines are safe."""
 
     description = "?"
+    # A signal may stop `flush` at once. Not for a byte stream: a write a signal cuts short
+    # returns how much it wrote only if nothing raises before the count is kept.
+    stops_mid_flush = True
 
     @abstractmethod
     def write(self, lines: list[bytes]) -> None:

@@ -98,7 +98,10 @@ class FdSource(Source):
 class FdSink(Sink):
     """Buffers lines and writes them in chunks of about a MiB; `flush` writes everything now."""
 
+    stops_mid_flush = False
+
     def __init__(self, fd: int, description: str, owned: bool = False, fsync: bool = False) -> None:
+        self._cut = False
         self.fd = fd
         self.description = description
         self._owned = owned
@@ -121,6 +124,8 @@ class FdSink(Sink):
         data = b"".join(self._parts)
         self._parts.clear()
         self._size = 0
+        if self._cut:       # appended after a cut line, a line would be spoilt as well
+            return
         view = memoryview(data)
         try:
             while view:
@@ -129,6 +134,8 @@ class FdSink(Sink):
             raise OutputClosed() from None
         except OSError as exc:
             raise TransportError(f"cannot write {self.description}: {exc.strerror}") from None
+        finally:
+            self._cut = bool(view)      # a second signal gave up this write: the stream ends here
         if self._fsync:
             os.fsync(self.fd)
 
