@@ -63,22 +63,24 @@ for pragma in (f"page_size = {S.PAGE_SIZE}", "journal_mode = WAL", "synchronous 
                f"cache_size = -{S.CACHE_KIB}", f"mmap_size = {S.MMAP_BYTES}",
                f"wal_autocheckpoint = {S.CHECKPOINT_PAGES}"):
     conn.execute("PRAGMA " + pragma)
-for statement in MIGRATIONS[0]:
+for statement in (s for migration in MIGRATIONS for s in migration):
     conn.execute(statement)
 for line in sys.stdin:
     rec = json.loads(line)
     conn.execute("BEGIN")
     kind = rec.get("kind")
     if kind is None:
-        conn.execute("INSERT INTO events_in (event_id, raw, received_at, ts_us) "
-                     "VALUES (?, ?, datetime('now'), 0) ON CONFLICT DO NOTHING", (rec["event_id"], line))
+        conn.execute("INSERT OR IGNORE INTO events_in (event_id, raw, received_at, ts_us) "
+                     "VALUES (?, ?, datetime('now'), 0)", (rec["event_id"], line))
     elif kind == "metric":
-        conn.execute("INSERT INTO metrics_out VALUES (?,?,?,?,?,?,?,?,datetime('now'),?) "
-                     "ON CONFLICT DO NOTHING", (rec["metric_id"], rec["date"], rec["region"],
-                      rec["window_start"], rec["window_end"], rec["window_seconds"],
-                      json.dumps(rec["counts"]), rec["total"], line))
+        conn.execute("INSERT INTO metrics_out (metric_id, date, region, window_start, window_end, "
+                     "window_seconds, counts, total, created_at, raw) "
+                     "VALUES (?,?,?,?,?,?,?,?,datetime('now'),?) ON CONFLICT DO NOTHING",
+                     (rec["metric_id"], rec["date"], rec["region"], rec["window_start"],
+                      rec["window_end"], rec["window_seconds"], json.dumps(rec["counts"]),
+                      rec["total"], line))
         for eid in rec["input_event_ids"]:
-            conn.execute("INSERT INTO trace VALUES (?,?) ON CONFLICT DO NOTHING", (rec["metric_id"], eid))
+            conn.execute("INSERT OR IGNORE INTO trace VALUES (?,?)", (rec["metric_id"], eid))
     conn.execute("COMMIT")
 """
 

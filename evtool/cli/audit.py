@@ -15,7 +15,7 @@ from evtool.core.derived import DerivedChecker
 from evtool.core.lineshape import field_reader
 from evtool.core.stats import Stats
 from evtool.schemas import derived_schemas
-from evtool.store import StoreError, open_store
+from evtool.store import StoreError, open_store, open_writer
 from evtool.store.audit import AuditStage
 
 
@@ -53,7 +53,7 @@ def audit(input_spec: str, output_spec: str, amqp_url: str, connect_timeout: flo
                      f"--batch-seconds {batch_ms / 1000:g})")
         batch_seconds = batch_ms / 1000
     try:
-        store = open_store(db)
+        store = open_writer(db)
     except StoreError as exc:
         fail("audit", str(exc))
         return

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from evtool.core.checks import Check, Invalid, compile_schema, describe
-from evtool.core.instant import instant_us
+from evtool.core.instant import bound_us
 from evtool.core.pack import Schema
 from evtool.core.quickcheck import quick
 
@@ -20,7 +20,7 @@ def _later(_value: Any) -> bool:
 
 def _span(rec: dict[str, Any]) -> str | None:
     try:
-        start, end = instant_us(rec["window_start"]), instant_us(rec["window_end"])
+        start, end = bound_us(rec["window_start"]), bound_us(rec["window_end"])
     except ValueError as exc:
         return str(exc)
     return None if start < end else "window_end must be after window_start"
@@ -61,7 +61,7 @@ def _alert(rec: dict[str, Any]) -> str | None:
     try:
         for field in ("window_start", "window_end"):
             if field in rec:
-                instant_us(rec[field])
+                bound_us(rec[field])
     except ValueError as exc:
         return str(exc)
     return None

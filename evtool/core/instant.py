@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 
 MICROS = 1_000_000
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -53,6 +54,16 @@ def _fast(text: object) -> int | None:
 
 
 _fromisoformat = datetime.fromisoformat
+
+
+@lru_cache(maxsize=4096)
+def _repeated_us(text: str) -> int:
+    return instant_us(text)
+
+
+def bound_us(text: object) -> int:
+    """instant_us for values that repeat: every metric of a window names the same two bounds."""
+    return _repeated_us(text) if type(text) is str else instant_us(text)
 
 
 def _slow(text: str) -> int:

@@ -78,8 +78,12 @@ class _Compiler:
         if required:
             lines += [f"    if not {self.bind(required)} <= v.keys():", "        return False"]
         for key, sub in props.items():
-            lines += [f"    x = v.get({key!r}, _MISSING)",
-                      f"    if x is not _MISSING and not {self.expr(sub, 'x')}:", "        return False"]
+            if key in required:                      # present: the line above checked
+                lines += [f"    x = v[{key!r}]", f"    if not {self.expr(sub, 'x')}:"]
+            else:
+                lines += [f"    x = v.get({key!r}, _MISSING)",
+                          f"    if x is not _MISSING and not {self.expr(sub, 'x')}:"]
+            lines.append("        return False")
         extra = schema.get("additionalProperties", True)
         if extra is False:
             raise _Unknown

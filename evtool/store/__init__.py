@@ -8,9 +8,19 @@ from typing import Any, Protocol
 from evtool.store.sqlite import Rows, SqliteStore, StoreError
 
 
+class Writer(Protocol):
+    path: str
+    kind: str
+    reads_trace: bool           # derives a metric's trace rows from its line (see sqlite.py)
+
+    def write(self, rows: Rows) -> None: ...
+    def close(self) -> None: ...
+
+
 class Store(Protocol):
     path: str
     kind: str
+    reads_trace: bool
 
     def write(self, rows: Rows) -> None: ...
     def query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]: ...
@@ -26,4 +36,13 @@ def open_store(db: str, *, readonly: bool = False) -> Store:
     return SqliteStore(db, readonly=readonly)
 
 
-__all__ = ["Store", "StoreError", "open_store"]
+def open_writer(db: str) -> Store | Writer:
+    """Where audit writes: for SQLite a process of its own (store/writer.py)."""
+    if db.startswith(("postgresql://", "postgres://")):
+        return open_store(db)
+    from evtool.store.writer import SqliteWriter
+
+    return SqliteWriter(db)
+
+
+__all__ = ["Store", "StoreError", "Writer", "open_store", "open_writer"]

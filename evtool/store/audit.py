@@ -9,17 +9,17 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import orjson
 
 from evtool.core import lab3
 from evtool.core.derived import DerivedChecker
-from evtool.core.instant import MICROS, TimeError, instant_us
+from evtool.core.instant import MICROS, TimeError, bound_us, instant_us
 from evtool.core.records import deadletter, name_id, parse, reject_unparsable
 from evtool.core.stats import Stats
-from evtool.store import Store, StoreError
-from evtool.store.sqlite import Rows
+from evtool.store import Store, StoreError, Writer
+from evtool.store.sqlite import NUL_ESCAPE, Rows
 
 STAGE = "audit"
 
@@ -33,7 +33,7 @@ def _json(value: Any) -> str:
 
 
 VERSIONED = ("metric", "window")
-# With a writer thread, a batch this large starts committing as soon as the writer is free.
+# With a writer, a batch this large starts committing as soon as the writer is free.
 EAGER_ROWS = 50_000
 
 
@@ -82,7 +82,7 @@ class AuditStage:
     releases the lines downstream. `unsafe_batches` says how many recent input batches are not
     yet committed, so a broker source acks only what is in the database."""
 
-    def __init__(self, store: Store, stats: Stats, derived: DerivedChecker, *,
+    def __init__(self, store: Writer, stats: Stats, derived: DerivedChecker, *,
                  batch_records: int = 100_000,
                  batch_seconds: float = 1.0, jsonl: BinaryIO | None = None, wire: str = "evtool",
                  clock: Callable[[], float] = time.monotonic,
@@ -90,9 +90,10 @@ class AuditStage:
                  lookup: Store | None = None) -> None:
         """`reader`: the pack's whole-line expression (lineshape): such events are not parsed.
         `lookup`: a second connection to the same database; with it a batch commits on a thread
-        of its own while the next one is read (its lines still go out only once committed)."""
+        of its own while the next one is read (its lines still go out only once committed).
+        Without it `store` is a Store and answers the lookups too."""
         self.store = store
-        self.lookup = lookup or store
+        self.lookup = lookup if lookup is not None else cast(Store, store)
         self._writer = ThreadPoolExecutor(1, "audit-writer") if lookup is not None else None
         self._flight: Flight | None = None
         self.stats = stats
@@ -220,13 +221,13 @@ class AuditStage:
             metric_id = rec["metric_id"]
             row = (metric_id, rec["date"], rec["region"], rec["window_start"], rec["window_end"],
                    rec["window_seconds"], _json(rec["counts"]), int(rec["total"]), now, text)
-            trace = [(metric_id, eid) for eid in rec["input_event_ids"]]
             tables["metrics_out"].append(row)
-            tables["trace"].extend(trace)
+            if not self.store.reads_trace or NUL_ESCAPE in text:
+                tables["trace"].extend((metric_id, eid) for eid in rec["input_event_ids"])
         elif kind == "window":
             start, end = rec["window_start"], rec["window_end"]
             window_id = _window_id(rec)
-            seconds = (instant_us(end) - instant_us(start)) / MICROS
+            seconds = (bound_us(end) - bound_us(start)) / MICROS
             tables["windows"].append((window_id, start, end, seconds, int(rec["total"]),
                                       rec.get("partition"), text, now))
         elif kind == "alert":

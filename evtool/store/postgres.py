@@ -61,6 +61,7 @@ class PostgresStore:
     """Same interface as SqliteStore; SQL is written with `?` and run with `%s`."""
 
     kind = "postgresql"
+    reads_trace = False
 
     def __init__(self, url: str, *, readonly: bool = False) -> None:
         try:

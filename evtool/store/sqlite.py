@@ -8,13 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from evtool.store.schema import MIGRATIONS, TABLE_COLUMNS
 
 SCHEMA_VERSION = len(MIGRATIONS)
 CACHE_KIB = 64 * 1024
-BULK = ("events_in", "trace", "metrics_out")
 MMAP_BYTES = 256 << 20
 CHECKPOINT_PAGES = 4096
 # 16 KiB pages: a commit rewrites every page its random-UUID inserts touched, and bigger pages
@@ -42,11 +39,23 @@ class Rows:
             rows.clear()
 
 
-def _inserts(placeholder: str) -> dict[str, str]:
+# Where each kind of row goes since schema version 2 (schema.py): events into their storage
+# under the contract's view; a trace row names its metric by its `seq`.
+STORED_AS = {"events_in": "event_store"}
+TRACE_ROW = "INSERT INTO trace_store (metric_seq, event_id) VALUES (?, ?) ON CONFLICT DO NOTHING"
+# SQLite's JSON functions end a string at an escaped NUL: such a metric's trace comes as rows.
+NUL_ESCAPE = "\\u0000"
+TRACE_FROM_LINES = (
+    "INSERT INTO trace_store (metric_seq, event_id) SELECT m.seq, j.value FROM metrics_out m, "
+    "json_each(m.raw, '$.input_event_ids') j WHERE m.seq > ? AND instr(m.raw, ?) = 0 "
+    "ON CONFLICT DO NOTHING")
+
+
+def _inserts() -> dict[str, str]:
     return {
-        table: (f"INSERT INTO {table} ({', '.join(cols)}) VALUES "
-                f"({', '.join(placeholder for _ in cols)}) ON CONFLICT DO NOTHING")
-        for table, cols in TABLE_COLUMNS.items()
+        table: (f"INSERT INTO {STORED_AS.get(table, table)} ({', '.join(cols)}) VALUES "
+                f"({', '.join('?' for _ in cols)}) ON CONFLICT DO NOTHING")
+        for table, cols in TABLE_COLUMNS.items() if table != "trace"
     }
 
 
@@ -54,6 +63,7 @@ class SqliteStore:
     """One connection; WAL so readers (replay, watch) never block the writer."""
 
     kind = "sqlite"
+    reads_trace = True          # trace rows are needed only for lines holding NUL_ESCAPE
 
     def __init__(self, path: str, *, synchronous: str = "FULL", readonly: bool = False) -> None:
         self.path = path
@@ -76,12 +86,7 @@ class SqliteStore:
             self._migrate(readonly)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the audit database {path}: {exc}") from None
-        self._sql = _inserts("?")
-        self._bulk = {
-            table: (f"INSERT INTO {table} ({', '.join(cols)}) SELECT "
-                    + ", ".join(f"value ->> {i}" for i in range(len(cols)))
-                    + " FROM json_each(?) WHERE true ON CONFLICT DO NOTHING")
-            for table, cols in TABLE_COLUMNS.items() if table in BULK}
+        self._sql = _inserts()
 
     def _migrate(self, readonly: bool) -> None:
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
@@ -111,30 +116,32 @@ class SqliteStore:
 
     def write(self, rows: Rows) -> None:
         """One transaction for the whole batch; returns once it has committed."""
+        by_table = rows.by_table
         try:
             self.conn.execute("BEGIN IMMEDIATE")
-            for table, batch in rows.by_table.items():
-                if batch:
-                    self._insert(table, batch)
+            for table, batch in by_table.items():
+                if batch and table not in ("metrics_out", "trace"):
+                    self.conn.executemany(self._sql[table], batch)
+            if by_table["metrics_out"]:
+                self._metrics(by_table["metrics_out"], by_table["trace"])
             self.conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
             raise StoreError(f"cannot write {self.path}: {exc}") from None
 
-    def _insert(self, table: str, batch: list[tuple[Any, ...]]) -> None:
-        """The large tables' rows go in as one JSON array unpacked by SQLite (one statement, run
-        without Python's lock, so the next batch is read meanwhile); the rest row by row."""
-        if table in self._bulk and len(batch) >= 64:
-            try:
-                document = orjson.dumps(batch)
-            except TypeError:                   # not JSON (a lone surrogate): row by row
-                pass
-            else:
-                if b"\\u0000" not in document:  # SQLite's JSON text stops at a NUL
-                    self.conn.execute(self._bulk[table], (document,))
-                    return
-        self.conn.executemany(self._sql[table], batch)
+    def _metrics(self, batch: list[tuple[Any, ...]], trace: list[tuple[Any, ...]]) -> None:
+        """The batch's metrics, then the trace of each one not stored before (a copy already
+        stored keeps its own): read out of the metric's line, or for a line SQLite cannot read
+        whole, from the rows that came with it."""
+        before = self.conn.execute("SELECT coalesce(max(seq), 0) FROM metrics_out").fetchone()[0]
+        self.conn.executemany(self._sql["metrics_out"], batch)
+        self.conn.execute(TRACE_FROM_LINES, (before, NUL_ESCAPE))
+        if trace:
+            seqs = dict(self.conn.execute("SELECT metric_id, seq FROM metrics_out WHERE seq > ? "
+                                          "AND instr(raw, ?) > 0", (before, NUL_ESCAPE)))
+            self.conn.executemany(TRACE_ROW, [(seqs[metric_id], event_id)
+                                              for metric_id, event_id in trace if metric_id in seqs])
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
         try:

@@ -1,0 +1,140 @@
+"""The audit database's storage: version 1 files migrate whole, the trace holds every id, and the
+writing process that audit starts never outlives it nor fails silently."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import orjson
+
+from evtool.store.schema import MIGRATIONS
+from tests.conftest import evtool_cmd, gen_lines, records, run
+
+
+def rows(db: Path, sql: str, params: tuple = ()) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def metric(metric_id: str, ids: list[str], region: str = "maule") -> dict:
+    return {"kind": "metric", "metric_id": metric_id, "date": "2026-11-26", "region": region,
+            "window_start": "2026-11-26T00:00:00Z", "window_end": "2026-11-26T00:00:05Z",
+            "window_seconds": 5, "counts": {"security.incident": len(ids)}, "total": len(ids),
+            "input_event_ids": ids}
+
+
+def version_1(db: Path, events: list[bytes], metrics: list[dict]) -> None:
+    """A database as evtool wrote it before the events_in and trace views."""
+    with sqlite3.connect(db) as conn:
+        for statement in MIGRATIONS[0]:
+            conn.execute(statement)
+        conn.execute("PRAGMA user_version = 1")
+        for line in events:
+            ev = orjson.loads(line)
+            conn.execute("INSERT INTO events_in (event_id, raw, received_at, ts_us) VALUES (?, ?, ?, ?)",
+                         (ev["event_id"], line.decode(), "2026-11-26T01:00:00Z", 0))
+        for m in metrics:
+            conn.execute("INSERT INTO metrics_out VALUES (?,?,?,?,?,?,?,?,?,?)",
+                         (m["metric_id"], m["date"], m["region"], m["window_start"], m["window_end"],
+                          m["window_seconds"], orjson.dumps(m["counts"]).decode(), m["total"],
+                          "2026-11-26T01:00:00Z", orjson.dumps(m).decode()))
+            conn.executemany("INSERT INTO trace VALUES (?, ?)",
+                             [(m["metric_id"], eid) for eid in m["input_event_ids"]])
+
+
+def test_a_version_1_database_migrates_with_every_row_and_query(tmp_path) -> None:
+    db = tmp_path / "old.db"
+    events = gen_lines(30, 4).splitlines()
+    ids = [orjson.loads(line)["event_id"] for line in events]
+    version_1(db, events, [metric("m-1", ids[:10]), metric("m-2", ids[10:12], "biobio")])
+    result = run(["audit", "--db", str(db), "-q"], stdin=b"")
+    assert result.returncode == 0, result.stderr
+    assert rows(db, "PRAGMA user_version") == [(2,)]
+    first = orjson.loads(events[0])
+    assert rows(db, "SELECT region, source, timestamp, raw FROM events_in WHERE event_id = ?",
+                (first["event_id"],)) == [(first["region"], first["source"], first["timestamp"],
+                                           events[0].decode())]
+    assert sorted(r[0] for r in rows(db, "SELECT event_id FROM trace WHERE metric_id = 'm-1'")) == \
+        sorted(ids[:10])
+    assert rows(db, "SELECT metric_id, region, total FROM metrics_out ORDER BY metric_id") == [
+        ("m-1", "maule", 10), ("m-2", "biobio", 2)]
+    assert rows(db, "SELECT count(*) FROM events_in") == [(30,)]
+    assert rows(db, "PRAGMA integrity_check") == [("ok",)]
+
+
+def test_every_trace_id_is_kept_even_one_holding_nul(tmp_path) -> None:
+    """SQLite's JSON functions stop a string at an escaped NUL: such a metric's trace still
+    holds the whole id, beside metrics whose trace SQLite reads out of their line."""
+    db = tmp_path / "nul.db"
+    odd = ["a\x00b", "c\\u0000d", "plain"]
+    lines = [orjson.dumps(metric("m-nul", odd)), orjson.dumps(metric("m-ok", ["x", "y"]))]
+    result = run(["audit", "--db", str(db), "-q"], stdin=b"\n".join(lines) + b"\n")
+    assert result.returncode == 0, result.stderr
+    assert sorted(r[0] for r in rows(db, "SELECT event_id FROM trace WHERE metric_id = 'm-nul'")) == \
+        sorted(odd)
+    assert sorted(r[0] for r in rows(db, "SELECT event_id FROM trace WHERE metric_id = 'm-ok'")) == \
+        ["x", "y"]
+
+
+def test_a_later_copy_of_a_metric_adds_no_trace(tmp_path) -> None:
+    db = tmp_path / "copy.db"
+    first = orjson.dumps(metric("m", ["a", "b"]))
+    run(["audit", "--db", str(db), "-q"], stdin=first + b"\n")
+    run(["audit", "--db", str(db), "-q"], stdin=first + b"\n" + first + b"\n")
+    assert rows(db, "SELECT count(*) FROM trace") == [(2,)]
+    assert rows(db, "SELECT count(*) FROM metrics_out") == [(1,)]
+
+
+def children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(x) for x in path.read_text().split()] if path.exists() else []
+
+
+def test_a_writer_that_dies_is_an_error_not_a_silent_loss(tmp_path) -> None:
+    db = tmp_path / "w.db"
+    proc = subprocess.Popen(evtool_cmd("audit", "--db", str(db), "-q", "--batch-seconds", "0.1"),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None
+    events = gen_lines(50, 2).splitlines()
+    proc.stdin.write(b"\n".join(events[:25]) + b"\n")
+    proc.stdin.flush()
+    deadline = time.monotonic() + 30
+    while not (writers := children(proc.pid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(writers) == 1
+    time.sleep(0.5)
+    os.kill(writers[0], signal.SIGKILL)
+    try:
+        proc.stdin.write(b"\n".join(events[25:]) + b"\n")
+        proc.stdin.flush()
+    except BrokenPipeError:
+        pass
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert b"stopped" in err and b"Traceback" not in err
+    stored = {r[0] for r in rows(db, "SELECT event_id FROM events_in")}
+    assert all(r["event_id"] in stored for r in records(out))
+
+
+def test_ctrl_c_ends_audit_and_its_writer_with_everything_forwarded_stored(tmp_path) -> None:
+    db, source = tmp_path / "c.db", tmp_path / "in.ndjson"
+    source.write_bytes(gen_lines(200_000, 3))
+    with open(source, "rb") as src:
+        proc = subprocess.Popen(evtool_cmd("audit", "--db", str(db), "-q", "--batch-records", "20000"),
+                                stdin=src, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+        time.sleep(3)
+        writers = children(proc.pid)
+        os.killpg(proc.pid, signal.SIGINT)              # as the terminal does: the whole group
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert writers and not any(Path(f"/proc/{w}").exists() for w in writers)
+    forwarded = records(out)
+    assert 0 < len(forwarded) < 200_000
+    stored = {r[0] for r in rows(db, "SELECT event_id FROM events_in")}
+    assert all(r["event_id"] in stored for r in forwarded)
