@@ -26,7 +26,7 @@ def measure(windows: int, burst_probability: float, burst_size: int = 50, seed: 
     count = int(windows * window * rate)
     cfg = GenConfig(start_us=T0_US, pack=load_pack(), count=count, seed=seed, rate=rate,
                     burst_probability=burst_probability, burst_size=burst_size)
-    lines = [e.line for e in Generator(cfg)]
+    lines = [line for _, line, _ in Generator(cfg)]
     stage = AggregateStage(AggregateConfig(window=window), Stats(), checker())
     out: list[bytes] = []
     for i in range(0, len(lines), 5000):

@@ -99,7 +99,7 @@ def gen(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool, pa
     sink = open_output("gen", output_spec, amqp_url, connect_timeout, cfg.pack.wire)
     expected = Truth(window, lateness) if truth else None
     made = generator if expected is None else _with_truth(generator, expected)
-    items = ((item.at_us / MICROS, item.line) for item in made)
+    items = ((at_us / MICROS, line) for at_us, line, _ in made)
     status = pump("gen", items, sink, None if fast else Pacer(time.monotonic), quiet,
                   lambda n: f"{n} out ({generator.duplicates} duplicates, {generator.invalid} invalid)",
                   counting("gen", count if writes_a_file(output_spec) else None, quiet))
@@ -115,6 +115,6 @@ def gen(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool, pa
 def _with_truth(generator: Generator, truth: Truth | None) -> Iterator[Emitted]:
     """Pass the generator's items through, feeding the valid ones to the truth."""
     for item in generator:
-        if truth is not None and item.valid:
-            truth.add(item.line)
+        if truth is not None and item[2]:
+            truth.add(item[1])
         yield item
