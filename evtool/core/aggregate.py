@@ -27,11 +27,12 @@ from evtool.core.instant import (
     seconds_value,
 )
 from evtool.core.lineshape import ids_are_uuids
-from evtool.core.records import deadletter, dumps, name_id, parse, reject_unparsable
+from evtool.core.records import deadletter, dumps, name_ids, parse, reject_unparsable
 from evtool.core.stats import Stats
 from evtool.core.windows import Window, Windows
 
 STAGE = "aggregate"
+FIELD_GROUPS = ("event_id", "ts_timestamp", "region", "source")
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,9 @@ class AggregateConfig:
     wire: str = "evtool"
 
 
+_METRIC_ID = name_ids("metric")
+
+
 def window_records(window: Window, size: int, duplicates: int = 0,
                    partition: int | None = None, wire: str = "evtool") -> list[dict[str, Any]]:
     """The `window` record of a closed window followed by one `metric` per region, by region;
@@ -53,22 +57,23 @@ def window_records(window: Window, size: int, duplicates: int = 0,
     start = window.index * size
     start_iso, end_iso = iso_us(start), iso_us(start + size)
     seconds = seconds_value(size)
+    id_tail, date = f"|{start_iso}|{seconds}", start_iso[:10]
     by_source: dict[str, int] = {}
     by_region: dict[str, int] = {}
     metrics: list[dict[str, Any]] = []
     all_ids: list[str] = []
     for region in sorted(window.counts):
         counts = window.counts[region]
-        ids = sorted(window.ids[region])
+        ids = window.ids[region]
+        ids.sort()
         all_ids += ids
-        total = sum(counts.values())
-        by_region[region] = total
+        by_region[region] = total = len(ids)            # one id per count
         for source, n in counts.items():
             by_source[source] = by_source.get(source, 0) + n
         metrics.append({
             "kind": "metric",
-            "metric_id": name_id("metric", region, start_iso, seconds),
-            "date": start_iso[:10],
+            "metric_id": _METRIC_ID(region + id_tail),
+            "date": date,
             "region": region,
             "window_start": start_iso,
             "window_end": end_iso,
@@ -116,6 +121,8 @@ class AggregateStage:
         self.derived = derived
         self.reader = reader
         self._uuid_ids = ids_are_uuids(reader)
+        where = reader.groupindex if reader is not None else {}
+        self._field_groups = tuple(where.get(name, 0) - 1 for name in FIELD_GROUPS)
         size, lateness = micros_of(cfg.window, "--window"), round(cfg.lateness * MICROS)
         self.windows = Windows(size, lateness)
         self.seen = Deduper(max(round(cfg.dedupe_horizon * MICROS), size + lateness))
@@ -155,10 +162,12 @@ class AggregateStage:
         counted = duplicates = 0
         stats.in_ += len(lines)
         read, uuid_ids = (self.reader.fullmatch if self.reader else None), self._uuid_ids
+        fi, ti, ri, si = self._field_groups
         for line in lines:
             found = read(line.decode("utf-8", "replace")) if read is not None else None
             if found is not None:       # an event laid out as gen writes it: no parse needed
-                event_id, ts, region, source = found.group("event_id", "ts_timestamp", "region", "source")
+                got = found.groups()                # by number: a named group costs a lookup
+                event_id, ts, region, source = got[fi], got[ti], got[ri], got[si]
             else:
                 try:
                     event = loads(line)
@@ -201,7 +210,7 @@ class AggregateStage:
             if at > limit:
                 dead.append(self._future(line, event_id, at, max_seen))
                 continue
-            if found is not None and uuid_ids and event_id.lower() == event_id:
+            if found is not None and uuid_ids and event_id.islower():   # no letter: compact_id
                 key: Key = int(event_id.replace("-", ""), 16)      # compact_id, its shape known
             else:
                 key = compact_id(event_id)

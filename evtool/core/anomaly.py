@@ -18,7 +18,7 @@ class AlertConfig:
     alpha: float = 0.1          # weight of the newest window in the baseline
 
 
-@dataclass
+@dataclass(slots=True)
 class Baseline:
     mean: float = 0.0
     var: float = 0.0
@@ -34,35 +34,42 @@ class AnomalyDetector:
 
     cfg: AlertConfig = field(default_factory=AlertConfig)
     keys: dict[tuple[str, str], Baseline] = field(default_factory=dict)
+    _by_region: dict[str, dict[str, Baseline]] = field(default_factory=dict, repr=False)
 
     def observe(self, start: int, seconds: float, counts: dict[str, dict[str, int]]
                 ) -> list[dict[str, Any]]:
         """Alerts for one closed window (counts by region, then source); updates the baselines."""
         cfg, alerts = self.cfg, []
-        keys = self.keys
+        keys, by_region = self.keys, self._by_region
         for region, by_source in counts.items():
+            known = by_region.get(region)
+            if known is None:
+                known = by_region[region] = {}
             for source in by_source:
-                if (region, source) not in keys:
-                    keys[(region, source)] = Baseline()
+                if source not in known:
+                    known[source] = keys[(region, source)] = Baseline()
         alpha, threshold, min_excess, warmup = cfg.alpha, cfg.threshold, cfg.min_excess, cfg.warmup
+        keep, sqrt = 1 - alpha, math.sqrt
         empty: dict[str, int] = {}
-        for (region, source), base in keys.items():
-            count = counts.get(region, empty).get(source, 0)
-            mean, learned = base.mean, float(count)
-            # the deviation is at least 1, so no count below mean + min_excess can alert
-            if base.windows >= warmup and count - mean >= min_excess:
-                spread = max(math.sqrt(base.var), math.sqrt(mean), 1.0)
-                score = (count - mean) / spread
-                if score >= threshold:
-                    alerts.append(self._alert(start, seconds, region, source, count, mean, score))
-                    learned = min(learned, mean + threshold * spread)
-            if base.windows == 0:
-                base.mean, base.var = learned, 0.0
-            else:
-                delta = learned - mean
-                base.mean = mean + alpha * delta
-                base.var = (1 - alpha) * (base.var + alpha * delta * delta)
-            base.windows += 1
+        for region, known in by_region.items():
+            by_source = counts.get(region, empty)
+            for source, base in known.items():
+                count = by_source.get(source, 0)
+                mean, learned = base.mean, float(count)
+                # the deviation is at least 1, so no count below mean + min_excess can alert
+                if count - mean >= min_excess and base.windows >= warmup:
+                    spread = max(sqrt(base.var), sqrt(mean), 1.0)
+                    score = (count - mean) / spread
+                    if score >= threshold:
+                        alerts.append(self._alert(start, seconds, region, source, count, mean, score))
+                        learned = min(learned, mean + threshold * spread)
+                if base.windows == 0:
+                    base.mean, base.var = learned, 0.0
+                else:
+                    delta = learned - mean
+                    base.mean = mean + alpha * delta
+                    base.var = keep * (base.var + alpha * delta * delta)
+                base.windows += 1
         alerts.sort(key=lambda a: (a["region"], a["source"]))
         return alerts
 

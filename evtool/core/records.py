@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -27,7 +28,24 @@ def name_id(*parts: object) -> str:
     """
     digest = _NAMESPACED.copy()
     digest.update("|".join(map(str, parts)).encode("utf-8"))
-    h = digest.hexdigest()
+    return _as_uuid(digest.hexdigest())
+
+
+def name_ids(kind: str) -> Callable[[str], str]:
+    """name_id(kind, *rest) for many ids of one kind, given "|".join(rest): the kind is hashed once."""
+    prefix = _NAMESPACED.copy()
+    prefix.update(f"{kind}|".encode())
+
+    def of(rest: str) -> str:
+        digest = prefix.copy()
+        digest.update(rest.encode("utf-8"))
+        return _as_uuid(digest.hexdigest())
+
+    return of
+
+
+def _as_uuid(h: str) -> str:
+    """A SHA-1 hex digest as a version-5 UUID."""
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
