@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import stat
@@ -9,6 +10,21 @@ import stat
 from evtool.transports.base import Batch, OutputClosed, Sink, Source, TransportError
 
 CHUNK = 1 << 20
+F_SETPIPE_SZ = 1031         # Linux's fcntl; fcntl.F_SETPIPE_SZ from Python 3.10, on Linux only
+
+
+def widen_pipe(fd: int) -> None:
+    """A pipe holds 64 KiB by default: stages in a shell pipeline then wake, read, process and
+    write in 64 KiB steps. Ask Linux for a chunk's worth (up to /proc/sys/fs/pipe-max-size);
+    anything else, or a refusal, leaves the descriptor as it is."""
+    try:
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return
+        import fcntl
+    except (OSError, ImportError):
+        return
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, F_SETPIPE_SZ, CHUNK)
 
 
 class FdSource(Source):
@@ -16,6 +32,7 @@ class FdSource(Source):
     bytes while reading, so a stage sees it is too large without it ever being held whole."""
 
     def __init__(self, fd: int, max_line_bytes: int, description: str, owned: bool = False) -> None:
+        widen_pipe(fd)
         self.fd = fd
         self.cap = max_line_bytes
         self.description = description
@@ -101,6 +118,7 @@ class FdSink(Sink):
     stops_mid_flush = False
 
     def __init__(self, fd: int, description: str, owned: bool = False, fsync: bool = False) -> None:
+        widen_pipe(fd)
         self._cut = False
         self.fd = fd
         self.description = description
