@@ -11,8 +11,10 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 
 from evtool.store.schema import MIGRATIONS
+from evtool.store.sqlite import StoreError
 from tests.conftest import evtool_cmd, gen_lines, records, run
 
 
@@ -138,3 +140,36 @@ def test_ctrl_c_ends_audit_and_its_writer_with_everything_forwarded_stored(tmp_p
     assert 0 < len(forwarded) < 200_000
     stored = {r[0] for r in rows(db, "SELECT event_id FROM events_in")}
     assert all(r["event_id"] in stored for r in forwarded)
+
+
+def test_batches_in_the_pipe_commit_in_order_and_none_past_a_failed_one(tmp_path) -> None:
+    """audit hands the writer its next batch while one commits: both commit, in order (the
+    first copy of an event stays); a batch that fails fails those queued behind it too, so the
+    database never holds a later batch without an earlier one."""
+    from evtool.store.sqlite import Rows
+    from evtool.store.writer import SqliteWriter
+
+    def batch(*events: tuple[str, str]) -> Rows:
+        rows = Rows()
+        rows.by_table["events_in"] += [(eid, raw, "2026-11-27T00:00:00Z", 0) for eid, raw in events]
+        return rows
+
+    writer = SqliteWriter(str(tmp_path / "p.db"))
+    try:
+        done = [writer.submit(batch((f"e{i}", f'{{"n":{i}}}'), ("same", f'{{"copy":{i}}}')))
+                for i in range(5)]
+        for future in done:
+            assert future.result(timeout=30) is None
+        assert rows(tmp_path / "p.db", "SELECT raw FROM events_in WHERE event_id = 'same'") == \
+            [('{"copy":0}',)]
+        bad = batch(("x", '{"x":1}'))
+        bad.by_table["windows"].append(("too", "few", "columns"))
+        failing = [writer.submit(bad), writer.submit(batch(("after", '{"a":1}')))]
+        for future in failing:
+            with pytest.raises(StoreError):
+                future.result(timeout=30)
+    finally:
+        writer.close()
+    assert rows(tmp_path / "p.db", "SELECT count(*) FROM events_in WHERE event_id IN ('x', 'after')") \
+        == [(0,)]
+    assert rows(tmp_path / "p.db", "SELECT count(*) FROM events_in") == [(6,)]

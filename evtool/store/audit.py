@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ def _json(value: Any) -> str:
 
 
 VERSIONED = ("metric", "window")
-# With a writer, a batch this large starts committing as soon as the writer is free.
+# With a writer, a batch this large starts committing as soon as the writer is idle.
 EAGER_ROWS = 50_000
 
 
@@ -89,13 +90,16 @@ class AuditStage:
                  reader: re.Pattern[str] | None = None,
                  lookup: Store | None = None) -> None:
         """`reader`: the pack's whole-line expression (lineshape): such events are not parsed.
-        `lookup`: a second connection to the same database; with it a batch commits on a thread
-        of its own while the next one is read (its lines still go out only once committed).
+        `lookup`: a second connection to the same database; with it a batch commits while the
+        next one is read, and a store with `submit` (the SQLite writer process) holds two, the
+        second queued behind the first (lines still go out only once committed, in order).
         Without it `store` is a Store and answers the lookups too."""
         self.store = store
         self.lookup = lookup if lookup is not None else cast(Store, store)
+        self._submit: Callable[[Rows], Future[None]] | None = getattr(store, "submit", None)
         self._writer = ThreadPoolExecutor(1, "audit-writer") if lookup is not None else None
-        self._flight: Flight | None = None
+        self._depth = 2 if self._submit is not None and lookup is not None else 1
+        self._flights: deque[Flight] = deque()
         self.stats = stats
         self.derived = derived
         self.lab3 = wire == "lab3"
@@ -113,7 +117,7 @@ class AuditStage:
         self.unsafe_batches = 0
 
     def process(self, lines: list[bytes], out: list[bytes], dead: list[bytes]) -> None:
-        if self._flight is not None and self._flight.done.done():
+        while self._flights and self._flights[0].done.done():
             self._land(out, dead)
         if not (self._held or self._held_dead):
             self._since = self.clock()
@@ -175,7 +179,7 @@ class AuditStage:
         if versioned:
             self._settle(versioned, now)
         self.unsafe_batches += 1
-        eager = self._writer is not None and self._flight is None and len(self.rows) >= EAGER_ROWS
+        eager = self._writer is not None and not self._flights and len(self.rows) >= EAGER_ROWS
         if eager or len(self.rows) >= self.batch_records or self.clock() - self._since >= self.batch_seconds:
             self._commit(out, dead, wait=self._writer is None)
 
@@ -184,9 +188,10 @@ class AuditStage:
         (two aggregates on one queue, or one restarted after emitting): the first copy is kept,
         the later one becomes a dead letter naming both totals instead of vanishing."""
         keys = [_identity(record) for _, _, record, _ in versioned]
-        pending = self._flight.totals if self._flight is not None else {}
-        for key in (k[1] for k in keys if k[1] in pending and k[1] not in self._totals):
-            self._totals[key] = pending[key]
+        for flight in self._flights:                # batches committing now, oldest first
+            pending = flight.totals
+            for key in (k[1] for k in keys if k[1] in pending and k[1] not in self._totals):
+                self._totals[key] = pending[key]
         for table in ("metrics_out", "windows"):
             wanted = [k[1] for k in keys if k[0] == table and k[1] not in self._totals]
             self._totals.update(_stored_totals(self.lookup, table, wanted))
@@ -246,12 +251,14 @@ class AuditStage:
     def _commit(self, out: list[bytes], dead: list[bytes], wait: bool = True) -> None:
         """Write the batch in one transaction (on the writer thread when there is one); its lines
         go out once it has committed, and never before the batch written ahead of it."""
-        if self._flight is not None:
+        if len(self._flights) >= self._depth:
             self._land(out, dead)
         rows, self.rows = self.rows, Rows()
         done: Future[None] = Future()
         if not rows:
             done.set_result(None)
+        elif self._submit is not None and self._writer is not None:
+            done = self._submit(rows)
         elif self._writer is None:
             try:
                 self.store.write(rows)
@@ -261,18 +268,17 @@ class AuditStage:
                 done.set_result(None)
         else:
             done = self._writer.submit(self.store.write, rows)
-        self._flight = Flight(done, self._held, self._held_dead, self._stored, self._totals,
-                              self.unsafe_batches)
+        self._flights.append(Flight(done, self._held, self._held_dead, self._stored, self._totals,
+                                    self.unsafe_batches - sum(f.batches for f in self._flights)))
         self._held, self._held_dead, self._stored, self._totals = [], [], [], {}
-        if wait:
+        while wait and self._flights:
             self._land(out, dead)
 
     def _land(self, out: list[bytes], dead: list[bytes]) -> None:
-        """Wait for the batch in flight to commit, then log it and let its lines go."""
-        flight, self._flight = self._flight, None
-        if flight is None:
-            return
+        """Wait for the oldest batch in flight to commit, then log it and let its lines go."""
+        flight = self._flights[0]
         flight.done.result()
+        self._flights.popleft()
         stored = [line for line in flight.stored if line is not None]
         if self.jsonl is not None and stored:
             try:

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import marshal
+import queue
 import signal
 import struct
 import subprocess
 import sys
+import threading
+from collections import deque
+from concurrent.futures import Future
 from typing import IO, Any
 
 from evtool.store.sqlite import Rows, SqliteStore, StoreError
@@ -38,7 +42,12 @@ def _receive(stream: IO[bytes]) -> bytes | None:
 
 
 class SqliteWriter:
-    """The writing half of a SqliteStore, run by `python -m evtool.store.writer PATH`."""
+    """The writing half of a SqliteStore, run by `python -m evtool.store.writer PATH`.
+
+    Batches are pipelined: `submit` queues a frame and returns at once, so the next batch is in
+    the pipe while the process commits this one; commits, and their answers, keep the order of
+    submission.
+    """
 
     kind = "sqlite"
     reads_trace = True
@@ -47,39 +56,81 @@ class SqliteWriter:
         self.path = path
         self._proc = subprocess.Popen([sys.executable, "-m", "evtool.store.writer", path],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        self._reply()           # the database is open (and migrated), or why not
-
-    def _reply(self) -> None:
-        assert self._proc.stdout is not None
-        answer = _receive(self._proc.stdout)
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._stdin, self._stdout = self._proc.stdin, self._proc.stdout
+        answer = _receive(self._stdout)     # the database is open (and migrated), or why not
         if answer is None:
-            self._proc.wait()
-            raise StoreError(f"the writer of {self.path} stopped (exit status {self._proc.returncode})")
+            raise self._ended()
         if answer:
             raise StoreError(answer.decode("utf-8", "replace"))
+        self._frames: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._waiting: deque[Future[None]] = deque()
+        self._stopped: StoreError | None = None
+        self._lock = threading.Lock()
+        self._sender = threading.Thread(target=self._send_all, name="audit-writer-send", daemon=True)
+        self._receiver = threading.Thread(target=self._receive_all, name="audit-writer-answer",
+                                          daemon=True)
+        self._sender.start()
+        self._receiver.start()
+
+    def _ended(self) -> StoreError:
+        self._proc.wait()
+        return StoreError(f"the writer of {self.path} stopped (exit status {self._proc.returncode})")
+
+    def submit(self, rows: Rows) -> Future[None]:
+        """Commit `rows` in one transaction after the batches submitted before; the future is
+        done once it has committed (or failed)."""
+        done: Future[None] = Future()
+        frame = marshal.dumps(rows.by_table)
+        with self._lock:
+            if self._stopped is not None:
+                done.set_exception(self._stopped)
+            else:
+                self._waiting.append(done)
+                self._frames.put(frame)
+        return done
 
     def write(self, rows: Rows) -> None:
         """One transaction for the whole batch; returns once it has committed."""
-        assert self._proc.stdin is not None
-        try:
-            _send(self._proc.stdin, marshal.dumps(rows.by_table))
-        except BrokenPipeError:
-            self._proc.wait()
-            raise StoreError(f"the writer of {self.path} stopped (exit status "
-                             f"{self._proc.returncode})") from None
-        self._reply()
+        self.submit(rows).result()
+
+    def _send_all(self) -> None:
+        while (frame := self._frames.get()) is not None:
+            try:
+                _send(self._stdin, frame)
+            except (BrokenPipeError, ValueError):
+                return              # the process is gone: the receiver fails what waits
+
+    def _receive_all(self) -> None:
+        """Answers come in the order the frames went; the end of the stream fails what waits."""
+        while (answer := _receive(self._stdout)) is not None:
+            with self._lock:
+                done = self._waiting.popleft()
+            if answer:
+                done.set_exception(StoreError(answer.decode("utf-8", "replace")))
+            else:
+                done.set_result(None)
+        error = self._ended()
+        with self._lock:
+            self._stopped = error
+            while self._waiting:
+                self._waiting.popleft().set_exception(error)
 
     def close(self) -> None:
         """Ends the process once it has finished what it was given."""
-        if self._proc.stdin is not None and not self._proc.stdin.closed:
-            with contextlib.suppress(BrokenPipeError):
-                self._proc.stdin.close()
+        self._frames.put(None)
+        self._sender.join()
+        with contextlib.suppress(BrokenPipeError):
+            self._stdin.close()
+        self._receiver.join()
         self._proc.wait()
 
 
 def serve(path: str, source: IO[bytes], sink: IO[bytes]) -> None:
     """Commit each batch that arrives and say so. A signal is for the audit process, which
-    stops reading, lets the batch in hand commit and then closes the pipe."""
+    stops reading, lets the batch in hand commit and then closes the pipe. After a batch fails,
+    the batches sent behind it get the same answer and are not written: nothing commits past
+    a gap."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
@@ -89,14 +140,15 @@ def serve(path: str, source: IO[bytes], sink: IO[bytes]) -> None:
         return
     try:
         _send(sink, b"")
+        failed = b""
         while (frame := _receive(source)) is not None:
-            by_table: dict[str, list[tuple[Any, ...]]] = marshal.loads(frame)
-            try:
-                store.write(Rows(by_table))
-            except StoreError as exc:
-                _send(sink, str(exc).encode() or b"cannot write")
-            else:
-                _send(sink, b"")
+            if not failed:
+                by_table: dict[str, list[tuple[Any, ...]]] = marshal.loads(frame)
+                try:
+                    store.write(Rows(by_table))
+                except StoreError as exc:
+                    failed = str(exc).encode() or b"cannot write"
+            _send(sink, failed)
     except BrokenPipeError:
         pass                    # audit is gone: what committed stays, nothing more comes
     finally:
