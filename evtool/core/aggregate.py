@@ -163,6 +163,9 @@ class AggregateStage:
         stats.in_ += len(lines)
         read, uuid_ids = (self.reader.fullmatch if self.reader else None), self._uuid_ids
         fi, ti, ri, si = self._field_groups
+        current: int | None = None
+        counts: dict[str, dict[str, int]] = {}
+        ids: dict[str, list[str]] = {}
         for line in lines:
             found = read(line.decode("utf-8", "replace")) if read is not None else None
             if found is not None:       # an event laid out as gen writes it: no parse needed
@@ -214,33 +217,38 @@ class AggregateStage:
                 key: Key = int(event_id.replace("-", ""), 16)      # compact_id, its shape known
             else:
                 key = compact_id(event_id)
-            if key in keys:
+            known = len(keys)
+            keys.add(key)               # one lookup: a duplicate leaves the set as it was
+            if len(keys) == known:
                 duplicates += 1
                 continue
             index = at // size
-            if (index + 1) * size <= watermark:
-                dead.append(self._late(line, event_id, index, watermark))
-                continue
-            window = open_get(index)
-            if window is None:
-                if index * size < MIN_US or (index + 1) * size > MAX_US:
-                    dead.append(self._unplaceable(line, event_id, index))
+            if index != current:        # the open window of the event before is open still
+                if (index + 1) * size <= watermark:
+                    keys.discard(key)
+                    dead.append(self._late(line, event_id, index, watermark))
                     continue
-                window = windows.create(index)
-                closes_at = windows.closes_at
-            keys.add(key)
+                window = open_get(index)
+                if window is None:
+                    if index * size < MIN_US or (index + 1) * size > MAX_US:
+                        keys.discard(key)
+                        dead.append(self._unplaceable(line, event_id, index))
+                        continue
+                    window = windows.create(index)
+                    closes_at = windows.closes_at
+                current, counts, ids = index, window.counts, window.ids
             at_slice = at // span
             if slice_keys is None or at_slice > slice_index:
                 slice_keys = seen.slice_for(at_slice)
                 slice_index = seen.newest_slice
             slice_keys.append(key)
-            by_source = window.counts.get(region)
+            by_source = counts.get(region)
             if by_source is None:
-                window.counts[region] = {source: 1}
-                window.ids[region] = [event_id]
+                counts[region] = {source: 1}
+                ids[region] = [event_id]
             else:
                 by_source[source] = by_source.get(source, 0) + 1
-                window.ids[region].append(event_id)
+                ids[region].append(event_id)
             counted += 1
             if forward:
                 out.append(line)
@@ -253,6 +261,7 @@ class AggregateStage:
                 if at >= closes_at:
                     self._emit(windows.observe(at), out)
                     watermark, closes_at = windows.watermark, windows.closes_at
+                    current = None          # closing may have closed it
                 if at // span > self._expired_at:
                     # expiry follows event time alone, never how the input was cut into reads
                     self._expired_at = at // span
