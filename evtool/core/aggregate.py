@@ -213,7 +213,7 @@ class AggregateStage:
             if at > limit:
                 dead.append(self._future(line, event_id, at, max_seen))
                 continue
-            if found is not None and uuid_ids and event_id.islower():   # no letter: compact_id
+            if found is not None and uuid_ids and event_id.lower() == event_id:
                 key: Key = int(event_id.replace("-", ""), 16)      # compact_id, its shape known
             else:
                 key = compact_id(event_id)

@@ -95,13 +95,13 @@ class FdSource(Source):
             tail = b""
             self._skipping = True
         self._tail = tail
-        return self._clean(parts, b"\r\n" in data)
+        return self._clean(parts, b"\r" in data)      # one byte: memchr, not a search
 
     def _clean(self, parts: list[bytes], crlf: bool) -> list[bytes]:
         """Drop blank lines and CRs of CRLF ends; cut over-long lines to cap + 1 bytes."""
         if crlf:
             parts = [p[:-1] if p.endswith(b"\r") else p for p in parts]
-        lines = [p for p in parts if p]
+        lines = parts if all(parts) else [p for p in parts if p]
         cap = self.cap
         if lines and max(map(len, lines)) > cap:
             lines = [p if len(p) <= cap else p[: cap + 1] for p in lines]
