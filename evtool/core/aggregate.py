@@ -158,7 +158,9 @@ class AggregateStage:
         max_seen, watermark, closes_at = windows.max_seen, windows.watermark, windows.closes_at
         ahead = self._ahead
         limit = max_seen + ahead if ahead and math.isfinite(max_seen) else math.inf
-        slice_index, slice_keys = seen.newest_slice, None
+        # slice and expiry boundaries as instants: `at // span` divides by a two-digit int
+        slice_end, slice_keys = 0, None
+        expires_at = (self._expired_at + 1) * span
         counted = duplicates = 0
         stats.in_ += len(lines)
         read, uuid_ids = (self.reader.fullmatch if self.reader else None), self._uuid_ids
@@ -237,10 +239,9 @@ class AggregateStage:
                     window = windows.create(index)
                     closes_at = windows.closes_at
                 current, counts, ids = index, window.counts, window.ids
-            at_slice = at // span
-            if slice_keys is None or at_slice > slice_index:
-                slice_keys = seen.slice_for(at_slice)
-                slice_index = seen.newest_slice
+            if slice_keys is None or at >= slice_end:
+                slice_keys = seen.slice_for(at // span)
+                slice_end = (seen.newest_slice + 1) * span
             slice_keys.append(key)
             by_source = counts.get(region)
             if by_source is None:
@@ -262,9 +263,10 @@ class AggregateStage:
                     self._emit(windows.observe(at), out)
                     watermark, closes_at = windows.watermark, windows.closes_at
                     current = None          # closing may have closed it
-                if at // span > self._expired_at:
+                if at >= expires_at:
                     # expiry follows event time alone, never how the input was cut into reads
                     self._expired_at = at // span
+                    expires_at = (self._expired_at + 1) * span
                     seen.expire(at)
         self._emit(windows.observe(max_seen), out)
         self._needs.append(max(windows.open, default=-math.inf))
