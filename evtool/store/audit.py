@@ -96,9 +96,16 @@ class AuditStage:
         Without it `store` is a Store and answers the lookups too."""
         self.store = store
         self.lookup = lookup if lookup is not None else cast(Store, store)
-        self._submit: Callable[[Rows], Future[None]] | None = getattr(store, "submit", None)
-        self._writer = ThreadPoolExecutor(1, "audit-writer") if lookup is not None else None
-        self._depth = 2 if self._submit is not None and lookup is not None else 1
+        # how a batch commits alongside reading: None (not at all), the store's own pipeline
+        # (two in flight), or a thread of audit's (one)
+        self._writer: ThreadPoolExecutor | None = None
+        self._submit: Callable[[Rows], Future[None]] | None = None
+        self._depth = 1
+        if lookup is not None and hasattr(store, "submit"):
+            self._submit, self._depth = store.submit, 2
+        elif lookup is not None:
+            writer = self._writer = ThreadPoolExecutor(1, "audit-writer")
+            self._submit = lambda rows: writer.submit(store.write, rows)
         self._flights: deque[Flight] = deque()
         self.stats = stats
         self.derived = derived
@@ -179,9 +186,9 @@ class AuditStage:
         if versioned:
             self._settle(versioned, now)
         self.unsafe_batches += 1
-        eager = self._writer is not None and not self._flights and len(self.rows) >= EAGER_ROWS
+        eager = self._submit is not None and not self._flights and len(self.rows) >= EAGER_ROWS
         if eager or len(self.rows) >= self.batch_records or self.clock() - self._since >= self.batch_seconds:
-            self._commit(out, dead, wait=self._writer is None)
+            self._commit(out, dead, wait=self._submit is None)
 
     def _settle(self, versioned: list[tuple[int, int, dict[str, Any], bytes]], now: str) -> None:
         """Metrics and windows whose id is stored (or pending) with another total are conflicts
@@ -249,7 +256,7 @@ class AuditStage:
         return True
 
     def _commit(self, out: list[bytes], dead: list[bytes], wait: bool = True) -> None:
-        """Write the batch in one transaction (on the writer thread when there is one); its lines
+        """Write the batch in one transaction (alongside reading when it can); its lines
         go out once it has committed, and never before the batch written ahead of it."""
         if len(self._flights) >= self._depth:
             self._land(out, dead)
@@ -257,17 +264,15 @@ class AuditStage:
         done: Future[None] = Future()
         if not rows:
             done.set_result(None)
-        elif self._submit is not None and self._writer is not None:
+        elif self._submit is not None:
             done = self._submit(rows)
-        elif self._writer is None:
+        else:
             try:
                 self.store.write(rows)
             except StoreError as exc:
                 done.set_exception(exc)
             else:
                 done.set_result(None)
-        else:
-            done = self._writer.submit(self.store.write, rows)
         self._flights.append(Flight(done, self._held, self._held_dead, self._stored, self._totals,
                                     self.unsafe_batches - sum(f.batches for f in self._flights)))
         self._held, self._held_dead, self._stored, self._totals = [], [], [], {}
