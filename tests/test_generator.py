@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timezone
 
 import orjson
 
@@ -136,3 +136,31 @@ def test_lines_written_from_the_plan_equal_orjson_of_the_dicts() -> None:
                 gen._line = {s: (lambda s=s, b=gen._build: orjson.dumps(b[s]()).decode()) for s in gen._line}
             made.append([line for _, line, _ in islice(gen, 20_000)])
         assert made[0] == made[1], name
+
+
+def test_timestamps_take_the_first_form_the_envelope_accepts_and_cross_midnight() -> None:
+    """Each pattern admits only one way of writing an instant: gen must find it, and write the
+    emission instant in it exactly, across a change of day."""
+    import copy
+    import re
+    from dataclasses import replace
+
+    from evtool.core.instant import MICROS
+
+    start = int(datetime.fromisoformat("2026-12-31T23:59:57+00:00").timestamp()) * MICROS
+    forms = {r"\.\d{6}\+00:00": lambda micro: f".{micro:06d}+00:00",
+             r"\.\d{6}Z": lambda micro: f".{micro:06d}Z",
+             r"\.\d{3}Z": lambda micro: f".{micro // 1000:03d}Z",
+             r"Z": lambda micro: "Z"}
+    for tail, write in forms.items():
+        envelope = copy.deepcopy(PACK.envelope)
+        pattern = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}" + tail + "$"
+        envelope["properties"]["timestamp"]["pattern"] = pattern
+        gen = Generator(GenConfig(start_us=start, pack=replace(PACK, envelope=envelope), seed=3,
+                                  count=100, rate=20))
+        made = [(at, orjson.loads(line)["timestamp"]) for at, line, _ in gen]
+        assert made[0][1].startswith("2026-12-31T23:59:5") and made[-1][1].startswith("2027-01-01T00:00:0")
+        for at, text in made:
+            sec, micro = divmod(at, MICROS)
+            second = datetime.fromtimestamp(sec, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+            assert text == second + write(micro) and re.fullmatch(pattern, text), (tail, text)

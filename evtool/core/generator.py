@@ -7,7 +7,7 @@ import bisect
 import heapq
 import random
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from math import log as _log
@@ -19,7 +19,7 @@ from evtool.core.checks import predicate
 from evtool.core.instant import MAX_US, MICROS, TimeError, iso_us
 from evtool.core.invalid import Mutation, mutations_for
 from evtool.core.pack import Pack, PackError, Schema
-from evtool.core.plan import Make, Planner, dict_builder, for_generation, line_builder
+from evtool.core.plan import Make, Planner, Uuid4, dict_builder, for_generation, line_builder
 from evtool.core.validation import EventValidator
 
 BURST_SPEEDUP = 50
@@ -28,17 +28,16 @@ SAMPLES = 24
 MUTATION_TRIES = 64
 ROLES = ("event_id", "timestamp", "region", "source", "payload")
 # Ways to write an instant, finest first: gen uses the first one the pack's envelope accepts.
-# Each is what follows the whole seconds, as a template for the fraction, and its unit in µs.
-TIMESTAMP_FORMS: tuple[tuple[str, str, int], ...] = (
-    ("micro+00:00", ".{:06d}+00:00", 1),
-    ("microZ", ".{:06d}Z", 1),
-    ("milliZ", ".{:03d}Z", 1000),
-    ("secondZ", "Z", MICROS),
-    ("second+00:00", "+00:00", MICROS),
+# Each is the digits of the fraction (none, milli or micro) and what follows them.
+TIMESTAMP_FORMS: tuple[tuple[str, int, str], ...] = (
+    ("micro+00:00", 6, "+00:00"),
+    ("microZ", 6, "Z"),
+    ("milliZ", 3, "Z"),
+    ("secondZ", 0, "Z"),
+    ("second+00:00", 0, "+00:00"),
 )
-# A version-4 UUID's fixed bits, in the integer whose little-endian bytes are the UUID's
-_UUID_KEEP = ~((0xF0 << 48) | (0xC0 << 64))
-_UUID_SET = (0x40 << 48) | (0x80 << 64)
+_D2 = [f"{i:02d}" for i in range(60)]
+_D3 = [f"{i:03d}" for i in range(1000)]      # a table lookup writes digits cheaper than format()
 
 
 @dataclass(frozen=True)
@@ -72,7 +71,8 @@ class Generator:
         self.cfg = cfg
         self.pack = cfg.pack
         self.rng = random.Random(cfg.seed)
-        self._getrandbits, self._random = self.rng.getrandbits, self.rng.random
+        self._random = self.rng.random
+        self.uuid = Uuid4(self.rng.getrandbits)
         self._last_start_us = MAX_US - int(cfg.max_delay * MICROS)
         self.now_us = cfg.start_us
         self._recent: deque[bytes] = deque(maxlen=RECENT_FOR_DUPLICATES)
@@ -80,7 +80,9 @@ class Generator:
         self._held_seq = 0
         self._burst_left = 0
         self._burst_fields: dict[str, Any] = {}
-        self._ts_sec = -1
+        self._ts_from = self._ts_to = 0
+        self._ts_day: int | None = None
+        self._ts_date = self._ts_head = ""
         self.duplicates = 0
         self.invalid = 0
         self._sources = [s for s in self.pack.sources if self.pack.weights[s] > 0]
@@ -90,33 +92,37 @@ class Generator:
             cumulative.append(total)
         self._cumulative, self._total_weight = cumulative, total
         self._even = len(set(self.pack.weights[s] for s in self._sources)) == 1
-        self._tail, self._unit = TIMESTAMP_FORMS[0][1:]
-        self._ts_format = self._tail.format
+        self._digits, self._tail = TIMESTAMP_FORMS[0][1:]
         self._build: dict[str, Make] = {}
         self._compile()
         self._mutations = list(mutations_for(self.pack, lambda s: predicate(s, "an if")))
         self._next_mutation = len(self._mutations)
         self.rng.seed(cfg.seed)
 
-    def uuid(self) -> str:
-        """A version-4-shaped UUID from the seeded generator (uuid4() would break reproducibility):
-        the bytes randbytes(16) would draw, its version and variant bits set."""
-        b = ((self._getrandbits(128) & _UUID_KEEP) | _UUID_SET).to_bytes(16, "little")
-        return f"{b[:4].hex()}-{b[4:10].hex('-', 2)}-{b[10:].hex()}"
-
-    def timestamp(self, at_us: int) -> str:
-        sec, micro = divmod(at_us, MICROS)
-        if sec != self._ts_sec:
-            self._ts_sec = sec
-            moment = datetime.fromtimestamp(sec, tz=timezone.utc)
-            self._ts_format = (moment.strftime("%Y-%m-%dT%H:%M:%S") + self._tail).format
-        return self._ts_format(micro // self._unit)
+    def _enter_second(self, at_us: int) -> None:
+        """The text up to the fraction for the second of `at_us`; the date only when it changes."""
+        sec = at_us // MICROS
+        self._ts_from, self._ts_to = sec * MICROS, (sec + 1) * MICROS
+        day, rest = divmod(sec, 86400)
+        if day != self._ts_day:
+            self._ts_day = day
+            self._ts_date = datetime.fromtimestamp(day * 86400, tz=timezone.utc).strftime("%Y-%m-%dT")
+        hour, rest = divmod(rest, 3600)
+        minute, second = divmod(rest, 60)
+        dot = "." if self._digits else ""
+        self._ts_head = f"{self._ts_date}{_D2[hour]}:{_D2[minute]}:{_D2[second]}{dot}"
 
     def _now_timestamp(self) -> str:
-        sec, micro = divmod(self.now_us, MICROS)
-        if sec != self._ts_sec:
-            return self.timestamp(self.now_us)
-        return self._ts_format(micro // self._unit)
+        """The clock's instant in the pack's form."""
+        at_us = self.now_us
+        if not self._ts_from <= at_us < self._ts_to:
+            self._enter_second(at_us)
+        micro, digits = at_us - self._ts_from, self._digits
+        if digits == 6:
+            return f"{self._ts_head}{_D3[micro // 1000]}{_D3[micro % 1000]}{self._tail}"
+        if digits == 3:
+            return f"{self._ts_head}{_D3[micro // 1000]}{self._tail}"
+        return self._ts_head + self._tail
 
     def _compile(self) -> None:
         """Per source, the envelope's fields in order, each with its maker; then a check that what
@@ -157,8 +163,8 @@ class Generator:
 
     def _pick_form(self, validator: EventValidator) -> None:
         first_error, start = "", self.now_us
-        for _name, tail, unit in TIMESTAMP_FORMS:
-            self._tail, self._unit, self._ts_sec = tail, unit, -1
+        for _name, digits, tail in TIMESTAMP_FORMS:
+            self._digits, self._tail, self._ts_to = digits, tail, self._ts_from
             error = next(filter(None, (validator.slow_error(self.event(start + i * 123_457, s))
                                        for s in self.pack.sources for i in range(SAMPLES))), None)
             self.now_us = start
@@ -194,14 +200,6 @@ class Generator:
                 return line
         return b"{}"
 
-    def _advance(self) -> None:
-        rate = self.cfg.rate * (BURST_SPEEDUP if self._burst_left else 1)
-        # random.expovariate's own formula, inlined: the same draws, one call fewer per event
-        self.now_us += int(-_log(1.0 - self._random()) / rate * MICROS)
-        if self.now_us > self._last_start_us:
-            raise TimeError(f"the simulated clock passed {iso_us(MAX_US)}, the last instant "
-                            "evtool can write")
-
     def _fresh(self) -> bytes:
         """A new valid event's line: written straight from the plan, or, in a burst, built as
         a dict to take the burst's region and correlation id (the same draws either way)."""
@@ -219,6 +217,15 @@ class Generator:
             return orjson.dumps(ev)
         return self._line[self.source()]().encode()
 
+    def _plain(self) -> Callable[[], bytes] | None:
+        """With even weights and no bursts, `_fresh` in one call: the same draws, the source
+        picked by index."""
+        if not self._even or self.cfg.burst_probability:
+            return None
+        random, makers = self._random, [self._line[s] for s in self._sources]
+        n = len(makers)
+        return lambda: makers[int(random() * n)]().encode()
+
     def _release(self, until_us: int) -> Iterator[Emitted]:
         while self._held and self._held[0][0] <= until_us:
             _, _, line = heapq.heappop(self._held)
@@ -226,32 +233,39 @@ class Generator:
             yield until_us, line, True
 
     def __iter__(self) -> Iterator[Emitted]:
-        cfg = self.cfg
-        rng = self.rng
-        made = 0
-        dup_p, bad_p, ooo_p = cfg.duplicates, cfg.invalid, cfg.out_of_order
-        held = self._held
-        while cfg.count is None or made < cfg.count:
-            self._advance()
-            if held and held[0][0] <= self.now_us:
-                yield from self._release(self.now_us)
-            roll = rng.random()
-            if roll < dup_p and self._recent and not self._burst_left:
+        cfg, random = self.cfg, self._random
+        made, count = 0, cfg.count
+        dup_p, dup_or_bad, ooo_p = cfg.duplicates, cfg.duplicates + cfg.invalid, cfg.out_of_order
+        held, recent, last_start = self._held, self._recent, self._last_start_us
+        rate, burst_rate = cfg.rate, cfg.rate * BURST_SPEEDUP
+        plain = self._plain()
+        while count is None or made < count:
+            # random.expovariate's own formula, inlined: the same draws, one call fewer per event
+            now = self.now_us + int(-_log(1.0 - random()) / (burst_rate if self._burst_left else rate)
+                                    * MICROS)
+            if now > last_start:
+                raise TimeError(f"the simulated clock passed {iso_us(MAX_US)}, the last instant "
+                                "evtool can write")
+            self.now_us = now
+            if held and held[0][0] <= now:
+                yield from self._release(now)
+            roll = random()
+            if roll < dup_p and recent and not self._burst_left:
                 self.duplicates += 1
-                yield self.now_us, self._recent[int(rng.random() * len(self._recent))], True
-            elif roll < dup_p + bad_p and not self._burst_left:
+                yield now, recent[int(random() * len(recent))], True
+            elif roll < dup_or_bad and not self._burst_left:
                 self.invalid += 1
-                yield self.now_us, self.bad_line(), False
+                yield now, self.bad_line(), False
             else:
-                line = self._fresh()
-                if ooo_p and rng.random() < ooo_p:
-                    delay = int(rng.random() * cfg.max_delay * MICROS)
-                    heapq.heappush(self._held, (self.now_us + delay, self._held_seq, line))
+                line = self._fresh() if plain is None else plain()
+                if ooo_p and random() < ooo_p:
+                    delay = int(random() * cfg.max_delay * MICROS)
+                    heapq.heappush(held, (now + delay, self._held_seq, line))
                     self._held_seq += 1
                     made += 1
                     continue
-                self._recent.append(line)
-                yield self.now_us, line, True
+                recent.append(line)
+                yield now, line, True
             made += 1
-        while self._held:
-            yield from self._release(self._held[0][0])
+        while held:
+            yield from self._release(held[0][0])

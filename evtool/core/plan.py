@@ -92,6 +92,26 @@ class Coin:
         return None
 
 
+class Uuid4:
+    """A version-4-shaped UUID from a seeded generator's bits (uuid4() would break
+    reproducibility): the bytes randbytes(16) would draw, its version and variant bits set."""
+
+    KEEP = ~((0xF0 << 48) | (0xC0 << 64))     # in the integer whose little-endian bytes are the UUID
+    SET = (0x40 << 48) | (0x80 << 64)
+
+    def __init__(self, getrandbits: Callable[[int], int]) -> None:
+        self.getrandbits = getrandbits
+
+    def __call__(self) -> str:
+        b = ((self.getrandbits(128) & self.KEEP) | self.SET).to_bytes(16, "little")
+        return f"{b[:10].hex('-', 2).replace('-', '', 1)}-{b[10:].hex()}"
+
+    def text(self, var: str) -> str:
+        """The same draw and text as a call, as the inside of a line plan's f-string (no call)."""
+        return (f'{{(u_ := (({var}(128) & {self.KEEP}) | {self.SET}).to_bytes(16, "little"))[:10]'
+                f'.hex("-", 2).replace("-", "", 1)}}-{{u_[10:].hex()}}')
+
+
 Inline = (Const, Choice, IntRange, Coin)
 
 
@@ -148,6 +168,9 @@ def line_builder(fields: list[tuple[str, Make, bool]], rand: Callable[[], float]
             value = f"{{{make.low} + int(rand() * {make.span})}}"
         elif isinstance(make, Coin):
             value = "{T if rand() < 0.5 else F}"
+        elif isinstance(make, Uuid4):
+            ns[var] = make.getrandbits
+            value = f'"{make.text(var)}"'
         elif getattr(make, "line", None) is not None:       # a nested object writing itself
             ns[var] = make.line  # type: ignore[attr-defined]
             value = f"{{{var}()}}"
@@ -176,7 +199,8 @@ class Clock(Protocol):
 
     now_us: int
 
-    def uuid(self) -> str: ...
+    @property
+    def uuid(self) -> Callable[[], str]: ...
 
 
 def for_generation(schema: Any) -> Any:
