@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from evtool.cli.common import run_stage
+from evtool.cli.offload import Offload
 from evtool.cli.options import (
     SECONDS,
     SECONDS_OR_ZERO,
@@ -18,6 +19,7 @@ from evtool.cli.packs import pack_from_options
 from evtool.core.aggregate import AggregateConfig, AggregateStage
 from evtool.core.anomaly import AlertConfig
 from evtool.core.derived import DerivedChecker
+from evtool.core.fields import LineFields
 from evtool.core.lineshape import field_reader
 from evtool.core.stats import Stats
 from evtool.schemas import derived_schemas
@@ -77,10 +79,17 @@ def aggregate(
                           wire=pack.wire,
                           partition=partition if partitions > 1 else None)
     reader = field_reader(pack)
-    run_stage("aggregate", lambda: AggregateStage(cfg, Stats(), DerivedChecker(derived_schemas()), reader),
-              input_spec=input_spec,
-              output_spec=output_spec, dead_letter_spec=dead_letter_spec, amqp_url=amqp_url,
-              quiet=quiet, max_line_bytes=max_line_bytes,
-              connect_timeout=connect_timeout, prefetch=prefetch,
-              metrics_port=metrics_port, partitions=partitions, partition=partition,
-              idle_after=idle_flush if idle_flush is not None else 2 * window, wire=pack.wire)
+    # reading lines needs no state: a child reads the next part of a batch while this counts
+    offload = Offload(LineFields(reader)) if reader is not None else None
+    try:
+        run_stage("aggregate", lambda: AggregateStage(cfg, Stats(), DerivedChecker(derived_schemas()),
+                                                      reader, offload),
+                  input_spec=input_spec,
+                  output_spec=output_spec, dead_letter_spec=dead_letter_spec, amqp_url=amqp_url,
+                  quiet=quiet, max_line_bytes=max_line_bytes,
+                  connect_timeout=connect_timeout, prefetch=prefetch,
+                  metrics_port=metrics_port, partitions=partitions, partition=partition,
+                  idle_after=idle_flush if idle_flush is not None else 2 * window, wire=pack.wire)
+    finally:
+        if offload is not None:
+            offload.close()

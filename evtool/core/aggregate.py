@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -13,8 +14,9 @@ import orjson
 
 from evtool.core import lab3
 from evtool.core.anomaly import AlertConfig, AnomalyDetector
-from evtool.core.dedupe import Deduper, Key, compact_id
+from evtool.core.dedupe import Deduper, compact_id
 from evtool.core.derived import DerivedChecker
+from evtool.core.fields import Fields, LineFields, Split
 from evtool.core.instant import (
     EPOCH,
     MAX_US,
@@ -26,13 +28,11 @@ from evtool.core.instant import (
     micros_of,
     seconds_value,
 )
-from evtool.core.lineshape import ids_are_uuids
 from evtool.core.records import deadletter, dumps, name_ids, parse, reject_unparsable
 from evtool.core.stats import Stats
 from evtool.core.windows import Window, Windows
 
 STAGE = "aggregate"
-FIELD_GROUPS = ("event_id", "ts_timestamp", "region", "source")
 
 
 @dataclass(frozen=True)
@@ -114,15 +114,15 @@ class AggregateStage:
     """Processes batches of lines; output order: forwarded events, then windows as they close."""
 
     def __init__(self, cfg: AggregateConfig, stats: Stats, derived: DerivedChecker,
-                 reader: re.Pattern[str] | None = None) -> None:
-        """`reader`: the pack's whole-line expression (lineshape), read without parsing."""
+                 reader: re.Pattern[str] | None = None, split: Split | None = None) -> None:
+        """`reader`: the pack's whole-line expression (lineshape), read without parsing.
+        `split`: runs `LineFields` over a batch, maybe elsewhere, as (lines, their fields) parts
+        in order; by default here, in one part."""
         self.cfg = cfg
         self.stats = stats
         self.derived = derived
-        self.reader = reader
-        self._uuid_ids = ids_are_uuids(reader)
-        where = reader.groupindex if reader is not None else {}
-        self._field_groups = tuple(where.get(name, 0) - 1 for name in FIELD_GROUPS)
+        self.fields = LineFields(reader) if reader is not None else None
+        self._split = split or self._here
         size, lateness = micros_of(cfg.window, "--window"), round(cfg.lateness * MICROS)
         self.windows = Windows(size, lateness)
         self.seen = Deduper(max(round(cfg.dedupe_horizon * MICROS), size + lateness))
@@ -147,12 +147,20 @@ class AggregateStage:
             self._needs.popleft()
         return len(self._needs)
 
+    def _here(self, lines: list[bytes]) -> Iterable[tuple[list[bytes], list[Fields | None]]]:
+        return ((lines, self.fields(lines) if self.fields is not None else [None] * len(lines)),)
+
     def process(self, lines: list[bytes], out: list[bytes], dead: list[bytes]) -> None:
+        self.stats.in_ += len(lines)
+        for part, fields in self._split(lines):
+            self._count(part, fields, out, dead)
+        self._needs.append(max(self.windows.open, default=-math.inf))
+
+    def _count(self, lines: list[bytes], fields: list[Fields | None], out: list[bytes],
+               dead: list[bytes]) -> None:
         """The hot loop: per-event work is inlined; the state stays in `Windows` and `Deduper`."""
         stats, windows, seen = self.stats, self.windows, self.seen
-        loads, forward = parse, self.cfg.forward
-        lab3_wire = self.cfg.wire == "lab3"
-        fromisoformat, epoch, one_us = datetime.fromisoformat, EPOCH, ONE_US
+        forward = self.cfg.forward
         size, lateness, span = windows.size, windows.lateness, seen.span
         open_get, keys = windows.open.get, seen.keys
         max_seen, watermark, closes_at = windows.max_seen, windows.watermark, windows.closes_at
@@ -162,63 +170,20 @@ class AggregateStage:
         slice_end, slice_keys = 0, None
         expires_at = (self._expired_at + 1) * span
         counted = duplicates = 0
-        stats.in_ += len(lines)
-        read, uuid_ids = (self.reader.fullmatch if self.reader else None), self._uuid_ids
-        fi, ti, ri, si = self._field_groups
         current: int | None = None
         counts: dict[str, dict[str, int]] = {}
         ids: dict[str, list[str]] = {}
-        for line in lines:
-            found = read(line.decode("utf-8", "replace")) if read is not None else None
-            if found is not None:       # an event laid out as gen writes it: no parse needed
-                got = found.groups()                # by number: a named group costs a lookup
-                event_id, ts, region, source = got[fi], got[ti], got[ri], got[si]
+        for line, got in zip(lines, fields, strict=True):
+            if got is not None:         # an event laid out as gen writes it: no parse needed
+                event_id, region, source, at, key = got
             else:
-                try:
-                    event = loads(line)
-                except orjson.JSONDecodeError as exc:
-                    rejected = reject_unparsable(STAGE, line, exc, stats)
-                    if rejected is not None:
-                        dead.append(rejected)
+                got = self._read_slowly(line, out, dead)
+                if got is None:
                     continue
-                if type(event) is not dict:
-                    stats.add_dead("schema")
-                    dead.append(deadletter(STAGE, "schema", "an event must be a JSON object", line))
-                    continue
-                if "kind" in event or (lab3_wire and lab3.as_evtool_or_none(event) is not None):
-                    problem = self.derived.problem(event) if "kind" in event else None
-                    if problem is None:
-                        out.append(line)
-                    else:
-                        stats.add_dead("schema")
-                        dead.append(deadletter(STAGE, "schema", problem, line))
-                    continue
-                event_id, region = event.get("event_id"), event.get("region")
-                source, ts = event.get("source"), event.get("timestamp")
-            try:
-                # the shape instant_us checks by position, inlined (a matched line's shape is
-                # the expression's): this is the hot path
-                if found is None and not (
-                        type(ts) is str and len(ts) >= 20 and ts[10] == "T" and ts[19] in ".Z+-"
-                        and ts[4] == "-" and ts[7] == "-" and ts[13] == ":" and ts[16] == ":"
-                        and (ts[-1] == "Z" or (ts[-6] in "+-" and ts[-3] == ":"))
-                        and type(event_id) is str and type(region) is str and type(source) is str):
-                    raise TypeError
-                at = (fromisoformat(ts) - epoch) // one_us
-                if not MIN_US <= at <= MAX_US:
-                    raise ValueError
-            except (KeyError, TypeError, ValueError, OverflowError):
-                fields = self._fields_slowly(loads(line) if found is not None else event, line, dead)
-                if fields is None:
-                    continue
-                event_id, region, source, at = fields
+                event_id, region, source, at, key = got
             if at > limit:
                 dead.append(self._future(line, event_id, at, max_seen))
                 continue
-            if found is not None and uuid_ids and event_id.lower() == event_id:
-                key: Key = int(event_id.replace("-", ""), 16)      # compact_id, its shape known
-            else:
-                key = compact_id(event_id)
             known = len(keys)
             keys.add(key)               # one lookup: a duplicate leaves the set as it was
             if len(keys) == known:
@@ -260,6 +225,10 @@ class AggregateStage:
                 if at - lateness > watermark:
                     watermark = at - lateness
                 if at >= closes_at:
+                    # the window record carries the duplicates dropped before it in the input,
+                    # never as many as the read it closed in happened to hold
+                    stats.duplicates += duplicates
+                    duplicates = 0
                     self._emit(windows.observe(at), out)
                     watermark, closes_at = windows.watermark, windows.closes_at
                     current = None          # closing may have closed it
@@ -268,10 +237,52 @@ class AggregateStage:
                     self._expired_at = at // span
                     expires_at = (self._expired_at + 1) * span
                     seen.expire(at)
-        self._emit(windows.observe(max_seen), out)
-        self._needs.append(max(windows.open, default=-math.inf))
         stats.events += counted
         stats.duplicates += duplicates
+        self._emit(windows.observe(max_seen), out)
+
+    def _read_slowly(self, line: bytes, out: list[bytes], dead: list[bytes]) -> Fields | None:
+        """A line the expression did not read: its fields, or None when it was passed on (a
+        derived record) or refused (a dead letter)."""
+        stats = self.stats
+        try:
+            event = parse(line)
+        except orjson.JSONDecodeError as exc:
+            rejected = reject_unparsable(STAGE, line, exc, stats)
+            if rejected is not None:
+                dead.append(rejected)
+            return None
+        if type(event) is not dict:
+            stats.add_dead("schema")
+            dead.append(deadletter(STAGE, "schema", "an event must be a JSON object", line))
+            return None
+        if "kind" in event or (self.cfg.wire == "lab3" and lab3.as_evtool_or_none(event) is not None):
+            problem = self.derived.problem(event) if "kind" in event else None
+            if problem is None:
+                out.append(line)
+            else:
+                stats.add_dead("schema")
+                dead.append(deadletter(STAGE, "schema", problem, line))
+            return None
+        event_id, region = event.get("event_id"), event.get("region")
+        source, ts = event.get("source"), event.get("timestamp")
+        try:
+            # the shape instant_us checks by position, inlined: most events come this way when
+            # the pack has no line expression
+            if not (type(ts) is str and len(ts) >= 20 and ts[10] == "T" and ts[19] in ".Z+-"
+                    and ts[4] == "-" and ts[7] == "-" and ts[13] == ":" and ts[16] == ":"
+                    and (ts[-1] == "Z" or (ts[-6] in "+-" and ts[-3] == ":"))
+                    and type(event_id) is str and type(region) is str and type(source) is str):
+                raise TypeError
+            at = (datetime.fromisoformat(ts) - EPOCH) // ONE_US
+            if not MIN_US <= at <= MAX_US:
+                raise ValueError
+        except (KeyError, TypeError, ValueError, OverflowError):
+            fields = self._fields_slowly(event, line, dead)
+            if fields is None:
+                return None
+            event_id, region, source, at = fields
+        return event_id, region, source, at, compact_id(event_id)
 
     def _fields_slowly(
         self, event: dict[str, Any], line: bytes, dead: list[bytes]

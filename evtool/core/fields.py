@@ -1,0 +1,56 @@
+"""The half of aggregate's per-line work that needs no state: an event laid out as the pack's
+expression is read without parsing, and its instant and dedupe key are computed. Being a pure
+function of the lines, it may run in another process while the stage counts the lines before."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+from evtool.core.dedupe import Key, compact_id
+from evtool.core.instant import EPOCH, MAX_US, MIN_US, ONE_US
+from evtool.core.lineshape import ids_are_uuids
+
+FIELD_GROUPS = ("event_id", "ts_timestamp", "region", "source")
+# event_id, region, source, instant (µs), dedupe key; None: a line the stage must read itself
+Fields = tuple[str, str, str, int, Key]
+# A batch as parts in order, each with its lines' fields: how aggregate has `LineFields` run
+Split = Callable[[list[bytes]], Iterable[tuple[list[bytes], list[Fields | None]]]]
+
+
+class LineFields:
+    """Reads lines with the pack's whole-line expression (lineshape.field_reader)."""
+
+    def __init__(self, reader: re.Pattern[str]) -> None:
+        self.reader = reader
+        self.uuid_ids = ids_are_uuids(reader)
+        where = reader.groupindex
+        self.groups = tuple(where[name] for name in FIELD_GROUPS)
+
+    def __call__(self, lines: list[bytes]) -> list[Fields | None]:
+        read, groups, uuid_ids = self.reader.fullmatch, self.groups, self.uuid_ids
+        fromisoformat, epoch, one_us = datetime.fromisoformat, EPOCH, ONE_US
+        names: dict[str, str] = {}      # one object per region and source: cheaper to key and to send
+        got: list[Fields | None] = []
+        for line in lines:
+            found = read(line.decode("utf-8", "replace"))
+            if found is None:
+                got.append(None)
+                continue
+            event_id, ts, region, source = found.group(*groups)
+            try:
+                at = (fromisoformat(ts) - epoch) // one_us
+            except (ValueError, OverflowError):     # the time rule's slow cases: the stage reads the line
+                got.append(None)
+                continue
+            if not MIN_US <= at <= MAX_US:
+                got.append(None)
+                continue
+            if uuid_ids and event_id.lower() == event_id:
+                key: Key = int(event_id.replace("-", ""), 16)      # compact_id, its shape known
+            else:
+                key = compact_id(event_id)
+            got.append((event_id, names.setdefault(region, region), names.setdefault(source, source),
+                        at, key))
+        return got
