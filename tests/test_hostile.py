@@ -75,7 +75,8 @@ def test_gen_at_the_end_of_time_says_so(tmp) -> None:
     late = run(["gen", "--start", "9999-12-31T23:59:50Z", "--count", "1000", "--fast"])
     no_traceback(late)
     assert late.returncode == 1 and b"simulated clock passed 9999-12-31" in late.stderr
-    assert late.stdout and all("kind" not in r for r in records(late.stdout))
+    made = records(late.stdout)         # ~50 events in the 5 s before the last start: all kept
+    assert len(made) > 30 and all("kind" not in r for r in made)
     beyond = run(["gen", "--start", "10000-01-01T00:00:00Z", "--count", "1"])
     assert beyond.returncode == 2 and b"--start" in beyond.stderr
     no_traceback(beyond)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterable
+from itertools import islice
+from operator import itemgetter
 
 from evtool.cli.progress import Meter
 from evtool.cli.run import LAST_FLUSH_S, ExitStatus, Interrupted, Signals, say
@@ -49,18 +51,27 @@ def pump(stage: str, items: Iterable[tuple[float, bytes]], sink: Sink, pacer: Pa
             progress.tick(written + unflushed)
 
     try:
-        for at, line in items:
-            if pacer is not None:
+        if pacer is None:               # batches taken in C: no Python step per line
+            lines = map(itemgetter(1), items)
+            while True:
+                pending.extend(islice(lines, BATCH))    # what came before an error is kept
+                if not pending:
+                    break
+                write_pending(flush=False)
+                if signals.pending is not None:
+                    raise Interrupted(signals.pending)
+        else:
+            for at, line in items:
                 wait = pacer.delay(at)
                 if wait > MIN_SLEEP:
                     write_pending(flush=True)
                     with signals.blocking():
                         time.sleep(wait)
-            pending.append(line)
-            if len(pending) >= BATCH:
-                write_pending(flush=False)
-                if signals.pending is not None:
-                    raise Interrupted(signals.pending)
+                pending.append(line)
+                if len(pending) >= BATCH:
+                    write_pending(flush=False)
+                    if signals.pending is not None:
+                        raise Interrupted(signals.pending)
         write_pending(flush=True)
     except Interrupted as stop:
         status = stop.status

@@ -21,7 +21,8 @@ from typing import Any, BinaryIO, Generic, TypeVar
 from evtool.transports.stdio import widen_pipe
 
 T = TypeVar("T")
-PART = 512          # lines per part: the first part's wait is the only one not overlapped
+PART = 512          # lines per part, at most
+FIRST = 64          # lines in a batch's first part: the wait for it is the only one not overlapped
 LEAST = 2048        # a smaller batch (a live stream's) stays here: a child adds no latency to it
 HEAD = 8
 PATH_ENV = "EVTOOL_OFFLOAD_PATH"
@@ -78,7 +79,7 @@ class Offload(Generic[T]):
         if self._here or len(lines) < self.least or (self._child is None and not self._start()):
             yield lines, self.work(lines)
             return
-        parts = [lines[i:i + self.part] for i in range(0, len(lines), self.part)]
+        parts = self._cut(lines)
         pending = memoryview(b"".join(_frame(marshal.dumps(part)) for part in parts))
         for part in parts:
             result: Any = None
@@ -87,6 +88,15 @@ class Offload(Generic[T]):
                 if payload is not None:
                     result = marshal.loads(payload)
             yield part, result if not self._here else self.work(part)
+
+    def _cut(self, lines: list[bytes]) -> list[list[bytes]]:
+        """Parts that grow by a third from FIRST to `part` lines: the child, reading faster than
+        the stage counts, stays a part ahead, and the stage waits only for the first, small one."""
+        parts, at, size = [], 0, min(FIRST, self.part)
+        while at < len(lines):
+            parts.append(lines[at:at + size])
+            at, size = at + size, min(self.part, size * 4 // 3)
+        return parts
 
     def _start(self) -> bool:
         env = {**os.environ, PATH_ENV: json.dumps(sys.path)}
