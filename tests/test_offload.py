@@ -73,3 +73,16 @@ def test_a_child_reads_the_same_and_a_dead_child_loses_nothing() -> None:
         assert offload._child is None
     finally:
         offload.close()
+
+
+def test_a_batch_left_half_read_does_not_shift_the_next_one() -> None:
+    fields = LineFields(READER)
+    offload = Offload(fields, part=100, least=0)
+    try:
+        unread = offload(LINES[:1000])
+        next(unread)
+        unread.close()                                   # the child's other answers never read
+        got = [r for _, results in offload(LINES[1000:2000]) for r in results]
+        assert got == fields(LINES[1000:2000])
+    finally:
+        offload.close()

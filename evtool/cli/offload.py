@@ -81,13 +81,19 @@ class Offload(Generic[T]):
             return
         parts = self._cut(lines)
         pending = memoryview(b"".join(_frame(marshal.dumps(part)) for part in parts))
-        for part in parts:
-            result: Any = None
-            if not self._here:
-                pending, payload = self._exchange(pending)
-                if payload is not None:
-                    result = marshal.loads(payload)
-            yield part, result if not self._here else self.work(part)
+        received = 0
+        try:
+            for part in parts:
+                result: Any = None
+                if not self._here:
+                    pending, payload = self._exchange(pending)
+                    if payload is not None:
+                        received += 1
+                        result = marshal.loads(payload)
+                yield part, result if not self._here else self.work(part)
+        finally:
+            if received < len(parts) and not self._here:
+                self._give_up()         # left early: answers still on their way would be misread
 
     def _cut(self, lines: list[bytes]) -> list[list[bytes]]:
         """Parts that grow by a third from FIRST to `part` lines: the child, reading faster than
