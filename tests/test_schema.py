@@ -336,3 +336,19 @@ def test_no_line_fast_path_when_the_envelope_says_more_than_it_can_mirror() -> N
         envelope = copy.deepcopy(pack.envelope)
         envelope["properties"][field] = rule
         assert line_checker(dataclasses.replace(pack, envelope=envelope)) is None, field
+
+
+def test_parse_refuses_a_repeated_key_whichever_order_the_keys_are_in() -> None:
+    """parse re-serialises to prove a line has no repeated key, trying the sorted form first for
+    derived records: a repeat must be caught in sorted and unsorted lines alike."""
+    import pytest
+
+    from evtool.core.records import DuplicateKey, parse
+
+    for line in (b'{"kind":"metric","total":1,"total":2}', b'{"total":1,"kind":"metric","total":2}',
+                 b'{"event_id":"a","region":"x","region":"y"}', b'{"kind":"window","by":{"b":1,"b":2}}'):
+        with pytest.raises(DuplicateKey):
+            parse(line)
+    for line in (b'{"kind":"metric","total":1}', b'{"total":1,"kind":"metric"}',
+                 b'{"event_id":"a","region":"x"}', b'{"kind":"w","b":{"z":1,"a":2}}'):
+        assert parse(line) is not None
