@@ -1,8 +1,8 @@
 """A stage's pure per-line work in a child process, so that it overlaps the stage's own work.
 
 The child is fed parts of a batch over a pipe, in order, and answers each with its result; the
-stage counts one part while the child reads the next. Frames are an 8-byte length and a marshal
-payload (lines in, results out: str, int, bytes, tuples and None only)."""
+stage counts one part while the child reads the next. Frames (transports.frames) carry marshal
+payloads (lines in, results out: str, int, bytes, tuples and None only)."""
 
 from __future__ import annotations
 
@@ -16,15 +16,15 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any, BinaryIO, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
+from evtool.transports.frames import frame, receive, send, take
 from evtool.transports.stdio import widen_pipe
 
 T = TypeVar("T")
 PART = 512          # lines per part, at most
 FIRST = 64          # lines in a batch's first part: the wait for it is the only one not overlapped
 LEAST = 2048        # a smaller batch (a live stream's) stays here: a child adds no latency to it
-HEAD = 8
 PATH_ENV = "EVTOOL_OFFLOAD_PATH"
 CHILD = (f"import json, os, sys; sys.path[:] = json.loads(os.environ[{PATH_ENV!r}]); "
          "from evtool.cli.offload import serve; serve()")
@@ -37,30 +37,18 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def _frame(payload: bytes) -> bytes:
-    return len(payload).to_bytes(HEAD, "little") + payload
-
-
-def _read_frame(stream: BinaryIO) -> bytes | None:
-    head = stream.read(HEAD)
-    if len(head) < HEAD:
-        return None
-    return stream.read(int.from_bytes(head, "little"))
-
-
 def serve() -> None:
     """The child: the first frame is the pickled work, every later one a part to run it on."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)    # Ctrl-C reaches the group: the stage decides
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     widen_pipe(0)
     widen_pipe(1)
-    first = _read_frame(inp)
+    first = receive(inp)
     if first is None:
         return
     work = pickle.loads(first)
-    while (frame := _read_frame(inp)) is not None:
-        out.write(_frame(marshal.dumps(work(marshal.loads(frame)))))
-        out.flush()
+    while (part := receive(inp)) is not None:
+        send(out, marshal.dumps(work(marshal.loads(part))))
 
 
 class Offload(Generic[T]):
@@ -80,7 +68,7 @@ class Offload(Generic[T]):
             yield lines, self.work(lines)
             return
         parts = self._cut(lines)
-        pending = memoryview(b"".join(_frame(marshal.dumps(part)) for part in parts))
+        pending = memoryview(b"".join(frame(marshal.dumps(part)) for part in parts))
         received = 0
         try:
             for part in parts:
@@ -114,7 +102,7 @@ class Offload(Generic[T]):
                 widen_pipe(stream.fileno())
             os.set_blocking(child.stdin.fileno(), False)
             self._child = child
-            first = memoryview(_frame(pickle.dumps(self.work)))
+            first = memoryview(frame(pickle.dumps(self.work)))
             while first and not self._here:
                 first, _ = self._exchange(first, want=False)
         except (OSError, pickle.PickleError, ValueError):
@@ -129,12 +117,9 @@ class Offload(Generic[T]):
         wfd, rfd = child.stdin.fileno(), child.stdout.fileno()
         try:
             while True:
-                if want and len(self._got) >= HEAD:
-                    size = HEAD + int.from_bytes(self._got[:HEAD], "little")
-                    if len(self._got) >= size:
-                        payload = bytes(self._got[HEAD:size])
-                        del self._got[:size]
-                        return self._push(wfd, pending), payload
+                payload = take(self._got) if want else None
+                if payload is not None:
+                    return self._push(wfd, pending), payload
                 if not want and not pending:
                     return pending, None
                 readable, writable, _ = select.select([rfd] if want else [],

@@ -12,7 +12,6 @@ import contextlib
 import marshal
 import queue
 import signal
-import struct
 import subprocess
 import sys
 import threading
@@ -21,24 +20,7 @@ from concurrent.futures import Future
 from typing import IO, Any
 
 from evtool.store.sqlite import Rows, SqliteStore, StoreError
-
-_SIZE = struct.Struct("<Q")
-
-
-def _send(stream: IO[bytes], payload: bytes) -> None:
-    stream.write(_SIZE.pack(len(payload)))
-    stream.write(payload)
-    stream.flush()
-
-
-def _receive(stream: IO[bytes]) -> bytes | None:
-    """One frame, or None at the end of the stream (the other side closed it, or died)."""
-    head = stream.read(_SIZE.size)
-    if len(head) < _SIZE.size:
-        return None
-    size = _SIZE.unpack(head)[0]
-    payload = stream.read(size)
-    return payload if len(payload) == size else None
+from evtool.transports.frames import receive, send
 
 
 class SqliteWriter:
@@ -58,7 +40,7 @@ class SqliteWriter:
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         assert self._proc.stdin is not None and self._proc.stdout is not None
         self._stdin, self._stdout = self._proc.stdin, self._proc.stdout
-        answer = _receive(self._stdout)     # the database is open (and migrated), or why not
+        answer = receive(self._stdout)     # the database is open (and migrated), or why not
         if answer is None:
             raise self._ended()
         if answer:
@@ -97,13 +79,13 @@ class SqliteWriter:
     def _send_all(self) -> None:
         while (frame := self._frames.get()) is not None:
             try:
-                _send(self._stdin, frame)
+                send(self._stdin, frame)
             except (BrokenPipeError, ValueError):
                 return              # the process is gone: the receiver fails what waits
 
     def _receive_all(self) -> None:
         """Answers come in the order the frames went; the end of the stream fails what waits."""
-        while (answer := _receive(self._stdout)) is not None:
+        while (answer := receive(self._stdout)) is not None:
             with self._lock:
                 done = self._waiting.popleft()
             if answer:
@@ -136,19 +118,19 @@ def serve(path: str, source: IO[bytes], sink: IO[bytes]) -> None:
     try:
         store = SqliteStore(path)
     except StoreError as exc:
-        _send(sink, str(exc).encode())
+        send(sink, str(exc).encode())
         return
     try:
-        _send(sink, b"")
+        send(sink, b"")
         failed = b""
-        while (frame := _receive(source)) is not None:
+        while (frame := receive(source)) is not None:
             if not failed:
                 by_table: dict[str, list[tuple[Any, ...]]] = marshal.loads(frame)
                 try:
                     store.write(Rows(by_table))
                 except StoreError as exc:
                     failed = str(exc).encode() or b"cannot write"
-            _send(sink, failed)
+            send(sink, failed)
     except BrokenPipeError:
         pass                    # audit is gone: what committed stays, nothing more comes
     finally:
