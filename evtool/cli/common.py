@@ -61,8 +61,10 @@ def run_stage(
     partition: int = 0,
     also_writes: dict[str, str] | None = None,
     wire: str = "evtool",
+    wrap_source: Callable[[Source], Source] | None = None,
 ) -> None:
-    """Build the processor (bad settings are usage errors), open both sides, run, exit."""
+    """Build the processor (bad settings are usage errors), open both sides, run, exit.
+    `wrap_source` may put the opened source behind another (aggregate reads ahead)."""
     try:
         processor = make()
     except ValueError as exc:
@@ -72,6 +74,8 @@ def run_stage(
         inp = Endpoint(input_spec, amqp_url, "in", stage, prefetch, connect_timeout, partitions,
                        partition, wire)
         source = open_source(inp, max_line_bytes)
+        if wrap_source is not None:
+            source = wrap_source(source)
         writes = {"--output": output_spec, "--dead-letter": dead_letter_spec or "", **(also_writes or {})}
         for option_name, path in writes.items():
             if path not in ("", "-") and not is_amqp(path) and source.reads_file(path):

@@ -89,12 +89,12 @@ def _slow(text: str) -> int:
 
 def iso_us(at: int) -> str:
     """UTC ISO 8601 with a four-digit year, ending in Z; a fraction only when the instant has one."""
-    moment = EPOCH + timedelta(microseconds=at)
-    text = (f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T"
-            f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}")
-    if moment.microsecond:
-        text += f".{moment.microsecond:06d}".rstrip("0")
-    return text + "Z"
+    moment = _NAIVE_EPOCH + timedelta(microseconds=at)
+    # a naive time's isoformat: four-digit year, six-digit fraction only when there is one
+    return (moment.isoformat().rstrip("0") if moment.microsecond else moment.isoformat()) + "Z"
+
+
+_NAIVE_EPOCH = EPOCH.replace(tzinfo=None)
 
 
 def is_instant(text: object) -> bool:

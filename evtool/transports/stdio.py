@@ -61,6 +61,16 @@ class FdSource(Source):
             return False
         return stat.S_ISREG(mine.st_mode) and (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
 
+    def position(self) -> tuple[int, bool]:
+        """Where another reader of this file would go on: just past the last line returned, and
+        whether that is inside a line cut for its length (whose rest it must skip)."""
+        return self.offset() - len(self._tail), self._skipping
+
+    def go_on_from(self, position: tuple[int, bool]) -> None:
+        """Read on from a `position` another reader of the same file reached."""
+        os.lseek(self.fd, position[0], os.SEEK_SET)
+        self._tail, self._skipping = b"", position[1]
+
     def read(self, timeout: float | None = None) -> Batch | None:
         while not self._eof:
             if timeout is not None:

@@ -1,0 +1,157 @@
+"""aggregate reads ahead in a child process: the same lines and output as reading in-process,
+whatever the batch and part sizes; a dead child loses nothing of a file and fails loudly on a pipe."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+from pathlib import Path
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from evtool.core.aggregate import AggregateConfig, AggregateStage
+from evtool.core.fields import LineFields
+from evtool.core.generator import GenConfig, Generator
+from evtool.core.lineshape import field_reader
+from evtool.core.stats import Stats
+from evtool.schemas import load_pack
+from evtool.transports.base import TransportError
+from evtool.transports.readahead import ReadAheadSource
+from evtool.transports.stdio import FdSource
+from tests.conftest import checker
+from tests.conftest import run as run_cli
+
+PACK = load_pack()
+READER = field_reader(PACK)
+T0_US = 1_795_000_000 * 1_000_000
+
+
+def messy(count: int, seed: int) -> list[bytes]:
+    cfg = GenConfig(start_us=T0_US, pack=PACK, count=count, seed=seed, rate=40, duplicates=0.05,
+                    out_of_order=0.2, max_delay=3, invalid=0.02)
+    lines = [line for _, line, _ in Generator(cfg)]
+    first = lines[0]
+    shifted = first.replace(b"+00:00", b"+01:00").replace(b'"event_id":"', b'"event_id":"e', 1)
+    return [*lines, shifted, b'{"kind":"metric"}', b"not json"]
+
+
+def run(lines: list[bytes], cuts: list[int], split=None, reader=READER) -> tuple[list[bytes], str]:
+    stage = AggregateStage(AggregateConfig(forward=True, lateness=1), Stats(), checker(), reader, split)
+    out: list[bytes] = []
+    at, i = 0, 0
+    while at < len(lines):
+        size = cuts[i % len(cuts)]
+        stage.process(lines[at:at + size], out, out)
+        at, i = at + size, i + 1
+    stage.finish(out, out)
+    return out, stage.stats.summary(1.0)
+
+
+LINES = messy(3000, 8)
+WHOLE = run(LINES, [len(LINES)])
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(1, 900), min_size=1, max_size=6), st.integers(1, 300))
+def test_output_does_not_depend_on_batches_or_parts(cuts: list[int], part: int) -> None:
+    """Window records, duplicates carried on them, dead letters: all a function of the input."""
+    fields = LineFields(READER)
+
+    def in_parts(lines: list[bytes]):
+        return [(lines[i:i + part], fields(lines[i:i + part])) for i in range(0, len(lines), part)]
+
+    assert run(LINES, cuts) == WHOLE
+    assert run(LINES, cuts, in_parts) == WHOLE
+    assert any(orjson.loads(x).get("duplicates") for x in WHOLE[0] if b'"kind":"window"' in x)
+
+
+CAP = 400        # some of the generated lines are longer: cut, then refused as too large
+
+
+def big_input() -> bytes:
+    """Several reads' worth of lines, with blank lines, CRLF ends, lines over CAP, no last newline."""
+    lines = [line + (b"\r" if i % 7 == 0 else b"") for i, line in enumerate(LINES)]
+    body = b"\n".join(lines) + b"\n\n"
+    return body * 4 + b"x" * 3000 + b"\n" + LINES[0]
+
+
+def drain(source) -> list[tuple[list[bytes], object]]:
+    batches = []
+    while (batch := source.read()) is not None:
+        prepared = source.prepared(batch.lines) if isinstance(source, ReadAheadSource) else None
+        batches.append((batch.lines, prepared))
+    return batches
+
+
+def plain_lines(path: Path) -> list[bytes]:
+    fd = os.open(path, os.O_RDONLY)
+    source = FdSource(fd, CAP, "test", owned=True)
+    try:
+        return [line for lines, _ in drain(source) for line in lines]
+    finally:
+        source.close()
+
+
+def test_the_child_reads_what_the_parent_would_with_each_batch_read_for_the_stage(tmp_path) -> None:
+    path = tmp_path / "in.ndjson"
+    path.write_bytes(big_input())
+    fields = LineFields(READER)
+    source = ReadAheadSource(FdSource(os.open(path, os.O_RDONLY), CAP, "test", owned=True), fields)
+    try:
+        batches = drain(source)
+    finally:
+        source.close()
+    assert len(batches) > 1
+    assert [line for lines, _ in batches for line in lines] == plain_lines(path)
+    assert all(prepared == fields(lines) for lines, prepared in batches)
+    assert source.prepared([]) is None                  # other lines than the batch: read here
+
+
+def test_a_killed_child_loses_nothing_of_a_file(tmp_path) -> None:
+    path = tmp_path / "in.ndjson"
+    path.write_bytes(big_input() * 3)
+    source = ReadAheadSource(FdSource(os.open(path, os.O_RDONLY), CAP, "test", owned=True),
+                             LineFields(READER))
+    try:
+        first = source.read()
+        assert first is not None and source._child is not None
+        os.kill(source._child.pid, signal.SIGKILL)
+        rest = [line for lines, _ in drain(source) for line in lines]
+    finally:
+        source.close()
+    assert source._fallback is not None              # the rest was read here
+    assert first.lines + rest == plain_lines(path)
+
+
+def test_a_killed_child_on_a_pipe_is_an_error_not_an_early_end(tmp_path) -> None:
+    data = big_input() * 6
+    read_end, write_end = os.pipe()
+
+    def feed() -> None:
+        with open(write_end, "wb") as pipe, contextlib.suppress(BrokenPipeError):
+            pipe.write(data)
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    source = ReadAheadSource(FdSource(read_end, CAP, "a pipe", owned=True), LineFields(READER))
+    try:
+        assert source.read() is not None and source._child is not None
+        os.kill(source._child.pid, signal.SIGKILL)
+        with pytest.raises(TransportError, match="ahead died"):
+            drain(source)
+    finally:
+        source.close()
+        writer.join()
+
+
+def test_aggregate_reading_ahead_writes_what_the_stage_makes_in_process(tmp_path) -> None:
+    path = tmp_path / "in.ndjson"
+    path.write_bytes(b"\n".join(LINES * 3) + b"\n")
+    got = run_cli(["aggregate", "--forward", "--lateness", "1", "-q", "-i", str(path)])
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.splitlines() == run(LINES * 3, [len(LINES) * 3])[0]
