@@ -13,8 +13,8 @@ from evtool import __version__
 from evtool.cli.options import scope_envvars
 from evtool.cli.packs import list_packs, show_pack
 from evtool.cli.run import Interrupted, install_early_signals
-from evtool.cli.tuning import tune_runtime
 from evtool.core.secrets import redact
+from evtool.tuning import tune_runtime
 
 SUBCOMMANDS = ("gen", "validate", "aggregate", "audit", "replay", "watch")
 

@@ -21,6 +21,7 @@ from typing import IO, Any
 
 from evtool.store.sqlite import Rows, SqliteStore, StoreError
 from evtool.transports.frames import receive, send
+from evtool.tuning import tune_runtime
 
 
 class SqliteWriter:
@@ -138,4 +139,5 @@ def serve(path: str, source: IO[bytes], sink: IO[bytes]) -> None:
 
 
 if __name__ == "__main__":
+    tune_runtime()
     serve(sys.argv[1], sys.stdin.buffer, sys.stdout.buffer)

@@ -25,6 +25,7 @@ from typing import Any
 from evtool.transports.base import Batch, Source, TransportError
 from evtool.transports.frames import send, take
 from evtool.transports.stdio import CHUNK, FdSource, widen_pipe
+from evtool.tuning import tune_runtime
 
 PATH_ENV = "EVTOOL_READAHEAD_PATH"
 CHILD = (f"import json, os, sys; sys.path[:] = json.loads(os.environ[{PATH_ENV!r}]); "
@@ -51,6 +52,7 @@ def serve() -> None:
     """The child: argv names the input descriptor and the line cap; stdin brings the work."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)    # Ctrl-C reaches the group: the stage decides
     _die_with_parent()
+    tune_runtime()
     fd, cap = int(sys.argv[1]), int(sys.argv[2])
     work: Work = pickle.loads(sys.stdin.buffer.read())
     out = sys.stdout.buffer
