@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import click
 
+from evtool.cli.ahead import Ahead
 from evtool.cli.common import run_stage
 from evtool.cli.options import (
     SECONDS,
@@ -20,30 +19,10 @@ from evtool.cli.packs import pack_from_options
 from evtool.core.aggregate import AggregateConfig, AggregateStage
 from evtool.core.anomaly import AlertConfig
 from evtool.core.derived import DerivedChecker
-from evtool.core.fields import Fields, LineFields
+from evtool.core.fields import LineFields
 from evtool.core.lineshape import field_reader
 from evtool.core.stats import Stats
 from evtool.schemas import derived_schemas
-from evtool.transports.base import Source
-from evtool.transports.readahead import ReadAheadSource, read_ahead
-
-
-class AheadFields:
-    """Fields of each batch as the source's child read them ahead, or read here when it did not
-    (no child for this source, or lines the stage got other than whole)."""
-
-    def __init__(self, fields: LineFields) -> None:
-        self.fields = fields
-        self.source: Source | None = None
-
-    def wrap(self, source: Source) -> Source:
-        self.source = read_ahead(source, self.fields)
-        return self.source
-
-    def __call__(self, lines: list[bytes]) -> Iterable[tuple[list[bytes], list[Fields | None]]]:
-        source = self.source
-        got = source.prepared(lines) if isinstance(source, ReadAheadSource) else None
-        return ((lines, got if got is not None else self.fields(lines)),)
 
 
 @click.command()
@@ -101,7 +80,7 @@ def aggregate(
                           partition=partition if partitions > 1 else None)
     reader = field_reader(pack)
     # reading lines needs no state: a child reads the next batches while this counts
-    ahead = AheadFields(LineFields(reader)) if reader is not None else None
+    ahead = Ahead(LineFields(reader)) if reader is not None else None
     run_stage("aggregate", lambda: AggregateStage(cfg, Stats(), DerivedChecker(derived_schemas()),
                                                   reader, ahead),
               input_spec=input_spec,

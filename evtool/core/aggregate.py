@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import re
 from collections import deque
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -16,7 +15,7 @@ from evtool.core import lab3
 from evtool.core.anomaly import AlertConfig, AnomalyDetector
 from evtool.core.dedupe import Deduper, compact_id
 from evtool.core.derived import DerivedChecker
-from evtool.core.fields import Fields, LineFields, Split
+from evtool.core.fields import Fields, LineFields, ReadFields
 from evtool.core.instant import (
     EPOCH,
     MAX_US,
@@ -114,15 +113,13 @@ class AggregateStage:
     """Processes batches of lines; output order: forwarded events, then windows as they close."""
 
     def __init__(self, cfg: AggregateConfig, stats: Stats, derived: DerivedChecker,
-                 reader: re.Pattern[str] | None = None, split: Split | None = None) -> None:
+                 reader: re.Pattern[str] | None = None, fields: ReadFields | None = None) -> None:
         """`reader`: the pack's whole-line expression (lineshape), read without parsing.
-        `split`: runs `LineFields` over a batch, maybe elsewhere, as (lines, their fields) parts
-        in order; by default here, in one part."""
+        `fields`: `LineFields` of the reader, run over a batch maybe elsewhere (read ahead)."""
         self.cfg = cfg
         self.stats = stats
         self.derived = derived
-        self.fields = LineFields(reader) if reader is not None else None
-        self._split = split or self._here
+        self.fields = fields or (LineFields(reader) if reader is not None else None)
         size, lateness = micros_of(cfg.window, "--window"), round(cfg.lateness * MICROS)
         self.windows = Windows(size, lateness)
         self.seen = Deduper(max(round(cfg.dedupe_horizon * MICROS), size + lateness))
@@ -147,13 +144,9 @@ class AggregateStage:
             self._needs.popleft()
         return len(self._needs)
 
-    def _here(self, lines: list[bytes]) -> Iterable[tuple[list[bytes], list[Fields | None]]]:
-        return ((lines, self.fields(lines) if self.fields is not None else [None] * len(lines)),)
-
     def process(self, lines: list[bytes], out: list[bytes], dead: list[bytes]) -> None:
         self.stats.in_ += len(lines)
-        for part, fields in self._split(lines):
-            self._count(part, fields, out, dead)
+        self._count(lines, self.fields(lines) if self.fields else [None] * len(lines), out, dead)
         self._needs.append(max(self.windows.open, default=-math.inf))
 
     def _count(self, lines: list[bytes], fields: list[Fields | None], out: list[bytes],

@@ -5,7 +5,7 @@ function of the lines, it may run in another process while the stage counts the 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime
 
 from evtool.core.dedupe import Key, compact_id
@@ -15,8 +15,8 @@ from evtool.core.lineshape import ids_are_uuids
 FIELD_GROUPS = ("event_id", "ts_timestamp", "region", "source")
 # event_id, region, source, instant (µs), dedupe key; None: a line the stage must read itself
 Fields = tuple[str, str, str, int, Key]
-# A batch as parts in order, each with its lines' fields: how aggregate has `LineFields` run
-Split = Callable[[list[bytes]], Iterable[tuple[list[bytes], list[Fields | None]]]]
+# how aggregate has `LineFields` run: here, or by the child reading ahead
+ReadFields = Callable[[list[bytes]], list[Fields | None]]
 
 
 class LineFields:
@@ -54,3 +54,4 @@ class LineFields:
             got.append((event_id, names.setdefault(region, region), names.setdefault(source, source),
                         at, key))
         return got
+
