@@ -100,6 +100,7 @@ def test_the_child_reads_what_the_parent_would_with_each_batch_read_for_the_stag
     source = ReadAheadSource(FdSource(os.open(path, os.O_RDONLY), CAP, "test", owned=True), fields)
     try:
         batches = drain(source)
+        assert source.extent() == (0, path.stat().st_size)    # where reading began, for progress
     finally:
         source.close()
     assert len(batches) > 1

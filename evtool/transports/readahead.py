@@ -83,8 +83,9 @@ class ReadAheadSource(Source):
         self._got = bytearray()
         self._ended = False
         self._last: tuple[list[bytes], Any] | None = None
+        self._extent = inner.extent()       # before the child moves the shared offset
         # where this file would be read on if the child died; a pipe cannot be
-        self._resume = inner.position() if inner.extent() is not None else None
+        self._resume = inner.position() if self._extent is not None else None
         self._fallback: FdSource | None = None
         env = {**os.environ, PATH_ENV: json.dumps(sys.path)}
         fd = os.dup(inner.fd)       # the same open file, under a number the child's stdin is not
@@ -107,7 +108,7 @@ class ReadAheadSource(Source):
         return self.inner.reads_file(path)
 
     def extent(self) -> tuple[int, int] | None:
-        return self.inner.extent()
+        return self._extent
 
     def offset(self) -> int:
         return self.inner.offset()
