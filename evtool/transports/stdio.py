@@ -40,6 +40,7 @@ class FdSource(Source):
         self._tail = b""
         self._skipping = False
         self._eof = False
+        self._buffer = bytearray(CHUNK)
 
     def extent(self) -> tuple[int, int] | None:
         try:
@@ -78,7 +79,11 @@ class FdSource(Source):
                 if not ready:
                     return Batch([])
             try:
-                chunk = os.read(self.fd, CHUNK)
+                # read into one buffer, then copy what came: os.read would allocate a whole
+                # chunk and shrink it, and a producer slower than us gives short reads, each
+                # leaving a hole in the heap (RSS grew without bound, to a plateau, reading gen)
+                got = os.readv(self.fd, [self._buffer])
+                chunk = bytes(memoryview(self._buffer)[:got])
             except OSError as exc:
                 raise TransportError(f"cannot read {self.description}: {exc.strerror}") from None
             if not chunk:
