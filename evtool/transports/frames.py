@@ -1,5 +1,5 @@
 """Length-prefixed frames over a pipe: how evtool's stages talk to the helper processes they
-start (audit's SQLite writer, aggregate's line reader). A frame is an 8-byte little-endian
+start (audit's SQLite writer, aggregate's read-ahead). A frame is an 8-byte little-endian
 length and that many bytes."""
 
 from __future__ import annotations
@@ -8,10 +8,6 @@ import struct
 from typing import IO
 
 HEAD = struct.Struct("<Q")
-
-
-def frame(payload: bytes) -> bytes:
-    return HEAD.pack(len(payload)) + payload
 
 
 def send(stream: IO[bytes], payload: bytes) -> None:
