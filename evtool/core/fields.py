@@ -54,4 +54,3 @@ class LineFields:
             got.append((event_id, names.setdefault(region, region), names.setdefault(source, source),
                         at, key))
         return got
-

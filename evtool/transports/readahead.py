@@ -24,7 +24,7 @@ from typing import Any
 
 from evtool.transports.base import Batch, Source, TransportError
 from evtool.transports.frames import send, take
-from evtool.transports.stdio import CHUNK, FdSource, widen_pipe
+from evtool.transports.stdio import CHUNK, FdSource, read_chunk, widen_pipe
 from evtool.tuning import tune_runtime
 
 PATH_ENV = "EVTOOL_READAHEAD_PATH"
@@ -81,6 +81,7 @@ class ReadAheadSource(Source):
         self.inner = inner
         self.description = inner.description
         self._got = bytearray()
+        self._buffer = bytearray(CHUNK)
         self._ended = False
         self._last: tuple[list[bytes], Any] | None = None
         self._extent = inner.extent()       # before the child moves the shared offset
@@ -130,7 +131,7 @@ class ReadAheadSource(Source):
         while (payload := take(self._got)) is None:
             if timeout is not None and not select.select([rfd], [], [], timeout)[0]:
                 return Batch([])
-            chunk = os.read(rfd, CHUNK)
+            chunk = read_chunk(rfd, self._buffer)
             if not chunk:
                 return self._take_over(timeout)
             self._got += chunk

@@ -13,6 +13,14 @@ CHUNK = 1 << 20
 F_SETPIPE_SZ = 1031         # Linux's fcntl; fcntl.F_SETPIPE_SZ from Python 3.10, on Linux only
 
 
+def read_chunk(fd: int, buffer: bytearray) -> bytes:
+    """Up to a buffer's worth from `fd`, b"" at its end. Read into one reused buffer, then copied:
+    os.read allocates a whole chunk and shrinks it to what came, and a writer slower than the
+    reader gives short reads, each leaving a hole in the heap (RSS rose to a plateau of 84 MB)."""
+    got = os.readv(fd, [buffer])
+    return bytes(memoryview(buffer)[:got])
+
+
 def widen_pipe(fd: int) -> None:
     """A pipe holds 64 KiB by default: stages in a shell pipeline then wake, read, process and
     write in 64 KiB steps. Ask Linux for a chunk's worth (up to /proc/sys/fs/pipe-max-size);
@@ -79,11 +87,7 @@ class FdSource(Source):
                 if not ready:
                     return Batch([])
             try:
-                # read into one buffer, then copy what came: os.read would allocate a whole
-                # chunk and shrink it, and a producer slower than us gives short reads, each
-                # leaving a hole in the heap (RSS grew without bound, to a plateau, reading gen)
-                got = os.readv(self.fd, [self._buffer])
-                chunk = bytes(memoryview(self._buffer)[:got])
+                chunk = read_chunk(self.fd, self._buffer)
             except OSError as exc:
                 raise TransportError(f"cannot read {self.description}: {exc.strerror}") from None
             if not chunk:
