@@ -220,9 +220,9 @@ def test_kill_9_never_loses_a_forwarded_record(tmp_path) -> None:
 
 
 def test_batches_commit_behind_the_reading_yet_conflicts_and_order_hold(tmp_path: Path) -> None:
-    """With a second connection, audit commits one batch on a thread while it reads the next: a
-    metric whose stored-or-committing copy has another total is still a conflict, and every line
-    still goes out, in input order, only with its committed batch."""
+    """Overlapping, audit commits one batch on a thread while it reads the next: a metric whose
+    stored-or-committing copy has another total is still a conflict, and every line still goes
+    out, in input order, only with its committed batch."""
     from evtool.core.stats import Stats
     from evtool.store.audit import AuditStage
     from evtool.store.sqlite import SqliteStore
@@ -236,8 +236,7 @@ def test_batches_commit_behind_the_reading_yet_conflicts_and_order_hold(tmp_path
                  and r["metric_id"] in totals and totals[r["metric_id"]] != r["total"])
     db = str(tmp_path / "c.db")
     store = SqliteStore(db)
-    lookup = SqliteStore(db, readonly=True)
-    stage = AuditStage(store, Stats(), checker(), batch_records=1, lookup=lookup)
+    stage = AuditStage(store, Stats(), checker(), batch_records=1, overlap=True)
     lines = events.splitlines() + whole
     out: list[bytes] = []
     for at in range(0, len(lines), 37):
@@ -250,5 +249,64 @@ def test_batches_commit_behind_the_reading_yet_conflicts_and_order_hold(tmp_path
     assert len(conflict) == 1 and stage.unsafe_batches == 0
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM events_in").fetchone()[0] == 300
-    lookup.close()
     store.close()
+
+
+def _metric_and_other(seed: int) -> tuple[bytes, bytes]:
+    """A metric line, and another copy of it (same id) with a smaller total."""
+    events = gen_lines(300, seed)
+    whole = run(["aggregate", "-q"], stdin=events).stdout.splitlines()
+    fewer = run(["aggregate", "-q"], stdin=b"\n".join(events.splitlines()[:-1]) + b"\n").stdout.splitlines()
+    by_id = {r["metric_id"]: line for line in whole if (r := orjson.loads(line)).get("kind") == "metric"}
+    for line in fewer:
+        r = orjson.loads(line)
+        if r.get("kind") == "metric" and r["metric_id"] in by_id and by_id[r["metric_id"]] != line:
+            return by_id[r["metric_id"]], line
+    raise AssertionError("no metric changed")
+
+
+def test_a_conflict_found_by_the_store_is_stored_before_its_input_counts_as_safe(tmp_path: Path) -> None:
+    """Only the store sees a copy stored by an earlier run: the commit answers with the conflict,
+    whose dead letter commits with a later batch, and until it has, no input is safe to ack."""
+    from evtool.core.stats import Stats
+    from evtool.store.audit import AuditStage
+    from evtool.store.sqlite import SqliteStore
+    from tests.conftest import checker
+
+    first, other = _metric_and_other(8)
+    db = str(tmp_path / "c.db")
+    store = SqliteStore(db)
+    stage = AuditStage(store, Stats(), checker())
+    stage.process([first], [], [])
+    stage.finish([], [])
+    stage = AuditStage(store, Stats(), checker(), batch_records=1, overlap=True)
+    out: list[bytes] = []
+    stage.process([other], out, out)
+    fed, deadline = 1, time.monotonic() + 30        # input batches since (and with) the conflict's
+    while not out and time.monotonic() < deadline:
+        time.sleep(0.01)
+        stage.process([], out, out)
+        fed += 1
+        with sqlite3.connect(db) as conn:
+            stored = conn.execute("SELECT count(*) FROM deadletters WHERE reason = 'conflict'").fetchone()[0]
+        assert stage.unsafe_batches == fed or stored == 1   # the oldest unsafe is the conflict's
+    stage.finish(out, out)
+    stage.close()
+    store.close()
+    assert [orjson.loads(x)["reason"] for x in out] == ["conflict"] and stage.unsafe_batches == 0
+    assert rows(tmp_path / "c.db", "SELECT total FROM metrics_out") == [(orjson.loads(first)["total"],)]
+
+
+def test_postgres_keeps_the_first_copy_and_says_so(pg_database: str) -> None:
+    from tests.conftest import PG, psql
+
+    first, other = _metric_and_other(9)
+    url = f"{PG}/{pg_database}"
+    assert run(["audit", "--db", url, "-q"], stdin=first + b"\n").returncode == 0
+    result = run(["audit", "--db", url, "-q"], stdin=first + b"\n" + other + b"\n")
+    assert result.returncode == 0
+    assert [orjson.loads(x).get("reason") for x in result.stdout.splitlines()] == [None, "conflict"]
+    metric = orjson.loads(first)
+    assert psql(pg_database, f"SELECT total FROM metrics_out WHERE metric_id = '{metric['metric_id']}'") \
+        == str(metric["total"])
+    assert psql(pg_database, "SELECT count(*) FROM deadletters WHERE reason = 'conflict'") == "1"

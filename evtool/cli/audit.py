@@ -15,7 +15,7 @@ from evtool.core.derived import DerivedChecker
 from evtool.core.lineshape import field_reader
 from evtool.core.stats import Stats
 from evtool.schemas import derived_schemas
-from evtool.store import StoreError, open_store, open_writer
+from evtool.store import StoreError, open_writer
 from evtool.store.audit import AuditStage
 
 
@@ -63,13 +63,8 @@ def audit(input_spec: str, output_spec: str, amqp_url: str, connect_timeout: flo
             log = open(jsonl, "ab")  # noqa: SIM115 - closed when the process ends
         except OSError as exc:
             fail("audit", f"cannot open {jsonl}: {exc.strerror}")
-    try:
-        lookup = open_store(db, readonly=True)     # conflict checks read while a batch commits
-    except StoreError as exc:
-        fail("audit", str(exc))
-        return
     stage = AuditStage(store, Stats(), DerivedChecker(derived_schemas()), batch_records=batch_records,
-                       batch_seconds=batch_seconds, jsonl=log, wire=pack.wire, lookup=lookup,
+                       batch_seconds=batch_seconds, jsonl=log, wire=pack.wire, overlap=True,
                        reader=field_reader(pack))
     try:
         run_stage("audit", lambda: stage,
@@ -80,7 +75,6 @@ def audit(input_spec: str, output_spec: str, amqp_url: str, connect_timeout: flo
                   also_writes={"--jsonl": jsonl} if jsonl else None, wire=pack.wire)
     finally:
         stage.close()
-        lookup.close()
         store.close()
         if log is not None:
             log.close()

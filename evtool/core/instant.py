@@ -56,6 +56,16 @@ def _fast(text: object) -> int | None:
 _fromisoformat = datetime.fromisoformat
 
 
+def shaped_us(text: str) -> int | None:
+    """instant_us of a timestamp whose RFC 3339 shape an expression has checked (lineshape's
+    TIMESTAMP), so fromisoformat may read it straight; None for the slow cases."""
+    try:
+        at = (_fromisoformat(text) - EPOCH) // ONE_US
+    except (ValueError, OverflowError):
+        return None
+    return at if MIN_US <= at <= MAX_US else None
+
+
 @lru_cache(maxsize=4096)
 def _repeated_us(text: str) -> int:
     return instant_us(text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
-from evtool.store.sqlite import Rows, SqliteStore, StoreError
+from evtool.store.sqlite import Conflicts, Rows, SqliteStore, StoreError
 
 
 class Writer(Protocol):
@@ -13,7 +13,7 @@ class Writer(Protocol):
     kind: str
     reads_trace: bool           # derives a metric's trace rows from its line (see sqlite.py)
 
-    def write(self, rows: Rows) -> None: ...
+    def write(self, rows: Rows) -> Conflicts: ...
     def close(self) -> None: ...
 
 
@@ -22,7 +22,7 @@ class Store(Protocol):
     kind: str
     reads_trace: bool
 
-    def write(self, rows: Rows) -> None: ...
+    def write(self, rows: Rows) -> Conflicts: ...
     def query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]: ...
     def close(self) -> None: ...
 
@@ -45,4 +45,4 @@ def open_writer(db: str) -> Store | Writer:
     return SqliteWriter(db)
 
 
-__all__ = ["Store", "StoreError", "Writer", "open_store", "open_writer"]
+__all__ = ["Conflicts", "Store", "StoreError", "Writer", "open_store", "open_writer"]

@@ -10,16 +10,17 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO
 
 import orjson
 
-from evtool.core import lab3
+from evtool.core import lab3, metricline
 from evtool.core.derived import DerivedChecker
-from evtool.core.instant import MICROS, TimeError, bound_us, instant_us
+from evtool.core.instant import MICROS, bound_us, instant_us, shaped_us
+from evtool.core.metricline import MetricLine
 from evtool.core.records import deadletter, name_id, parse, reject_unparsable
 from evtool.core.stats import Stats
-from evtool.store import Store, StoreError, Writer
+from evtool.store import Conflicts, StoreError, Writer
 from evtool.store.sqlite import NUL_ESCAPE, Rows
 
 STAGE = "audit"
@@ -42,21 +43,16 @@ def _window_id(rec: dict[str, Any]) -> str:
     return name_id("window", rec["window_start"], rec["window_end"], rec.get("partition", ""))
 
 
-def _identity(rec: dict[str, Any]) -> tuple[str, str, int]:
+Identity = tuple[str, str, int]
+# a metric or window sent to the store: where its line sits in the batch, and its identity
+Kept = tuple[int, int, Identity, bytes]
+
+
+def _identity(rec: dict[str, Any]) -> Identity:
     """(table, id, total) of a metric or window record."""
     if rec["kind"] == "metric":
         return "metrics_out", rec["metric_id"], rec["total"]
     return "windows", _window_id(rec), rec["total"]
-
-
-def _stored_totals(store: Store, table: str, ids: list[str]) -> dict[str, int]:
-    column = "metric_id" if table == "metrics_out" else "window_id"
-    found: dict[str, int] = {}
-    for at in range(0, len(ids), 500):
-        chunk = ids[at:at + 500]
-        sql = f"SELECT {column}, total FROM {table} WHERE {column} IN ({', '.join('?' for _ in chunk)})"
-        found.update((key, int(total)) for key, total in store.query(sql, chunk))
-    return found
 
 
 def _event_row(ev: dict[str, Any], line: bytes, now: str) -> tuple[Any, ...]:
@@ -70,11 +66,11 @@ def _event_row(ev: dict[str, Any], line: bytes, now: str) -> tuple[Any, ...]:
 class Flight:
     """A batch being committed: what goes out, and what it settled, once it has."""
 
-    done: Future[None]
+    done: Future[Conflicts]
     held: list[bytes | None]
     held_dead: list[bytes]
     stored: list[bytes | None]
-    totals: dict[str, int]
+    kept: list[Kept]
     batches: int
 
 
@@ -87,23 +83,20 @@ class AuditStage:
                  batch_records: int = 100_000,
                  batch_seconds: float = 1.0, jsonl: BinaryIO | None = None, wire: str = "evtool",
                  clock: Callable[[], float] = time.monotonic,
-                 reader: re.Pattern[str] | None = None,
-                 lookup: Store | None = None) -> None:
+                 reader: re.Pattern[str] | None = None, overlap: bool = False) -> None:
         """`reader`: the pack's whole-line expression (lineshape): such events are not parsed.
-        `lookup`: a second connection to the same database; with it a batch commits while the
-        next one is read, and a store with `submit` (the SQLite writer process) holds two, the
-        second queued behind the first (lines still go out only once committed, in order).
-        Without it `store` is a Store and answers the lookups too."""
+        `overlap`: a batch commits while the next one is read, and a store with `submit` (the
+        SQLite writer process) holds two, the second queued behind the first (lines still go
+        out only once committed, in order)."""
         self.store = store
-        self.lookup = lookup if lookup is not None else cast(Store, store)
         # how a batch commits alongside reading: None (not at all), the store's own pipeline
         # (two in flight), or a thread of audit's (one)
         self._writer: ThreadPoolExecutor | None = None
-        self._submit: Callable[[Rows], Future[None]] | None = None
+        self._submit: Callable[[Rows], Future[Conflicts]] | None = None
         self._depth = 1
-        if lookup is not None and hasattr(store, "submit"):
+        if overlap and hasattr(store, "submit"):
             self._submit, self._depth = store.submit, 2
-        elif lookup is not None:
+        elif overlap:
             writer = self._writer = ThreadPoolExecutor(1, "audit-writer")
             self._submit = lambda rows: writer.submit(store.write, rows)
         self._flights: deque[Flight] = deque()
@@ -115,9 +108,11 @@ class AuditStage:
         self.jsonl = jsonl
         self.clock = clock
         self.reader = reader
+        self._groups = (reader.groupindex["event_id"], reader.groupindex["ts_timestamp"]) if reader else ()
         self.rows = Rows()
         self._held: list[bytes | None] = []
         self._totals: dict[str, int] = {}
+        self._kept: list[Kept] = []
         self._held_dead: list[bytes] = []
         self._stored: list[bytes | None] = []
         self._since = 0.0
@@ -131,24 +126,26 @@ class AuditStage:
         self.stats.in_ += len(lines)
         now = _now()
         events = self.rows.by_table["events_in"]
-        versioned: list[tuple[int, int, dict[str, Any], bytes]] = []
         read = self.reader.fullmatch if self.reader else None
+        read_metric = metricline.read
         stored, held = self._stored, self._held
         for line in lines:
+            text = line.decode("utf-8", "replace")
             if read is not None:
-                text = line.decode("utf-8", "replace")
                 found = read(text)
                 if found is not None:           # an event laid out as gen writes it: no parse
-                    try:
-                        events.append((found.group("event_id"), text, now,
-                                       instant_us(found.group("ts_timestamp"))))
-                    except TimeError:
-                        pass                    # the parsing path below says why
-                    else:
+                    event_id, ts = found.group(*self._groups)
+                    at = shaped_us(ts)
+                    if at is not None:          # else the parsing path below says why
+                        events.append((event_id, text, now, at))
                         self.stats.events += 1
                         stored.append(line)
                         held.append(line)
                         continue
+            metric = read_metric(text)
+            if metric is not None:                  # a metric laid out as aggregate writes it
+                self._keep(("metrics_out", metric.metric_id, metric.total), metric, line, now)
+                continue
             try:
                 record = parse(line)
             except orjson.JSONDecodeError as exc:
@@ -168,10 +165,10 @@ class AuditStage:
                     if problem is not None:
                         self._reject(problem, line, None, now)
                         continue
-                    if record["kind"] in VERSIONED:           # settled after the loop, in place
-                        versioned.append((len(self._held), len(self._stored), record, line))
-                        self._stored.append(None)
-                    elif self._add_derived(record, line, now):
+                    if record["kind"] in VERSIONED:
+                        self._keep(_identity(record), record, line, now)
+                        continue
+                    if self._add_derived(record, line, now):
                         self._stored.append(line)
                 else:
                     events.append(_event_row(record, line, now))
@@ -183,37 +180,38 @@ class AuditStage:
                 self._reject(f"cannot store: {what}", line, event_id, now)
                 continue
             self._held.append(line)
-        if versioned:
-            self._settle(versioned, now)
         self.unsafe_batches += 1
         eager = self._submit is not None and not self._flights and len(self.rows) >= EAGER_ROWS
         if eager or len(self.rows) >= self.batch_records or self.clock() - self._since >= self.batch_seconds:
             self._commit(out, dead, wait=self._submit is None)
 
-    def _settle(self, versioned: list[tuple[int, int, dict[str, Any], bytes]], now: str) -> None:
-        """Metrics and windows whose id is stored (or pending) with another total are conflicts
-        (two aggregates on one queue, or one restarted after emitting): the first copy is kept,
-        the later one becomes a dead letter naming both totals instead of vanishing."""
-        keys = [_identity(record) for _, _, record, _ in versioned]
-        for flight in self._flights:                # batches committing now, oldest first
-            pending = flight.totals
-            for key in (k[1] for k in keys if k[1] in pending and k[1] not in self._totals):
-                self._totals[key] = pending[key]
-        for table in ("metrics_out", "windows"):
-            wanted = [k[1] for k in keys if k[0] == table and k[1] not in self._totals]
-            self._totals.update(_stored_totals(self.lookup, table, wanted))
-        for (held_at, stored_at, record, line), (_table, key, total) in zip(versioned, keys, strict=True):
-            prior = self._totals.get(key)
-            if prior is not None and prior != total:
-                self._held[held_at] = None
-                self.stats.add_dead("conflict")
-                error = (f"{record['kind']} {key}: the stored copy has total {prior}, this one "
-                         f"{total}; the stored one is kept")
-                self._hold_dead(deadletter(STAGE, "conflict", error, line), now)
-                continue
-            self._totals[key] = total
+    def _keep(self, key: Identity, record: dict[str, Any] | MetricLine, line: bytes, now: str) -> None:
+        """A metric or window whose id came before with another total is a conflict (two
+        aggregates on one queue, or one restarted after emitting): the first copy is kept, the
+        later one becomes a dead letter naming both totals instead of vanishing. A copy in this
+        batch is checked here; one in the store, by the store as it writes (see `_land`)."""
+        prior = self._totals.setdefault(key[1], key[2])
+        if prior != key[2]:
+            self._conflict(key, prior, line, now)
+            return
+        if isinstance(record, MetricLine):
+            text = line.decode("utf-8")
+            self._add_metric(record.metric_id, (
+                record.metric_id, record.date, record.region, record.window_start,
+                record.window_end, record.window_seconds, record.counts, record.total, now, text),
+                text, record.event_ids)
+        else:
             self._add_derived(record, line, now)
-            self._stored[stored_at] = line
+        self._kept.append((len(self._held), len(self._stored), key, line))
+        self._held.append(line)
+        self._stored.append(line)
+
+    def _conflict(self, key: Identity, prior: int, line: bytes, now: str) -> None:
+        table, ident, total = key
+        self.stats.add_dead("conflict")
+        error = (f"{'metric' if table == 'metrics_out' else 'window'} {ident}: the stored copy "
+                 f"has total {prior}, this one {total}; the stored one is kept")
+        self._hold_dead(deadletter(STAGE, "conflict", error, line), now)
 
     def _reject(self, problem: str, line: bytes, event_id: Any, now: str) -> None:
         self.stats.add_dead("schema")
@@ -231,11 +229,10 @@ class AuditStage:
         kind = rec["kind"]
         if kind == "metric":
             metric_id = rec["metric_id"]
-            row = (metric_id, rec["date"], rec["region"], rec["window_start"], rec["window_end"],
-                   rec["window_seconds"], _json(rec["counts"]), int(rec["total"]), now, text)
-            tables["metrics_out"].append(row)
-            if not self.store.reads_trace or NUL_ESCAPE in text:
-                tables["trace"].extend((metric_id, eid) for eid in rec["input_event_ids"])
+            self._add_metric(metric_id, (
+                metric_id, rec["date"], rec["region"], rec["window_start"], rec["window_end"],
+                rec["window_seconds"], _json(rec["counts"]), int(rec["total"]), now, text),
+                text, lambda: rec["input_event_ids"])
         elif kind == "window":
             start, end = rec["window_start"], rec["window_end"]
             window_id = _window_id(rec)
@@ -255,35 +252,59 @@ class AuditStage:
             return False
         return True
 
+    def _add_metric(self, metric_id: str, row: tuple[Any, ...], text: str,
+                    event_ids: Callable[[], list[str]]) -> None:
+        """A metric's row; its trace as rows too where the store cannot read it out of `text`."""
+        tables = self.rows.by_table
+        tables["metrics_out"].append(row)
+        if not self.store.reads_trace or NUL_ESCAPE in text:
+            tables["trace"].extend((metric_id, eid) for eid in event_ids())
+
     def _commit(self, out: list[bytes], dead: list[bytes], wait: bool = True) -> None:
         """Write the batch in one transaction (alongside reading when it can); its lines
         go out once it has committed, and never before the batch written ahead of it."""
+        self._send(out, dead)
+        while wait and self._flights:
+            self._land(out, dead)
+            if not self._flights and (len(self.rows) or self._held_dead):
+                self._send(out, dead)           # the dead letters of conflicts found on landing
+
+    def _send(self, out: list[bytes], dead: list[bytes]) -> None:
         if len(self._flights) >= self._depth:
             self._land(out, dead)
         rows, self.rows = self.rows, Rows()
-        done: Future[None] = Future()
+        done: Future[Conflicts] = Future()
         if not rows:
-            done.set_result(None)
+            done.set_result({})
         elif self._submit is not None:
             done = self._submit(rows)
         else:
             try:
-                self.store.write(rows)
+                done.set_result(self.store.write(rows))
             except StoreError as exc:
                 done.set_exception(exc)
-            else:
-                done.set_result(None)
-        self._flights.append(Flight(done, self._held, self._held_dead, self._stored, self._totals,
+        self._flights.append(Flight(done, self._held, self._held_dead, self._stored, self._kept,
                                     self.unsafe_batches - sum(f.batches for f in self._flights)))
-        self._held, self._held_dead, self._stored, self._totals = [], [], [], {}
-        while wait and self._flights:
-            self._land(out, dead)
+        self._held, self._held_dead, self._stored, self._kept, self._totals = [], [], [], [], {}
 
     def _land(self, out: list[bytes], dead: list[bytes]) -> None:
-        """Wait for the oldest batch in flight to commit, then log it and let its lines go."""
+        """Wait for the oldest batch in flight to commit, then log it and let its lines go.
+        Copies the store kept out become dead letters of the batch being gathered, and until
+        that one commits no input batch counts as safe."""
         flight = self._flights[0]
-        flight.done.result()
+        found = flight.done.result()
         self._flights.popleft()
+        if found:
+            now = _now()
+            for held_at, stored_at, key, line in flight.kept:
+                prior = found.get(key)
+                if prior is not None:
+                    flight.held[held_at] = flight.stored[stored_at] = None
+                    self._conflict(key, prior, line, now)
+            for later in self._flights:
+                later.batches = 0
+        else:
+            self.unsafe_batches -= flight.batches
         stored = [line for line in flight.stored if line is not None]
         if self.jsonl is not None and stored:
             try:
@@ -293,7 +314,6 @@ class AuditStage:
                 raise StoreError(f"cannot write {self.jsonl.name}: {exc.strerror}") from None
         out.extend(line for line in flight.held if line is not None)
         dead.extend(flight.held_dead)
-        self.unsafe_batches -= flight.batches
 
     def idle(self, out: list[bytes], dead: list[bytes]) -> None:
         self._commit(out, dead)

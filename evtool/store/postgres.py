@@ -9,7 +9,7 @@ from typing import Any
 
 from evtool.core.secrets import redact
 from evtool.store.schema import TABLE_COLUMNS
-from evtool.store.sqlite import Rows, StoreError
+from evtool.store.sqlite import VERSIONED, Conflicts, Rows, StoreError, conflicts
 
 SCHEMA_VERSION = 2
 RETRIES = 6
@@ -107,24 +107,33 @@ class PostgresStore:
         row = self.conn.execute(sql).fetchone()
         return None if row is None else row[0]
 
-    def write(self, rows: Rows) -> None:
+    def write(self, rows: Rows) -> Conflicts:
         """One transaction. Rows go in key order, so audits sharing the store take row locks in
         the same order; a deadlock or serialization failure that still happens is retried (the
-        batch is idempotent)."""
+        batch is idempotent). Returns the metrics and windows a copy with another total kept out."""
         batches = {table: sorted(tuple(_no_nul(v) for v in row) for row in batch)
                    for table, batch in rows.by_table.items() if batch}
         retryable = (self._psycopg.errors.DeadlockDetected, self._psycopg.errors.SerializationFailure)
         for attempt in range(RETRIES):
             try:
+                found: Conflicts = {}
                 with self.conn.transaction(), self.conn.cursor() as cur:
                     for table, batch in batches.items():
                         cur.executemany(self._sql[table], batch)
-                return
+                        if table in VERSIONED:
+                            found.update(conflicts(table, batch, self._totals(table, batch)))
+                return found
             except retryable:
                 time.sleep(0.05 * 2 ** attempt)
             except self._psycopg.Error as exc:
                 raise StoreError(f"cannot write {self.path}: {_first_line(exc)}") from None
         raise StoreError(f"cannot write {self.path}: still deadlocked after {RETRIES} attempts")
+
+    def _totals(self, table: str, batch: list[tuple[Any, ...]]) -> dict[str, int]:
+        column = VERSIONED[table][0]
+        sql = f"SELECT {column}, total FROM {table} WHERE {column} = ANY(%s)"
+        return {key: int(total) for key, total in
+                self.conn.execute(sql, ([row[0] for row in batch],)).fetchall()}
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
         try:

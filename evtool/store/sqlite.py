@@ -23,6 +23,13 @@ class StoreError(Exception):
     """The database cannot be used: the stage exits 1 with this message."""
 
 
+# (table, id, total) of a metric or window row the store did not take, and the total it keeps
+Conflicts = dict[tuple[str, str, int], int]
+# tables whose rows say a total under an id: a later copy with another total is a conflict
+VERSIONED = {table: (TABLE_COLUMNS[table][0], TABLE_COLUMNS[table].index("total"))
+             for table in ("metrics_out", "windows")}
+
+
 @dataclass
 class Rows:
     """Rows of one batch, by table, in the order of TABLE_COLUMNS."""
@@ -49,6 +56,24 @@ TRACE_FROM_LINES = (
     "INSERT INTO trace_store (metric_seq, event_id) SELECT m.seq, j.value FROM metrics_out m, "
     "json_each(m.raw, '$.input_event_ids') j WHERE m.seq > ? AND instr(m.raw, ?) = 0 "
     "ON CONFLICT DO NOTHING")
+
+
+def conflicts(table: str, batch: list[tuple[Any, ...]], stored: dict[str, int]) -> Conflicts:
+    """The rows of `batch` whose id the store holds (`stored`: id -> total) with another total."""
+    total_at = VERSIONED[table][1]
+    return {(table, row[0], row[total_at]): stored[row[0]] for row in batch
+            if row[0] in stored and stored[row[0]] != row[total_at]}
+
+
+def stored_totals(store: Any, table: str, ids: list[str]) -> dict[str, int]:
+    """id -> total of the `table` rows among `ids`, asked 500 at a time."""
+    column = VERSIONED[table][0]
+    found: dict[str, int] = {}
+    for at in range(0, len(ids), 500):
+        chunk = ids[at:at + 500]
+        sql = f"SELECT {column}, total FROM {table} WHERE {column} IN ({', '.join('?' for _ in chunk)})"
+        found.update((key, int(total)) for key, total in store.query(sql, chunk))
+    return found
 
 
 def _inserts() -> dict[str, str]:
@@ -114,34 +139,46 @@ class SqliteStore:
                 self.conn.execute("ROLLBACK")
                 raise
 
-    def write(self, rows: Rows) -> None:
-        """One transaction for the whole batch; returns once it has committed."""
+    def write(self, rows: Rows) -> Conflicts:
+        """One transaction for the whole batch; returns once it has committed, with the metrics
+        and windows it kept out because a copy with another total was there first."""
         by_table = rows.by_table
+        found: Conflicts = {}
         try:
             self.conn.execute("BEGIN IMMEDIATE")
             for table, batch in by_table.items():
                 if batch and table not in ("metrics_out", "trace"):
-                    self.conn.executemany(self._sql[table], batch)
+                    found.update(self._insert(table, batch))
             if by_table["metrics_out"]:
-                self._metrics(by_table["metrics_out"], by_table["trace"])
+                found.update(self._metrics(by_table["metrics_out"], by_table["trace"]))
             self.conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
             raise StoreError(f"cannot write {self.path}: {exc}") from None
+        return found
 
-    def _metrics(self, batch: list[tuple[Any, ...]], trace: list[tuple[Any, ...]]) -> None:
+    def _insert(self, table: str, batch: list[tuple[Any, ...]]) -> Conflicts:
+        """Rows already there are left alone; only when some were (rarely) are totals compared."""
+        before = self.conn.total_changes
+        self.conn.executemany(self._sql[table], batch)
+        if table not in VERSIONED or self.conn.total_changes - before == len(batch):
+            return {}
+        return conflicts(table, batch, stored_totals(self, table, [row[0] for row in batch]))
+
+    def _metrics(self, batch: list[tuple[Any, ...]], trace: list[tuple[Any, ...]]) -> Conflicts:
         """The batch's metrics, then the trace of each one not stored before (a copy already
         stored keeps its own): read out of the metric's line, or for a line SQLite cannot read
         whole, from the rows that came with it."""
         before = self.conn.execute("SELECT coalesce(max(seq), 0) FROM metrics_out").fetchone()[0]
-        self.conn.executemany(self._sql["metrics_out"], batch)
+        found = self._insert("metrics_out", batch)
         self.conn.execute(TRACE_FROM_LINES, (before, NUL_ESCAPE))
         if trace:
             seqs = dict(self.conn.execute("SELECT metric_id, seq FROM metrics_out WHERE seq > ? "
                                           "AND instr(raw, ?) > 0", (before, NUL_ESCAPE)))
             self.conn.executemany(TRACE_ROW, [(seqs[metric_id], event_id)
                                               for metric_id, event_id in trace if metric_id in seqs])
+        return found
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
         try:

@@ -2,8 +2,8 @@
 
 A writer *thread* does not overlap: Python's lock is needed to bind every row, and the reading
 thread holds it, so a million events took 22 s to insert instead of 5. The process gets each
-batch as one marshal frame over a pipe and answers with an empty frame once it has committed,
-or with the error.
+batch as one marshal frame over a pipe and answers once it has committed: `k` and the batch's
+conflicts (marshal), or `e` and the error.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections import deque
 from concurrent.futures import Future
 from typing import IO, Any
 
-from evtool.store.sqlite import Rows, SqliteStore, StoreError
+from evtool.store.sqlite import Conflicts, Rows, SqliteStore, StoreError
 from evtool.transports.frames import receive, send
 from evtool.tuning import tune_runtime
 
@@ -47,7 +47,7 @@ class SqliteWriter:
         if answer:
             raise StoreError(answer.decode("utf-8", "replace"))
         self._frames: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-        self._waiting: deque[Future[None]] = deque()
+        self._waiting: deque[Future[Conflicts]] = deque()
         self._stopped: StoreError | None = None
         self._lock = threading.Lock()
         self._sender = threading.Thread(target=self._send_all, name="audit-writer-send", daemon=True)
@@ -60,10 +60,10 @@ class SqliteWriter:
         self._proc.wait()
         return StoreError(f"the writer of {self.path} stopped (exit status {self._proc.returncode})")
 
-    def submit(self, rows: Rows) -> Future[None]:
+    def submit(self, rows: Rows) -> Future[Conflicts]:
         """Commit `rows` in one transaction after the batches submitted before; the future is
         done once it has committed (or failed)."""
-        done: Future[None] = Future()
+        done: Future[Conflicts] = Future()
         frame = marshal.dumps(rows.by_table)
         with self._lock:
             if self._stopped is not None:
@@ -73,9 +73,9 @@ class SqliteWriter:
                 self._frames.put(frame)
         return done
 
-    def write(self, rows: Rows) -> None:
+    def write(self, rows: Rows) -> Conflicts:
         """One transaction for the whole batch; returns once it has committed."""
-        self.submit(rows).result()
+        return self.submit(rows).result()
 
     def _send_all(self) -> None:
         while (frame := self._frames.get()) is not None:
@@ -89,10 +89,10 @@ class SqliteWriter:
         while (answer := receive(self._stdout)) is not None:
             with self._lock:
                 done = self._waiting.popleft()
-            if answer:
-                done.set_exception(StoreError(answer.decode("utf-8", "replace")))
+            if answer[:1] == b"k":
+                done.set_result(marshal.loads(answer[1:]))
             else:
-                done.set_result(None)
+                done.set_exception(StoreError(answer[1:].decode("utf-8", "replace")))
         error = self._ended()
         with self._lock:
             self._stopped = error
@@ -128,9 +128,10 @@ def serve(path: str, source: IO[bytes], sink: IO[bytes]) -> None:
             if not failed:
                 by_table: dict[str, list[tuple[Any, ...]]] = marshal.loads(frame)
                 try:
-                    store.write(Rows(by_table))
+                    send(sink, b"k" + marshal.dumps(store.write(Rows(by_table))))
+                    continue
                 except StoreError as exc:
-                    failed = str(exc).encode() or b"cannot write"
+                    failed = b"e" + (str(exc).encode() or b"cannot write")
             send(sink, failed)
     except BrokenPipeError:
         pass                    # audit is gone: what committed stays, nothing more comes
