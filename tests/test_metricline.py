@@ -75,9 +75,9 @@ def test_a_metric_read_without_a_parse_is_one_the_checks_accept_with_its_values(
         return
     record = parse(line)                                  # no duplicate key: it does not raise
     assert checker().problem(record) is None
-    assert read == (record["metric_id"], record["date"], record["region"], record["window_start"],
-                    record["window_end"], record["window_seconds"],
-                    orjson.dumps(record["counts"]).decode(), record["total"], read.ids)
+    assert read[:-1] == (record["metric_id"], record["date"], record["region"], record["window_start"],
+                         record["window_end"], record["window_seconds"],
+                         orjson.dumps(record["counts"]).decode(), record["total"])
     assert type(read.window_seconds) is type(record["window_seconds"])
     assert read.event_ids() == record["input_event_ids"]
 

@@ -64,7 +64,8 @@ def _event_row(ev: dict[str, Any], line: bytes, now: str) -> tuple[Any, ...]:
 
 @dataclass
 class Flight:
-    """A batch being committed: what goes out, and what it settled, once it has."""
+    """A batch being committed: what goes out once it has, and the metrics and windows in it
+    (the copies its commit reports as conflicts become dead letters)."""
 
     done: Future[Conflicts]
     held: list[bytes | None]

@@ -9,7 +9,7 @@ from typing import Any
 
 from evtool.core.secrets import redact
 from evtool.store.schema import TABLE_COLUMNS
-from evtool.store.sqlite import VERSIONED, Conflicts, Rows, StoreError, conflicts
+from evtool.store.sqlite import TOTALED, Conflicts, Rows, StoreError, conflicts
 
 SCHEMA_VERSION = 2
 RETRIES = 6
@@ -120,7 +120,7 @@ class PostgresStore:
                 with self.conn.transaction(), self.conn.cursor() as cur:
                     for table, batch in batches.items():
                         cur.executemany(self._sql[table], batch)
-                        if table in VERSIONED:
+                        if table in TOTALED:
                             found.update(conflicts(table, batch, self._totals(table, batch)))
                 return found
             except retryable:
@@ -130,7 +130,7 @@ class PostgresStore:
         raise StoreError(f"cannot write {self.path}: still deadlocked after {RETRIES} attempts")
 
     def _totals(self, table: str, batch: list[tuple[Any, ...]]) -> dict[str, int]:
-        column = VERSIONED[table][0]
+        column = TOTALED[table][0]
         sql = f"SELECT {column}, total FROM {table} WHERE {column} = ANY(%s)"
         return {key: int(total) for key, total in
                 self.conn.execute(sql, ([row[0] for row in batch],)).fetchall()}

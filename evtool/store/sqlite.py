@@ -26,8 +26,8 @@ class StoreError(Exception):
 # (table, id, total) of a metric or window row the store did not take, and the total it keeps
 Conflicts = dict[tuple[str, str, int], int]
 # tables whose rows say a total under an id: a later copy with another total is a conflict
-VERSIONED = {table: (TABLE_COLUMNS[table][0], TABLE_COLUMNS[table].index("total"))
-             for table in ("metrics_out", "windows")}
+TOTALED = {table: (TABLE_COLUMNS[table][0], TABLE_COLUMNS[table].index("total"))
+           for table in ("metrics_out", "windows")}
 
 
 @dataclass
@@ -60,14 +60,14 @@ TRACE_FROM_LINES = (
 
 def conflicts(table: str, batch: list[tuple[Any, ...]], stored: dict[str, int]) -> Conflicts:
     """The rows of `batch` whose id the store holds (`stored`: id -> total) with another total."""
-    total_at = VERSIONED[table][1]
+    total_at = TOTALED[table][1]
     return {(table, row[0], row[total_at]): stored[row[0]] for row in batch
             if row[0] in stored and stored[row[0]] != row[total_at]}
 
 
 def stored_totals(store: Any, table: str, ids: list[str]) -> dict[str, int]:
     """id -> total of the `table` rows among `ids`, asked 500 at a time."""
-    column = VERSIONED[table][0]
+    column = TOTALED[table][0]
     found: dict[str, int] = {}
     for at in range(0, len(ids), 500):
         chunk = ids[at:at + 500]
@@ -162,7 +162,7 @@ class SqliteStore:
         """Rows already there are left alone; only when some were (rarely) are totals compared."""
         before = self.conn.total_changes
         self.conn.executemany(self._sql[table], batch)
-        if table not in VERSIONED or self.conn.total_changes - before == len(batch):
+        if table not in TOTALED or self.conn.total_changes - before == len(batch):
             return {}
         return conflicts(table, batch, stored_totals(self, table, [row[0] for row in batch]))
 
