@@ -195,12 +195,8 @@ class AuditStage:
         if prior != key[2]:
             self._conflict(key, prior, line, now)
             return
-        if isinstance(record, MetricLine):
-            text = line.decode("utf-8")
-            self._add_metric(record.metric_id, (
-                record.metric_id, record.date, record.region, record.window_start,
-                record.window_end, record.window_seconds, record.counts, record.total, now, text),
-                text, record.event_ids)
+        if isinstance(record, MetricLine):                 # its first fields are the row's
+            self._add_metric((*record[:-1], now, line.decode("utf-8")), record.event_ids)
         else:
             self._add_derived(record, line, now)
         self._kept.append((len(self._held), len(self._stored), key, line))
@@ -229,11 +225,10 @@ class AuditStage:
         tables, text = self.rows.by_table, line.decode("utf-8")
         kind = rec["kind"]
         if kind == "metric":
-            metric_id = rec["metric_id"]
-            self._add_metric(metric_id, (
-                metric_id, rec["date"], rec["region"], rec["window_start"], rec["window_end"],
+            self._add_metric((
+                rec["metric_id"], rec["date"], rec["region"], rec["window_start"], rec["window_end"],
                 rec["window_seconds"], _json(rec["counts"]), int(rec["total"]), now, text),
-                text, lambda: rec["input_event_ids"])
+                lambda: rec["input_event_ids"])
         elif kind == "window":
             start, end = rec["window_start"], rec["window_end"]
             window_id = _window_id(rec)
@@ -253,13 +248,13 @@ class AuditStage:
             return False
         return True
 
-    def _add_metric(self, metric_id: str, row: tuple[Any, ...], text: str,
-                    event_ids: Callable[[], list[str]]) -> None:
-        """A metric's row; its trace as rows too where the store cannot read it out of `text`."""
+    def _add_metric(self, row: tuple[Any, ...], event_ids: Callable[[], list[str]]) -> None:
+        """A metric's row (TABLE_COLUMNS order: id first, line last); its trace as rows too where
+        the store cannot read it out of the line."""
         tables = self.rows.by_table
         tables["metrics_out"].append(row)
-        if not self.store.reads_trace or NUL_ESCAPE in text:
-            tables["trace"].extend((metric_id, eid) for eid in event_ids())
+        if not self.store.reads_trace or NUL_ESCAPE in row[-1]:
+            tables["trace"].extend((row[0], eid) for eid in event_ids())
 
     def _commit(self, out: list[bytes], dead: list[bytes], wait: bool = True) -> None:
         """Write the batch in one transaction (alongside reading when it can); its lines

@@ -65,17 +65,6 @@ def conflicts(table: str, batch: list[tuple[Any, ...]], stored: dict[str, int]) 
             if row[0] in stored and stored[row[0]] != row[total_at]}
 
 
-def stored_totals(store: Any, table: str, ids: list[str]) -> dict[str, int]:
-    """id -> total of the `table` rows among `ids`, asked 500 at a time."""
-    column = TOTALED[table][0]
-    found: dict[str, int] = {}
-    for at in range(0, len(ids), 500):
-        chunk = ids[at:at + 500]
-        sql = f"SELECT {column}, total FROM {table} WHERE {column} IN ({', '.join('?' for _ in chunk)})"
-        found.update((key, int(total)) for key, total in store.query(sql, chunk))
-    return found
-
-
 def _inserts() -> dict[str, str]:
     return {
         table: (f"INSERT INTO {STORED_AS.get(table, table)} ({', '.join(cols)}) VALUES "
@@ -164,7 +153,17 @@ class SqliteStore:
         self.conn.executemany(self._sql[table], batch)
         if table not in TOTALED or self.conn.total_changes - before == len(batch):
             return {}
-        return conflicts(table, batch, stored_totals(self, table, [row[0] for row in batch]))
+        return conflicts(table, batch, self._totals(table, [row[0] for row in batch]))
+
+    def _totals(self, table: str, ids: list[str]) -> dict[str, int]:
+        """id -> total of the `table` rows among `ids`, asked 500 at a time."""
+        column = TOTALED[table][0]
+        found: dict[str, int] = {}
+        for at in range(0, len(ids), 500):
+            chunk = ids[at:at + 500]
+            sql = f"SELECT {column}, total FROM {table} WHERE {column} IN ({', '.join('?' for _ in chunk)})"
+            found.update((key, int(total)) for key, total in self.conn.execute(sql, chunk))
+        return found
 
     def _metrics(self, batch: list[tuple[Any, ...]], trace: list[tuple[Any, ...]]) -> Conflicts:
         """The batch's metrics, then the trace of each one not stored before (a copy already
