@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import signal
 import sqlite3
 import subprocess
@@ -138,6 +140,129 @@ def test_broker_restart_midway_is_survived(vhost, tmp_path) -> None:
     finish(stages, tmp_path)
     log = (tmp_path / "validate.log").read_text()
     assert "lost the connection" in log and "restored" in log     # it noticed, and came back
+
+
+FAULTS_GEN = ["--count", "50000", "--seed", "34", "--start", START, "--duplicates", "0.02",
+              "--rate", "2500"]
+
+
+def metrics_over_pipes(gen_args: list[str]) -> dict[str, tuple[int, dict, list[str]]]:
+    """metric_id -> (total, counts, input_event_ids) of the same input over plain pipes."""
+    events = run(["validate", "-q"], stdin=gen_lines(50000, 34, *gen_args[4:])).stdout
+    out = run(["aggregate", "-q"], stdin=events).stdout
+    return {r["metric_id"]: (r["total"], r["counts"], sorted(r["input_event_ids"]))
+            for r in records(out) if r.get("kind") == "metric"}
+
+
+def stored_metrics(db: Path) -> dict[str, tuple[int, dict, list[str]]]:
+    with sqlite3.connect(db) as conn:
+        trace: dict[str, list[str]] = {}
+        for metric_id, event_id in conn.execute("SELECT metric_id, event_id FROM trace"):
+            trace.setdefault(metric_id, []).append(event_id)
+        return {m: (t, json.loads(c), sorted(trace.get(m, [])))
+                for m, t, c in conn.execute("SELECT metric_id, total, counts FROM metrics_out")}
+
+
+@pytest.mark.slow
+def test_restarts_and_dropped_connections_do_not_change_the_answer(vhost, tmp_path) -> None:
+    """Five broker restarts and five dropped connections at random moments: the same metrics,
+    event for event, as over pipes, and no event late because of a fault."""
+    want = metrics_over_pipes(FAULTS_GEN)
+    distinct = sum(total for total, _, _ in want.values())
+    env = {**os.environ, "EVTOOL_AMQP_URL": vhost}
+    db, late_file = tmp_path / "audit.db", tmp_path / "aggregate-dead.ndjson"
+    stages = {
+        "validate": Stage(tmp_path, "validate", "validate", "-i", "amqp", "-o", "amqp", env=env),
+        # longer than any outage here, so only the end of the input closes the last windows
+        "aggregate": Stage(tmp_path, "aggregate", "aggregate", "-i", "amqp", "-o", "amqp",
+                           "--idle-flush", "20", "--dead-letter", str(late_file), env=env),
+        "audit": Stage(tmp_path, "audit", "audit", "-i", "amqp", "--db", str(db), env=env),
+    }
+    gen = subprocess.Popen(evtool_cmd("gen", *FAULTS_GEN, "-o", "amqp", "-q"), env=env)
+    faults = ["restart"] * 5 + ["close"] * 5
+    rng = random.Random()
+    rng.shuffle(faults)
+    vhost_name = vhost.rsplit("/", 1)[1]
+    for fault in faults:
+        time.sleep(rng.uniform(0.5, 3))
+        if fault == "restart":
+            rabbitmqctl("stop_app")
+            rabbitmqctl("start_app")
+            rabbitmqctl("await_startup")
+        else:
+            rabbitmqctl("close_all_connections", "-p", vhost_name, "test: a dropped connection")
+    assert gen.wait(timeout=300) == 0
+    assert wait_for(db, distinct, 240) == (distinct, distinct), faults
+    finish(stages, tmp_path)
+    assert stored_metrics(db) == want, faults
+    assert run(["replay", "--db", str(db), "--verify", "-q"]).returncode == 0
+    letters = records(late_file.read_bytes()) if late_file.exists() else []
+    assert [r for r in letters if r.get("reason") == "late"] == [], faults
+
+
+def test_a_reconnect_never_hands_a_stage_what_it_has_read_already(vhost) -> None:
+    from evtool.transports.spec import Endpoint, open_source
+
+    conn = pika.BlockingConnection(pika.URLParameters(vhost))
+    ch = conn.channel()
+    ch.queue_declare("q", durable=True)
+    for n in range(10):
+        ch.basic_publish("", "q", b'{"n": %d}' % n)
+    source = open_source(Endpoint(f"{vhost}?queue=q&exchange=", role="in", stage="test"), 1 << 20)
+    try:
+        first = source.read(5)
+        assert first is not None and first.lines == [b'{"n": %d}' % n for n in range(10)]
+        source.ack(None)                                        # read, handled, not acked
+        rabbitmqctl("close_all_connections", "-p", vhost.rsplit("/", 1)[1], "test")
+        ch = pika.BlockingConnection(pika.URLParameters(vhost)).channel()
+        ch.basic_publish("", "q", b'{"n": 10}')
+        got: list[bytes] = []
+        deadline = time.monotonic() + 30
+        while not got and time.monotonic() < deadline:
+            batch = source.read(1)
+            assert batch is not None
+            got += batch.lines
+            if batch.token is not None:
+                source.ack(batch.token)
+        assert got == [b'{"n": 10}']              # the ten read before came again and were skipped
+    finally:
+        source.close()
+    assert ch.queue_declare("q", passive=True).method.message_count == 0     # and all were acked
+
+
+def test_sigterm_finishes_the_batch_in_hand_so_a_restart_forwards_nothing_twice(vhost, tmp_path) -> None:
+    conn = pika.BlockingConnection(pika.URLParameters(vhost))
+    ch = conn.channel()
+    ch.exchange_declare("processing_exchange", "topic", durable=True)
+    ch.queue_declare("forwarded", durable=True)
+    ch.queue_bind("forwarded", "processing_exchange", "#")
+    ch.exchange_declare("events_exchange", "topic", durable=True)
+    ch.queue_declare("validator_queue", durable=True)
+    ch.queue_bind("validator_queue", "events_exchange", "#")
+    lines = gen_lines(20000, 8).splitlines()
+    for line in lines:
+        ch.basic_publish("events_exchange", "x", line, pika.BasicProperties(delivery_mode=2))
+    env = {**os.environ, "EVTOOL_AMQP_URL": vhost}
+    validate = Stage(tmp_path, "validate", "validate", "-i", "amqp", "-o", "amqp", env=env)
+    deadline = time.monotonic() + 60
+    while ch.queue_declare("forwarded", passive=True).method.message_count == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert validate.stop() == 143
+    summary = (tmp_path / "validate.log").read_text().strip().splitlines()[-1]
+    read, out = (int(summary.split(" in, ")[0].split()[-1]), int(summary.split(" in, ")[1].split()[0]))
+    left = ch.queue_declare("validator_queue", passive=True).method.message_count
+    routed = ch.queue_declare("forwarded", passive=True).method.message_count
+    assert read == out == routed, summary              # what it read went out, and was acked
+    assert left == len(lines) - read                   # nothing read is left to come again
+    validate.start()
+    deadline = time.monotonic() + 120
+    while ch.queue_declare("forwarded", passive=True).method.message_count < len(lines):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert validate.stop() == 143
+    assert ch.queue_declare("forwarded", passive=True).method.message_count == len(lines)
+    conn.close()
 
 
 def test_unreadable_and_huge_messages_are_dead_lettered_once(vhost, tmp_path) -> None:

@@ -18,7 +18,7 @@ from evtool.core.records import deadletter, reject_oversize
 from evtool.core.secrets import redact
 from evtool.core.stats import Stats
 from evtool.store.sqlite import StoreError
-from evtool.transports.base import OutputClosed, Sink, Source, TransportError
+from evtool.transports.base import Batch, OutputClosed, Sink, Source, TransportError
 
 # After a signal, how long the last flush may wait on a broker that does not confirm.
 LAST_FLUSH_S = 5.0
@@ -129,14 +129,20 @@ class Outputs:
         self.stats = stats
         self.stage = stage
         self._dead_counted = 0
+        self._unsettled = 0
 
     def lists(self) -> tuple[list[bytes], list[bytes]]:
         out: list[bytes] = []
         return out, (out if self.dead_sink is None else [])
 
     def deliver(self, out: list[bytes], dead: list[bytes], within: float | None = None) -> None:
-        """Write and flush; returns once everything is safe downstream. Records counted out are
-        those written and flushed; what the sink cannot carry becomes a dead letter."""
+        """Write and flush; returns once everything is safe downstream."""
+        self.send(out, dead)
+        self.settle(within)
+
+    def send(self, out: list[bytes], dead: list[bytes]) -> None:
+        """Write a batch's records (what the sink cannot carry becomes a dead letter); `settle`
+        makes them safe."""
         new_dead = sum(self.stats.dead.values()) - self._dead_counted
         self.sink.write(out)
         refused = self.sink.refused()
@@ -146,16 +152,20 @@ class Outputs:
             self.stats.add_dead("schema")
         if dead is out:
             self.sink.write(letters)
-            self.sink.flush(within)
-            sent = len(out) - new_dead - len(refused)
+            self._unsettled += len(out) - new_dead - len(refused)
         else:
             if self.dead_sink is not None and (dead or letters):
                 self.dead_sink.write(dead + letters)
-                self.dead_sink.flush(within)
-            self.sink.flush(within)
-            sent = len(out) - len(refused)
-        self.stats.out += sent
+            self._unsettled += len(out) - len(refused)
         self._dead_counted = sum(self.stats.dead.values())
+
+    def settle(self, within: float | None = None) -> None:
+        """Block until everything sent is safe downstream; records are counted out only then."""
+        if self.dead_sink is not None:
+            self.dead_sink.flush(within)
+        self.sink.flush(within)
+        self.stats.out += self._unsettled
+        self._unsettled = 0
 
     @property
     def stops_mid_flush(self) -> bool:
@@ -188,6 +198,7 @@ def run_filter(
     started = clock()
     status = ExitStatus.OK
     acks = Acks(source, processor)
+    in_hand: Batch | None = None      # the batch whose output is written but not yet safe
     try:
         while signals.pending is None:
             with signals.blocking():
@@ -198,11 +209,14 @@ def run_filter(
                 outputs.deliver(out, dead)
                 acks.release()
                 break
-            if batch.lines:
+            if batch.lines or batch.token is not None:      # (all its lines may have been skipped)
                 lines = reject_oversize(stage, batch.lines, max_line_bytes, stats, dead)
                 processor.process(lines, out, dead)
+                outputs.send(out, dead)
+                in_hand = batch
                 with signals.blocking(outputs.stops_mid_flush):
-                    outputs.deliver(out, dead)
+                    outputs.settle()
+                in_hand = None
                 acks.done(batch.token)
                 if on_batch is not None:
                     on_batch()
@@ -216,8 +230,14 @@ def run_filter(
             raise Interrupted(signals.pending)
     except Interrupted as stop:
         status = stop.status
-        if not source.redelivers:      # a second signal gives up this last flush
-            with contextlib.suppress(OutputClosed, TransportError, Interrupted):
+        # a second signal gives up this last flush
+        with contextlib.suppress(OutputClosed, TransportError, Interrupted):
+            if source.redelivers:
+                # the batch in hand is finished and acked; what is not read comes again
+                if in_hand is not None:
+                    outputs.settle(LAST_FLUSH_S)
+                    acks.done(in_hand.token)
+            else:
                 out, dead = outputs.lists()
                 processor.finish(out, dead)
                 outputs.deliver(out, dead, LAST_FLUSH_S)

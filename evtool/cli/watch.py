@@ -48,7 +48,7 @@ class Reader:
                         if self.halted:
                             return
                         self.stats.feed(batch.lines)
-                    self.source.ack(batch.token)
+                self.source.ack(batch.token)
         except TransportError as exc:
             self.error = str(exc)
         except Exception as exc:  # the reader must never die silently, leaving records unread

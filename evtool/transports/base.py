@@ -15,7 +15,8 @@ class OutputClosed(Exception):
 
 
 class Batch(NamedTuple):
-    """Lines read together; `token` goes back to `Source.ack` once their output is safe."""
+    """Lines read together; `token` goes back to `Source.ack` once their output is safe. An
+    empty batch without a token says the input was idle."""
 
     lines: list[bytes]
     token: object = None

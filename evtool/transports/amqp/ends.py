@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import sys
+from collections import Counter, deque
 from typing import Any, cast
 
 import orjson
 import pika
 
 from evtool.core.records import parse
-from evtool.transports.amqp.link import Link, Outgoing
+from evtool.transports.amqp.link import Delivery, Link, Outgoing
 from evtool.transports.amqp.spec import AmqpTarget, redact
 from evtool.transports.base import Batch, Sink, Source
 
@@ -38,14 +39,25 @@ LAST_WAIT = 5.0
 
 
 class AmqpSource(Source):
-    """Consumes with manual acks; a token acks its whole batch (multiple=True)."""
+    """Consumes with manual acks; a token acks its whole batch (multiple=True).
+
+    After a reconnect the broker delivers again every message not acked, but what this process
+    has already read is in its state and its output is on the way: those messages are skipped,
+    so a stage's answer is a function of its input, not of when the connection dropped."""
 
     redelivers = True
 
     def __init__(self, target: AmqpTarget, stage: str, prefetch: int, connect_timeout: float) -> None:
         self.description = target.shown
+        self._log = stderr_logger(stage)
         self.link = Link(target, consume=True, prefetch=prefetch, connect_timeout=connect_timeout,
-                         log=stderr_logger(stage))
+                         log=self._log)
+        self._read: deque[tuple[int, int, list[bytes]]] = deque()   # (generation, tag, lines)
+        self._just_acked: tuple[int, list[bytes]] = (0, [])
+        self._again: Counter[bytes] = Counter()
+        self._generation = 0
+        self._skipped = 0
+        self.redelivered = 0
         self.link.start()
 
     def read(self, timeout: float | None = None) -> Batch | None:
@@ -56,12 +68,60 @@ class AmqpSource(Source):
         if not got:
             return Batch([])
         last = got[-1]
-        return Batch([one_line(d.body) for d in got], (last.generation, last.tag))
+        if last.generation != self._generation:
+            self._reconnected(last.generation)
+        lines = [one_line(d.body) for d in got]
+        self._read.append((last.generation, last.tag, lines))
+        if self._again:
+            lines = self._unseen(got, lines)
+        return Batch(lines, (last.generation, last.tag))
+
+    def _reconnected(self, generation: int) -> None:
+        """Everything read on the connection before and not acked comes again (and the batches
+        acked last, whose ack may have been lost with the connection)."""
+        previous = self._generation
+        for read_on, _tag, lines in self._read:
+            if read_on == previous:
+                self._again.update(lines)
+        if self._just_acked[0] == previous:
+            self._again.update(self._just_acked[1])
+        self._generation = generation
+        self._skipped = 0
+
+    def _unseen(self, got: list[Delivery], lines: list[bytes]) -> list[bytes]:
+        """`lines` less the redeliveries of what was read before. The broker puts them back at
+        the head of the queue: the first message delivered for the first time ends them."""
+        again = self._again
+        kept = []
+        for delivery, line in zip(got, lines, strict=True):
+            if again:
+                if not delivery.redelivered:
+                    self._log(f"after a reconnect, {self._skipped} message(s) delivered again "
+                              "had been handled here already: skipped")
+                    again.clear()
+                else:
+                    left = again.get(line, 0)
+                    if left:
+                        if left == 1:
+                            del again[line]
+                        else:
+                            again[line] = left - 1
+                        self._skipped += 1
+                        self.redelivered += 1
+                        continue
+            kept.append(line)
+        return kept
 
     def ack(self, token: object) -> None:
-        if token is not None:
-            generation, tag = cast(tuple[int, int], token)
-            self.link.ack(generation, tag)
+        if token is None:
+            return
+        generation, tag = cast(tuple[int, int], token)
+        done: list[bytes] = []
+        read = self._read
+        while read and (read[0][0], read[0][1]) <= (generation, tag):
+            done += read.popleft()[2]
+        self._just_acked = (generation, done)
+        self.link.ack(generation, tag)
 
     def close(self) -> None:
         self.link.close()

@@ -41,6 +41,7 @@ class Delivery(NamedTuple):
     generation: int
     tag: int
     body: bytes
+    redelivered: bool = False
 
 
 class Link:
@@ -65,6 +66,7 @@ class Link:
         self._confirmed = 0
         self._pending: deque[Outgoing] = deque()
         self._unconfirmed: OrderedDict[int, Outgoing] = OrderedDict()
+        self._nacked: dict[int, Outgoing] = {}      # refused, to publish again in their order
         self._seq = 0
         self._delivered_tag = 0
         self._acked_tag = 0
@@ -294,13 +296,15 @@ class Link:
     def _up(self) -> None:
         self._declaring = ""
         with self._cond:
-            if self._unconfirmed:
-                self._pending.extendleft(reversed(list(self._unconfirmed.values())))
-                self._unconfirmed.clear()
+            self._publish_again({**self._unconfirmed, **self._nacked})
+            self._unconfirmed.clear()
         self._seq = 0
         self._delivered_tag = self._acked_tag = 0
         if self._failing_since is not None:
             self.log(f"broker connection to {self.target.shown} restored")
+            if self.consume and not self.target.topology.queue:
+                self.log("this stage taps the exchange with a queue of its own, which went with the "
+                         "connection: what was published meanwhile is not seen here")
         self._failing_since = None
         self._attempt = 0
         self._up_since = time.monotonic()
@@ -327,7 +331,7 @@ class Link:
 
     def _on_message(self, _ch: Any, method: Any, _props: Any, body: bytes) -> None:
         self._delivered_tag = method.delivery_tag
-        self.inbox.put(Delivery(self.generation, method.delivery_tag, body))
+        self.inbox.put(Delivery(self.generation, method.delivery_tag, body, method.redelivered))
 
     def _ack(self, generation: int, tag: int) -> None:
         if generation == self.generation and self._ch is not None and self._ch.is_open:
@@ -366,9 +370,9 @@ class Link:
         elif method.delivery_tag in self._unconfirmed:
             tags.append(method.delivery_tag)
         if isinstance(method, Basic.Nack):
-            again = [self._unconfirmed.pop(t) for t in tags]
-            self._pending.extendleft(reversed(again))
-            self._refused(len(again))
+            for tag in tags:
+                self._nacked[tag] = self._unconfirmed.pop(tag)
+            self._refused(len(tags))
             return
         self._nacked_since = None
         for tag in tags:
@@ -401,7 +405,14 @@ class Link:
 
     def _resume(self) -> None:
         self._hold = False
+        self._publish_again(self._nacked)
         self._pump()
+
+    def _publish_again(self, by_seq: dict[int, Outgoing]) -> None:
+        """Put messages back at the head of what is to be published, in the order they were
+        first published: a reconnect must not reorder a stream (a late event downstream)."""
+        self._pending.extendleft(by_seq[seq] for seq in sorted(by_seq, reverse=True))
+        self._nacked = {}
 
     def _shutdown(self) -> None:
         self._closing = True
