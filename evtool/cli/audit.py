@@ -7,7 +7,7 @@ from typing import BinaryIO
 
 import click
 
-from evtool.cli.common import fail, run_stage
+from evtool.cli.common import fail, refuse_overwriting, run_stage
 from evtool.cli.options import Finite, derived_max_line_option, filter_options, option
 from evtool.cli.packs import pack_from_options
 from evtool.cli.run import say
@@ -48,6 +48,9 @@ def audit(input_spec: str, output_spec: str, amqp_url: str, connect_timeout: flo
       sqlite3 audit.db "SELECT event_id FROM trace WHERE metric_id = '...'"
     """
     pack = pack_from_options(pack_spec)
+    keeps = {"--db": db}
+    refuse_overwriting({"--output": output_spec, "--dead-letter": dead_letter_spec, "--jsonl": jsonl},
+                       {"input": input_spec, **keeps})
     if batch_ms is not None:
         say("audit", "--batch-ms is now --batch-seconds (this run uses "
                      f"--batch-seconds {batch_ms / 1000:g})")
@@ -60,7 +63,7 @@ def audit(input_spec: str, output_spec: str, amqp_url: str, connect_timeout: flo
     log: BinaryIO | None = None
     if jsonl is not None:
         try:
-            log = open(jsonl, "ab")  # noqa: SIM115 - closed when the process ends
+            log = open_log(jsonl)
         except OSError as exc:
             fail("audit", f"cannot open {jsonl}: {exc.strerror}")
     stage = AuditStage(store, Stats(), DerivedChecker(derived_schemas()), batch_records=batch_records,
@@ -72,10 +75,25 @@ def audit(input_spec: str, output_spec: str, amqp_url: str, connect_timeout: flo
                   amqp_url=amqp_url, quiet=quiet, max_line_bytes=max_line_bytes,
                   connect_timeout=connect_timeout, prefetch=prefetch,
                   metrics_port=metrics_port, idle_after=batch_seconds,
-                  also_writes={"--jsonl": jsonl} if jsonl else None, wire=pack.wire)
+                  also_writes={"--jsonl": jsonl} if jsonl else None, wire=pack.wire, keeps=keeps)
     finally:
         stage.close()
         store.close()
         if log is not None:
             log.close()
     sys.exit(0)
+
+
+def open_log(path: str) -> BinaryIO:
+    """The log opened for appending; a last line torn by an earlier failure (a full disk) is
+    ended first, so the next record starts a line of its own instead of gluing onto it."""
+    log = open(path, "ab")  # noqa: SIM115 - closed by the caller
+    if log.tell() > 0:
+        with open(path, "rb") as f:
+            f.seek(-1, 2)
+            torn = f.read(1) != b"\n"
+        if torn:
+            log.write(b"\n")
+            say("audit", f"{path} ended in a torn line (an earlier run failed mid-write): it is left "
+                         "as a line of its own")
+    return log

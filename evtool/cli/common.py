@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import NoReturn
 
@@ -21,9 +22,50 @@ def fail(stage: str, message: str) -> NoReturn:
     sys.exit(ExitStatus.FAILURE)
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def refuse_overwriting(writes: Mapping[str, str | None], keeps: Mapping[str, str | None]) -> None:
+    """A usage error, before anything is opened, when an output names a file the stage keeps
+    (its input, its database) or holds an SQLite database, which no evtool output ever is."""
+    for option_name, path in writes.items():
+        if not _a_file(path):
+            continue
+        assert path is not None
+        for kept_option, kept in keeps.items():
+            if _a_file(kept) and _same_file(path, kept or ""):
+                what = "what this stage reads" if kept_option == "input" else "it"
+                raise click.UsageError(f"{option_name} {path} is the {kept_option} file: writing "
+                                       f"it would destroy {what}")
+        if _holds_sqlite(path):
+            raise click.UsageError(f"{option_name} {path} holds an SQLite database: evtool never "
+                                   "writes its output over one")
+
+
+def _a_file(spec: str | None) -> bool:
+    return bool(spec) and spec != "-" and not is_amqp(spec or "") and "://" not in (spec or "")
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _holds_sqlite(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(SQLITE_HEADER)) == SQLITE_HEADER
+    except OSError:
+        return False
+
+
 def open_output(stage: str, spec: str, amqp_url: str, connect_timeout: float,
-                wire: str = "evtool") -> Sink:
-    """The sink of a stage that only produces (gen, replay); exits 1 with one line if it cannot."""
+                wire: str = "evtool", keeps: Mapping[str, str | None] | None = None) -> Sink:
+    """The sink of a stage that only produces (gen, replay); exits 1 with one line if it cannot,
+    2 if it would overwrite what it `keeps`."""
+    refuse_overwriting({"--output": spec}, keeps or {})
     try:
         return open_sink(Endpoint(spec, amqp_url, "out", stage, connect_timeout=connect_timeout,
                                   wire=wire))
@@ -62,9 +104,13 @@ def run_stage(
     also_writes: dict[str, str] | None = None,
     wire: str = "evtool",
     wrap_source: Callable[[Source], Source] | None = None,
+    keeps: Mapping[str, str | None] | None = None,
 ) -> None:
     """Build the processor (bad settings are usage errors), open both sides, run, exit.
-    `wrap_source` may put the opened source behind another (aggregate reads ahead)."""
+    `wrap_source` may put the opened source behind another (aggregate reads ahead); no output
+    may overwrite the input or a file the stage `keeps`."""
+    writes = {"--output": output_spec, "--dead-letter": dead_letter_spec or "", **(also_writes or {})}
+    refuse_overwriting(writes, {"input": input_spec, **(keeps or {})})
     try:
         processor = make()
     except ValueError as exc:
@@ -76,7 +122,6 @@ def run_stage(
         source = open_source(inp, max_line_bytes)
         if wrap_source is not None:
             source = wrap_source(source)
-        writes = {"--output": output_spec, "--dead-letter": dead_letter_spec or "", **(also_writes or {})}
         for option_name, path in writes.items():
             if path not in ("", "-") and not is_amqp(path) and source.reads_file(path):
                 source.close()

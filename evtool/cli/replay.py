@@ -63,7 +63,7 @@ def replay(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool,
         return
     if verify_metrics:
         sys.exit(run_verify(store, quiet))
-    sink = open_output("replay", output_spec, amqp_url, connect_timeout, wire)
+    sink = open_output("replay", output_spec, amqp_url, connect_timeout, wire, keeps={"--db": db})
     items = ((ts_us / MICROS, raw.encode("utf-8")) for ts_us, raw in stored_events(store, filters))
     pacer = Pacer(time.monotonic, speed) if speed else None
     progress = counting("replay", count_events(store, filters) if on_terminal() else None, quiet)
@@ -83,7 +83,8 @@ def replay_lab3(record: Lab3Record, filters: Filters, verify_metrics: bool, outp
         raise click.UsageError(f"{record.path} is lab3's {record.kind}: its metrics have no "
                                "window to recompute (--verify needs an evtool audit database)")
     say("replay", f"reading lab3's {record.kind} at {record.path}")
-    sink = open_output("replay", output_spec, amqp_url, connect_timeout, wire)
+    sink = open_output("replay", output_spec, amqp_url, connect_timeout, wire,
+                       keeps={"--db": record.path})
     pacer = Pacer(time.monotonic, speed) if speed else None
     items = ((at / MICROS, line) for at, line in record.events(filters))
     try:

@@ -13,7 +13,7 @@ import click
 import orjson
 from rich.console import Console, RenderableType
 
-from evtool.cli.common import fail
+from evtool.cli.common import fail, refuse_overwriting
 from evtool.cli.options import io_options, metrics_port_option, option
 from evtool.cli.packs import pack_from_options
 from evtool.cli.run import ExitStatus, Interrupted, Signals, say
@@ -105,6 +105,7 @@ def watch(input_spec: str, output_spec: str, amqp_url: str, connect_timeout: flo
         raise click.UsageError("--json goes with --once")
     if output_spec.startswith("amqp"):
         raise click.UsageError("watch writes its summary to '-' or a file, not to the broker")
+    refuse_overwriting({"--output": output_spec}, {"input": input_spec})
     started = time.monotonic()
     pack = pack_from_options(pack_spec)
     where = parse_address(address) if address else None
