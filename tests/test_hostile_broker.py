@@ -194,3 +194,44 @@ def test_an_over_long_message_id_is_hashed_not_fatal(vhost) -> None:
         assert ch.queue_declare("deadletter.validation", passive=True).method.message_count == 1
     finally:
         conn.close()
+
+
+def test_a_consumer_the_broker_cancels_consumes_again(vhost, tmp) -> None:
+    """An admin deletes the queue under a running validate: it declares it again and goes on."""
+    conn, ch = channel(vhost)
+    ch.exchange_declare("processing_exchange", "topic", durable=True)
+    ch.queue_declare("forwarded", durable=True)
+    ch.queue_bind("forwarded", "processing_exchange", "#")
+
+    def consumers() -> int:
+        nonlocal conn, ch
+        if ch.is_closed:
+            conn, ch = channel(vhost)
+        try:
+            return ch.queue_declare("validator_queue", passive=True).method.consumer_count
+        except pika.exceptions.ChannelClosedByBroker:
+            return -1                                     # not declared (again) yet
+
+    def until(done, what: str) -> None:
+        deadline = time.monotonic() + 30
+        while not done():
+            assert time.monotonic() < deadline, (what, (tmp / "validate.log").read_text())
+            time.sleep(0.05)
+
+    with open(tmp / "validate.log", "wb") as err:
+        proc = subprocess.Popen(evtool_cmd("validate", "-i", "amqp", "-o", "amqp", "--amqp-url", vhost),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            until(lambda: consumers() >= 1, "consuming")
+            ch.queue_delete("validator_queue")
+            until(lambda: consumers() >= 1, "consuming again")
+            for line in gen_lines(100, 4).splitlines():
+                ch.basic_publish("events_exchange", "x", line)
+            until(lambda: ch.queue_declare("forwarded", passive=True).method.message_count == 100,
+                  "all forwarded")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            status = proc.wait(timeout=30)
+            conn.close()
+    assert status == 143
+    assert b"cancelled the consumer" in (tmp / "validate.log").read_bytes()

@@ -16,6 +16,7 @@ from evtool.cli.progress import counting, on_terminal
 from evtool.cli.run import ExitStatus, say, silence_stdout
 from evtool.core.instant import MICROS
 from evtool.core.pacing import Pacer
+from evtool.core.printable import printable
 from evtool.store import Store, StoreError, open_store
 from evtool.store.lab3 import Lab3Record, lab3_kind
 from evtool.store.replay import Filters, count_events, metric_count, stored_events, verify
@@ -101,9 +102,9 @@ def run_verify(store: Store, quiet: bool) -> ExitStatus:
     try:
         verdict = verify(store)
         for line in verdict.differences:
-            click.echo(line)
+            click.echo(printable(line))
         for line in verdict.unchecked:
-            click.echo(f"could not check: {line}")
+            click.echo(printable(f"could not check: {line}"))
         sys.stdout.flush()
         total = metric_count(store)
     except StoreError as exc:

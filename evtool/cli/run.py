@@ -14,6 +14,7 @@ from types import FrameType
 from typing import Protocol
 
 from evtool.cli.progress import Meter
+from evtool.core.printable import printable
 from evtool.core.records import deadletter, reject_oversize
 from evtool.core.secrets import redact
 from evtool.core.stats import Stats
@@ -116,7 +117,7 @@ class Signals:
 def say(stage: str, message: str) -> None:
     """One line on stderr, never a traceback."""
     with contextlib.suppress(OSError):
-        sys.stderr.write(f"evtool {stage}: {redact(message)}\n")
+        sys.stderr.write(f"evtool {stage}: {printable(redact(message))}\n")
         sys.stderr.flush()
 
 

@@ -11,6 +11,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from evtool.core.printable import printable_tree
+
 SPARK = "▁▂▃▄▅▆▇█"
 HEAD_ROWS = 4          # title, events and rate, dead letters, watermark
 SIDE_BY_SIDE = 110     # from this width alerts sit beside the regions instead of above them
@@ -123,6 +125,7 @@ def region_table(snap: dict[str, Any], limit: int | None, width: int) -> Table:
 def render(snap: dict[str, Any], width: int = 100, height: int | None = None,
            hint: str = "") -> RenderableType:
     """The whole screen in `width` x `height` (no height: everything, as for a printed summary)."""
+    snap = printable_tree(snap)
     rows = head(snap, width)
     regions = len(snap["totals"]["by_region_source"])
     alerts = snap["alerts"]["latest"]

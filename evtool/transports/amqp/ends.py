@@ -10,6 +10,7 @@ from typing import Any, cast
 import orjson
 import pika
 
+from evtool.core.printable import printable
 from evtool.core.records import parse
 from evtool.transports.amqp.link import Delivery, Link, Outgoing
 from evtool.transports.amqp.spec import AmqpTarget, redact
@@ -24,7 +25,7 @@ ID_FIELD = {"metric": "metric_id", "alert": "alert_id"}
 def stderr_logger(stage: str) -> Any:
     def log(message: str) -> None:
         try:
-            sys.stderr.write(f"evtool {stage}: {redact(message)}\n")
+            sys.stderr.write(f"evtool {stage}: {printable(redact(message))}\n")
             sys.stderr.flush()
         except OSError:
             pass

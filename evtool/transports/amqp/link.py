@@ -227,6 +227,7 @@ class Link:
 
     def _on_channel(self, ch: Any) -> None:
         ch.add_on_close_callback(self._on_channel_closed)
+        ch.add_on_cancel_callback(self._on_cancelled)
         ch.add_on_return_callback(self._on_return)
         topo = self.target.topology
         steps: list[Callable[..., Any]] = []
@@ -324,6 +325,14 @@ class Link:
             self._fail(f"the broker refused {self.target.shown}: {reason.reply_text}")
         elif not self._closing and self._conn is not None and self._conn.is_open:
             self._conn.close()                     # reconnect from scratch via _on_closed
+
+    def _on_cancelled(self, _frame: Any) -> None:
+        """The broker ended the consumer (its queue deleted, a failover): connect again, which
+        declares the queue anew and consumes from it, rather than wait on nothing for ever."""
+        self.log(f"the broker cancelled the consumer of {self.queue_name!r} (queue deleted, or a "
+                 "failover): connecting again")
+        if not self._closing and self._conn is not None and self._conn.is_open:
+            self._conn.close()
 
     def _on_return(self, _ch: Any, method: Any, _props: Any, _body: bytes) -> None:
         self._fail(f"unroutable message: no queue is bound to exchange {method.exchange!r} for "
