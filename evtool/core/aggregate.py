@@ -6,7 +6,6 @@ import math
 import re
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -17,14 +16,13 @@ from evtool.core.dedupe import Deduper, compact_id
 from evtool.core.derived import DerivedChecker
 from evtool.core.fields import Fields, LineFields, ReadFields
 from evtool.core.instant import (
-    EPOCH,
     MAX_US,
     MICROS,
     MIN_US,
-    ONE_US,
     instant_us,
     iso_us,
     micros_of,
+    quick_us,
     seconds_value,
 )
 from evtool.core.records import deadletter, dumps, name_ids, parse, reject_unparsable
@@ -259,23 +257,12 @@ class AggregateStage:
             return None
         event_id, region = event.get("event_id"), event.get("region")
         source, ts = event.get("source"), event.get("timestamp")
-        try:
-            # the shape instant_us checks by position, inlined: most events come this way when
-            # the pack has no line expression
-            if not (type(ts) is str and len(ts) >= 20 and ts[10] == "T" and ts[19] in ".Z+-"
-                    and ts[4] == "-" and ts[7] == "-" and ts[13] == ":" and ts[16] == ":"
-                    and (ts[-1] == "Z" or (ts[-6] in "+-" and ts[-3] == ":"))
-                    and type(event_id) is str and type(region) is str and type(source) is str):
-                raise TypeError
-            at = (datetime.fromisoformat(ts) - EPOCH) // ONE_US
-            if not MIN_US <= at <= MAX_US:
-                raise ValueError
-        except (KeyError, TypeError, ValueError, OverflowError):
-            fields = self._fields_slowly(event, line, dead)
-            if fields is None:
-                return None
-            event_id, region, source, at = fields
-        return event_id, region, source, at, compact_id(event_id)
+        if type(event_id) is str and type(region) is str and type(source) is str:
+            at = quick_us(ts)
+            if at is not None and MIN_US <= at <= MAX_US:
+                return event_id, region, source, at, compact_id(event_id)
+        fields = self._fields_slowly(event, line, dead)
+        return None if fields is None else (*fields, compact_id(fields[0]))
 
     def _fields_slowly(
         self, event: dict[str, Any], line: bytes, dead: list[bytes]

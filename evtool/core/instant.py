@@ -45,7 +45,9 @@ def _fast(text: object) -> int | None:
     everything else the slow way."""
     if not (type(text) is str and len(text) >= 20 and text[4] == "-" and text[7] == "-"
             and text[10] in "Tt " and text[13] == ":" and text[16] == ":" and text[19] in ".Zz+-"
-            and (text[-1] in "Zz" or (text[-6] in "+-" and text[-3] == ":"))):
+            and (text[-1] in "Zz" or (text[-6] in "+-" and text[-3] == ":" and text[-2] in _TENS))
+            and (text[19] != "." or text[20] in _DIGITS)):
+        # fromisoformat alone would take '.Z', '.+05:30' and minutes past 59 in an offset
         return None
     try:
         return (_fromisoformat(text) - EPOCH) // ONE_US
@@ -54,6 +56,8 @@ def _fast(text: object) -> int | None:
 
 
 _fromisoformat = datetime.fromisoformat
+_TENS, _DIGITS = frozenset("012345"), frozenset("0123456789")
+quick_us = _fast
 
 
 def shaped_us(text: str) -> int | None:

@@ -24,7 +24,7 @@ Schema = dict[str, Any]
 INERT = {"$schema", "$id", "title", "description", "examples", "x-generate", "$comment"}
 PLAIN = r'[\x20\x21\x23-\x5b\x5d-\x7e]'        # a JSON string character needing no escape, ASCII
 TIMESTAMP = (r'[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?'
-             r'(?:[Zz]|[+-][0-9]{2}:[0-9]{2})')
+             r'(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])')
 _SIMPLE_PATTERN = re.compile(r"\^((?:(?:\[[A-Za-z0-9-]+\]|[A-Za-z0-9-]|\\\.)(?:\{\d+(?:,\d+)?\}|[+*?])?)+)\$")
 _LITERAL = re.compile(r'[^"\\\x00-\x1f\x7f]*')
 

@@ -1,0 +1,42 @@
+"""One time rule, strict RFC 3339, on every path: the schema's format, the line expression, the
+quick reading and the slow one all refuse what RFC 3339 refuses."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from evtool.core.instant import TimeError, _slow, instant_us, is_instant, quick_us
+from tests.conftest import gen_lines, records, run
+
+NOT_RFC3339 = ["2026-11-26T10:00:00.Z", "2026-11-26T10:00:00.+05:30", "2026-11-26T10:00:00+05:99",
+               "2026-11-26T10:00:00-00:60", "2026-11-26T10:00:00+24:00"]
+
+
+@pytest.mark.parametrize("stamp", NOT_RFC3339)
+def test_no_stage_takes_a_time_rfc3339_refuses(stamp: str) -> None:
+    event = orjson.loads(gen_lines(1, 5).splitlines()[0])
+    line = orjson.dumps({**event, "timestamp": stamp}) + b"\n"
+    assert not is_instant(stamp) and quick_us(stamp) is None
+    with pytest.raises(TimeError):
+        instant_us(stamp)
+    for stage in (["validate"], ["aggregate", "--no-alerts"]):
+        out = records(run(stage, stdin=line).stdout)
+        assert [r.get("reason") for r in out] == ["schema"], (stage, out)
+
+
+DIGITS = st.text("0123456789", min_size=2, max_size=2)
+
+
+@given(st.sampled_from("Zz+-"), DIGITS, DIGITS, st.sampled_from(["", ".", ".5", ".123456789"]))
+def test_the_quick_reading_never_takes_what_the_slow_one_refuses(end: str, hh: str, mm: str,
+                                                                 frac: str) -> None:
+    stamp = f"2026-11-26T10:00:00{frac}" + (end if end in "Zz" else f"{end}{hh}:{mm}")
+    try:
+        slow: int | None = _slow(stamp)                   # the strict expression, the reference
+    except TimeError:
+        slow = None
+    assert quick_us(stamp) in (None, slow)
+    assert is_instant(stamp) == (slow is not None)
