@@ -10,6 +10,7 @@ import orjson
 
 from evtool.core.instant import is_instant
 from evtool.core.pack import PackError, Schema
+from evtool.core.patterns import linear
 
 Check = Callable[..., Any]
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -37,11 +38,34 @@ def _without_ids(schema: Any) -> Any:
     return schema
 
 
+def _patterns_in(schema: Any) -> set[str]:
+    """Every `pattern` and `patternProperties` key a schema holds, at any depth."""
+    found: set[str] = set()
+    todo = [schema]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("pattern"), str):
+                found.add(node["pattern"])
+            if isinstance(node.get("patternProperties"), dict):
+                found.update(node["patternProperties"])
+            todo.extend(node.values())
+        elif isinstance(node, list):
+            todo.extend(node)
+    return found
+
+
 def compile_schema(schema: Schema, what: str, formats: dict[str, Any] | None = None) -> Check:
     """Compile once; a broken schema is a one-line PackError naming it, never a traceback."""
     try:
-        return fastjsonschema.compile(_without_ids(schema), handlers=_NO_FETCH,
-                                      formats={**FORMATS, **(formats or {})}, use_default=False)
+        check = fastjsonschema.compile(_without_ids(schema), handlers=_NO_FETCH,
+                                       formats={**FORMATS, **(formats or {})}, use_default=False)
+        # the code fastjsonschema made looks the schema's patterns up here, by the pattern as
+        # written: RE2 runs them, never `re` (the formats' entries are evtool's own)
+        patterns = getattr(check, "func", check).__globals__.get("REGEX_PATTERNS", {})
+        for written in _patterns_in(schema) & patterns.keys():
+            patterns[written] = linear(written)
+        return check
     except PackError as exc:
         raise PackError(f"{what}: {exc}") from None
     except fastjsonschema.JsonSchemaDefinitionException as exc:

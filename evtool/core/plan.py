@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import math
 import random
-import re
 import string
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -18,6 +17,7 @@ from typing import Any, Protocol
 import orjson
 
 from evtool.core.pack import GENERATE, PackError, Schema
+from evtool.core.patterns import linear
 from evtool.core.regexgen import Unsupported, regex_generator
 
 Make = Callable[[], Any]
@@ -301,7 +301,10 @@ class Planner:
 
     def pattern(self, pattern: str, path: str) -> Make:
         """A UUID-shaped pattern takes the seeded UUIDs; any other is generated from its tree."""
-        compiled = re.compile(pattern)
+        try:
+            compiled = linear(pattern)
+        except PackError as exc:
+            raise PackError(f"{self.where}: {path or 'a string'}: {exc}") from None
         samples = [self.clock.uuid() for _ in range(8)]
         if all(compiled.search(u) for u in samples):
             return self.clock.uuid

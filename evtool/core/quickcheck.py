@@ -7,9 +7,10 @@ generated function per object schema, every test inlined (closures per field cos
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
+
+from evtool.core.patterns import linear
 
 Pred = Callable[[Any], bool]
 _SIMPLE = {"type", "minimum", "maximum", "exclusiveMinimum", "minLength", "pattern", "format",
@@ -53,7 +54,7 @@ class _Compiler:
             if schema.get("minLength"):
                 test += f" and len({x}) >= {int(schema['minLength'])}"
             if "pattern" in schema:
-                test += f" and {self.bind(re.compile(schema['pattern']).search)}({x}) is not None"
+                test += f" and {self.bind(linear(schema['pattern']).search)}({x}) is not None"
             return f"({test})"
         if kind in ("integer", "number"):
             test = f"type({x}) is int" if kind == "integer" else f"type({x}) in (int, float)"
