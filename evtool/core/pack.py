@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from evtool.core.schema_rules import RuleError, check_rules
 
 Schema = dict[str, Any]
 GENERATE = "x-generate"
@@ -119,6 +122,10 @@ def check_schema(schema: Any, where: str) -> None:
     for at, ref in external_refs(schema):
         raise PackError(f"{where}: $ref {ref!r} at {at} points outside this file; "
                         "schemas never fetch anything (use '#/definitions/...')")
+    try:
+        check_rules(schema)
+    except RuleError as exc:
+        raise PackError(f"{where}: {exc}") from None
 
 
 def _weights(sources: Any, payloads: dict[str, Any], where: str) -> dict[str, float]:
@@ -128,7 +135,7 @@ def _weights(sources: Any, payloads: dict[str, Any], where: str) -> dict[str, fl
         raise PackError(f"{where}pack.json: 'sources' must be an object of source: weight")
     weights: dict[str, float] = {}
     for source, weight in sources.items():
-        if type(weight) not in (int, float) or not weight >= 0:
+        if type(weight) not in (int, float) or not 0 <= weight < math.inf:
             raise PackError(f"{where}pack.json: the weight of {source!r} must be a number >= 0")
         if source not in payloads:
             raise PackError(f"{where}pack.json: source {source!r} has no payloads/{source}.json")
@@ -150,7 +157,10 @@ def _burst(burst: Any, weights: dict[str, float], where: str) -> Burst:
     if source not in weights:
         raise PackError(f"{where}pack.json: burst source {source!r} is not a source of the pack")
     size = burst.get("size", 50)
-    low, high = (size, size) if not isinstance(size, list) else (*size, None, None)[:2]
+    if isinstance(size, list):
+        low, high = size if len(size) == 2 else (None, None)
+    else:
+        low = high = size
     if not (type(low) is int and type(high) is int and 1 <= low <= high):
         raise PackError(f"{where}pack.json: burst 'size' must be N or [LOW, HIGH] (1 <= LOW <= HIGH)")
     return Burst(source, low, high)

@@ -20,9 +20,15 @@ def _read(entry: Traversable | Path, where: str) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise PackError(f"{where}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_not_json)
     except ValueError as exc:
         raise PackError(f"{where}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise PackError(f"{where}: nests too deep to read") from None
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _packs_root() -> Traversable:

@@ -1,0 +1,73 @@
+"""A pack that would crash a stage on its first event is refused at load: exit 2, one line
+naming the file and the keyword, never an internal error later."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from tests.conftest import run
+from tests.test_packs import USER_PACK, write_pack
+
+WEATHER = "payloads/weather.reading.json"
+
+
+def edited(change) -> dict:
+    files = copy.deepcopy(USER_PACK)
+    change(files)
+    return files
+
+
+def _set(path: list[str], value: object):
+    def change(files: dict) -> None:
+        node = files[WEATHER]
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+    return change
+
+
+def _text(old: str, new: str):
+    def change(files: dict) -> None:
+        files[WEATHER] = json.dumps(files[WEATHER]).replace(old, new)
+    return change
+
+
+CELSIUS = ["properties", "reading", "properties", "celsius"]
+CASES = [
+    (_set([*CELSIUS, "multipleOf"], 0), WEATHER, "multipleOf"),
+    (_text('"maximum": 55', '"maximum": Infinity'), WEATHER, "Infinity"),
+    (_text('"maximum": 55', '"maximum": NaN'), WEATHER, "NaN"),
+    (_text('"maximum": 55', '"maximum": 1e999'), WEATHER, "maximum"),
+    (_set(["properties", "note"], {"$ref": "#/definitions/a"}), WEATHER, "points at nothing"),
+    (lambda f: (f[WEATHER].__setitem__("definitions", {"a": {"$ref": "#/definitions/b"},
+                                                       "b": {"$ref": "#/definitions/a"}}),
+                f[WEATHER]["properties"].__setitem__("note", {"$ref": "#/definitions/a"})),
+     WEATHER, "refers to itself"),
+    (_set(["properties", "note"], {"$ref": 5}), WEATHER, "$ref"),
+    (lambda f: f.__setitem__(WEATHER, '{"not":' * 100_000 + "{}" + "}" * 100_000), WEATHER, "deep"),
+    (lambda f: f.__setitem__(WEATHER, '{"not":' * 200 + "{}" + "}" * 200), WEATHER, "deeper"),
+    (_set(["unevaluatedProperties"], False), WEATHER, "unevaluatedProperties"),
+    (_set(["dependentRequired"], {"note": ["tags"]}), WEATHER, "dependentRequired"),
+    (_set(["dependentSchemas"], {"note": {"required": ["tags"]}}), WEATHER, "dependentSchemas"),
+    (_set(["properties", "tags", "minContains"], 2), WEATHER, "minContains"),
+    (_set(["properties", "note", "$dynamicRef"], "#x"), WEATHER, "$dynamicRef"),
+    (_set(["properties", "note", "maxLength"], -1), WEATHER, "maxLength"),
+    (lambda f: f.__setitem__("pack.json", json.dumps(f["pack.json"]).replace(
+        '"weather.reading": 2', '"weather.reading": 1e999')), "pack.json", "weight"),
+    (lambda f: f["pack.json"].__setitem__("burst", {"source": "weather.reading", "size": [1, 2, 3]}),
+     "pack.json", "burst"),
+]
+
+
+@pytest.mark.parametrize("change, file, keyword", CASES)
+def test_a_pack_no_validator_can_apply_is_refused_at_load(tmp, change, file: str, keyword: str) -> None:
+    pack = write_pack(tmp / "pack", edited(change))
+    for stage in (["validate"], ["gen", "--count", "5"], ["aggregate"]):
+        result = run([*stage, "--pack", str(pack)], stdin=b"")
+        assert result.returncode == 2, (stage, result.stderr)
+        line = result.stderr.decode().strip().splitlines()[-1]
+        assert file in line and keyword in line, line
+        assert "internal error" not in result.stderr.decode()
