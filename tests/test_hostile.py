@@ -188,6 +188,10 @@ def test_an_output_that_is_the_input_file_is_refused(tmp, args) -> None:
     ("postgresql://evt:PASS@127.0.0.1/db", "postgresql://evt:***@127.0.0.1/db"),
     ("amqp://h/v?password=zz&x=1", "amqp://h/v?password=***&x=1"),
     ("host=a password=xx dbname=y", "host=a password=*** dbname=y"),
+    ("amqp://guest:pa/ss@127.0.0.1:5672/%2F", "amqp://guest:***@127.0.0.1:5672/%2F"),
+    ("amqp://guest:pa?ss@h/v?queue=q", "amqp://guest:***@h/v?queue=q"),
+    ("postgresql://evt:a#b/c?d@[::1]:5432/db", "postgresql://evt:***@[::1]:5432/db"),
+    ("cannot reach amqp://u:a@b/c@h:1/v (timed out)", "cannot reach amqp://u:***@h:1/v (timed out)"),
 ])
 def test_every_credential_form_is_redacted(text, shown) -> None:
     from evtool.core.secrets import redact
@@ -200,6 +204,12 @@ def test_every_credential_form_is_redacted(text, shown) -> None:
     ["gen", "--count", "1", "-o", "amqp://u:p@SECRETPW x@127.0.0.1:1/%2F?exchange=e"],
     ["gen", "--count", "1", "-o", "amqp://127.0.0.1:1/%2F?exchange=e&password=SECRETPW"],
     ["audit", "-q", "--db", "postgresql://postgres:SECRETPW@127.0.0.1:1/nodb"],
+    *(["gen", "--count", "1", "-o", "amqp", "--amqp-url", f"amqp://u:SECRETPW{c}SECRETPW@127.0.0.1:1/%2F"]
+      for c in "/?#"),
+    *(["gen", "--count", "1", "-o", f"amqp://u:SECRETPW{c}SECRETPW@127.0.0.1:1/v?exchange=e"]
+      for c in "/?#"),
+    *(["audit", "-q", "--db", f"postgresql://postgres:SECRETPW{c}SECRETPW@127.0.0.1:1/nodb"]
+      for c in "/?#"),
 ])
 def test_a_password_never_shows_in_ps_or_on_stderr(argv) -> None:
     import subprocess

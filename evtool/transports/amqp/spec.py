@@ -216,6 +216,11 @@ def resolve(spec: str, amqp_url: str, stage: str, role: str, partitions: int = 1
 
 
 def _params(url: str) -> pika.URLParameters:
+    userinfo = url.partition("://")[2].rpartition("@")[0]
+    if any(c in userinfo for c in "/?#"):
+        # a parser would cut the password there, and may quote the rest in its error
+        raise TransportError(f"bad broker URL {redact(url)}: its user or password holds '/', '?' "
+                             "or '#': percent-encode them (%2F, %3F, %23)")
     try:
         params = pika.URLParameters(url)
     except Exception as exc:  # pika raises several kinds for a bad URL
