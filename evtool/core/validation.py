@@ -139,7 +139,11 @@ class ValidateStage:
         except orjson.JSONDecodeError:
             original = record["raw"]
         record.update(lab3.deadletter_fields(original, self.wall_clock()))
-        return orjson.dumps(record)
+        try:
+            return orjson.dumps(record)
+        except TypeError:          # nested deeper than orjson writes: the original as its text
+            record.update(lab3.deadletter_fields(record["raw"], self.wall_clock()))
+            return orjson.dumps(record)
 
     def idle(self, out: list[bytes], dead: list[bytes]) -> None:
         """Nothing is held between batches."""
