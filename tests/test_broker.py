@@ -265,6 +265,50 @@ def test_sigterm_finishes_the_batch_in_hand_so_a_restart_forwards_nothing_twice(
     conn.close()
 
 
+@pytest.mark.slow
+def test_sigterm_at_twenty_random_moments_forwards_every_event_once(vhost, tmp_path) -> None:
+    """validate stopped with SIGTERM 20 times mid-stream and started again: each run counts out
+    what it read, and the events come out once each, whatever the moments."""
+    conn = pika.BlockingConnection(pika.URLParameters(vhost))
+    ch = conn.channel()
+    ch.exchange_declare("processing_exchange", "topic", durable=True)
+    ch.queue_declare("forwarded", durable=True)
+    ch.queue_bind("forwarded", "processing_exchange", "#")
+    ch.exchange_declare("events_exchange", "topic", durable=True)
+    ch.queue_declare("validator_queue", durable=True)
+    ch.queue_bind("validator_queue", "events_exchange", "#")
+    lines = gen_lines(60000, 9).splitlines()
+    for line in lines:
+        ch.basic_publish("events_exchange", "x", line, pika.BasicProperties(delivery_mode=2))
+    env = {**os.environ, "EVTOOL_AMQP_URL": vhost}
+    rng = random.Random()
+    validate = Stage(tmp_path, "validate", "validate", "-i", "amqp", "-o", "amqp", env=env)
+    stops = 0
+    while stops < 20 and ch.queue_declare("validator_queue", passive=True).method.message_count:
+        time.sleep(rng.uniform(0.3, 1.2))
+        assert validate.stop() == 143
+        stops += 1
+        validate.start()
+    deadline = time.monotonic() + 120
+    while ch.queue_declare("forwarded", passive=True).method.message_count < len(lines):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert validate.stop() == 143
+    assert stops >= 10, "the input ran out before the stage was stopped ten times"
+    summaries = [line for line in (tmp_path / "validate.log").read_text().splitlines() if " in, " in line]
+    for summary in summaries:
+        read, out = summary.split(" in, ")[0].split()[-1], summary.split(" in, ")[1].split()[0]
+        assert read == out, summary                        # what it read went out, and was acked
+    forwarded = []
+    while True:
+        method, _props, body = ch.basic_get("forwarded", auto_ack=True)
+        if method is None:
+            break
+        forwarded.append(orjson.loads(body)["event_id"])
+    conn.close()
+    assert len(forwarded) == len(lines) == len(set(forwarded))
+
+
 def test_unreadable_and_huge_messages_are_dead_lettered_once(vhost, tmp_path) -> None:
     env = {**os.environ, "EVTOOL_AMQP_URL": vhost}
     validate = Stage(tmp_path, "validate", "validate", "-i", "amqp", "-o", "amqp", env=env)
