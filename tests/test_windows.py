@@ -91,10 +91,11 @@ def test_dedupe_memory_is_bounded_on_an_endless_stream() -> None:
     assert len(d) <= 100 * (60 + 60 / 16) + 1000
 
 
-def test_compact_id_is_injective() -> None:
+def test_compact_id_is_injective_on_ids_and_folds_uuid_case() -> None:
     lower = "6f1c0a2e-5b1d-4e8e-9a57-6576746f6f6c"
     assert isinstance(compact_id(lower), int)
-    assert compact_id(lower.upper()) != compact_id(lower)
+    assert compact_id(lower.upper()) == compact_id(lower)          # one UUID, either case
+    assert compact_id("AbC") != compact_id("abc")                  # other ids keep their case
     assert compact_id(lower.replace("-", "_")) != compact_id(lower)
     assert compact_id("+" + lower[1:]) != compact_id("0" + lower[1:])
     assert compact_id("x") == "x"

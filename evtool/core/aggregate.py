@@ -12,7 +12,7 @@ import orjson
 
 from evtool.core import lab3
 from evtool.core.anomaly import AlertConfig, AnomalyDetector
-from evtool.core.dedupe import Deduper, compact_id
+from evtool.core.dedupe import Deduper, compact_id, fold_id
 from evtool.core.derived import DerivedChecker
 from evtool.core.fields import Fields, LineFields, ReadFields
 from evtool.core.instant import (
@@ -260,9 +260,13 @@ class AggregateStage:
         if type(event_id) is str and type(region) is str and type(source) is str:
             at = quick_us(ts)
             if at is not None and MIN_US <= at <= MAX_US:
+                event_id = fold_id(event_id)
                 return event_id, region, source, at, compact_id(event_id)
         fields = self._fields_slowly(event, line, dead)
-        return None if fields is None else (*fields, compact_id(fields[0]))
+        if fields is None:
+            return None
+        event_id = fold_id(fields[0])
+        return event_id, *fields[1:], compact_id(event_id)
 
     def _fields_slowly(
         self, event: dict[str, Any], line: bytes, dead: list[bytes]

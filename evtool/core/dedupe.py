@@ -9,17 +9,21 @@ SLICES = 16
 Key = int | str
 
 
-CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 def compact_id(event_id: str) -> Key:
-    """A canonical lower-case UUID as a 128-bit int (half the memory of the string); else the string.
-
-    Ints and strings never compare equal, so two different ids never share a key.
-    """
-    if CANONICAL_UUID.fullmatch(event_id):
+    """A UUID as a 128-bit int (half the memory of the string, and one key for both cases of
+    its hex digits); any other id as the string. Ints and strings never compare equal, so two
+    different ids never share a key."""
+    if UUID.fullmatch(event_id):
         return int(event_id.replace("-", ""), 16)
     return event_id
+
+
+def fold_id(event_id: str) -> str:
+    """UUIDs are case-insensitive: one spelling, lower case, for dedupe, trace and storage."""
+    return event_id.lower() if not event_id.islower() and UUID.fullmatch(event_id) else event_id
 
 
 class Deduper:

@@ -47,8 +47,11 @@ class LineFields:
             if not MIN_US <= at <= MAX_US:
                 got.append(None)
                 continue
-            if uuid_ids and event_id.lower() == event_id:
-                key: Key = int(event_id.replace("-", ""), 16)      # compact_id, its shape known
+            if uuid_ids:                # compact_id and fold_id, the shape known
+                low = event_id.lower()
+                if low != event_id:
+                    event_id = low
+                key: Key = int(low.replace("-", ""), 16)
             else:
                 key = compact_id(event_id)
             got.append((event_id, names.setdefault(region, region), names.setdefault(source, source),

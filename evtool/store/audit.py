@@ -15,6 +15,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from evtool.core import lab3, metricline
+from evtool.core.dedupe import fold_id
 from evtool.core.derived import DerivedChecker
 from evtool.core.instant import MICROS, bound_us, instant_us, shaped_us
 from evtool.core.metricline import MetricLine
@@ -59,7 +60,7 @@ def _event_row(ev: dict[str, Any], line: bytes, now: str) -> tuple[Any, ...]:
     event_id = ev["event_id"]
     if type(event_id) is not str:
         raise TypeError("event_id is missing or not a string")
-    return (event_id, line.decode("utf-8"), now, instant_us(ev["timestamp"]))
+    return (fold_id(event_id), line.decode("utf-8"), now, instant_us(ev["timestamp"]))
 
 
 @dataclass
@@ -136,6 +137,8 @@ class AuditStage:
                 found = read(text)
                 if found is not None:           # an event laid out as gen writes it: no parse
                     event_id, ts = found.group(*self._groups)
+                    if not event_id.islower():
+                        event_id = fold_id(event_id)
                     at = shaped_us(ts)
                     if at is not None:          # else the parsing path below says why
                         events.append((event_id, text, now, at))
