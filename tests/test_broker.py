@@ -230,7 +230,8 @@ def test_a_reconnect_never_hands_a_stage_what_it_has_read_already(vhost) -> None
     assert ch.queue_declare("q", passive=True).method.message_count == 0     # and all were acked
 
 
-def test_sigterm_finishes_the_batch_in_hand_so_a_restart_forwards_nothing_twice(vhost, tmp_path) -> None:
+def backlog(vhost: str, count: int, seed: int) -> tuple[pika.BlockingConnection, object, list[bytes]]:
+    """`count` events waiting in validate's queue, and a queue `forwarded` that catches its output."""
     conn = pika.BlockingConnection(pika.URLParameters(vhost))
     ch = conn.channel()
     ch.exchange_declare("processing_exchange", "topic", durable=True)
@@ -239,9 +240,14 @@ def test_sigterm_finishes_the_batch_in_hand_so_a_restart_forwards_nothing_twice(
     ch.exchange_declare("events_exchange", "topic", durable=True)
     ch.queue_declare("validator_queue", durable=True)
     ch.queue_bind("validator_queue", "events_exchange", "#")
-    lines = gen_lines(20000, 8).splitlines()
+    lines = gen_lines(count, seed).splitlines()
     for line in lines:
         ch.basic_publish("events_exchange", "x", line, pika.BasicProperties(delivery_mode=2))
+    return conn, ch, lines
+
+
+def test_sigterm_finishes_the_batch_in_hand_so_a_restart_forwards_nothing_twice(vhost, tmp_path) -> None:
+    conn, ch, lines = backlog(vhost, 20000, 8)
     env = {**os.environ, "EVTOOL_AMQP_URL": vhost}
     validate = Stage(tmp_path, "validate", "validate", "-i", "amqp", "-o", "amqp", env=env)
     deadline = time.monotonic() + 60
@@ -269,17 +275,7 @@ def test_sigterm_finishes_the_batch_in_hand_so_a_restart_forwards_nothing_twice(
 def test_sigterm_at_twenty_random_moments_forwards_every_event_once(vhost, tmp_path) -> None:
     """validate stopped with SIGTERM 20 times mid-stream and started again: each run counts out
     what it read, and the events come out once each, whatever the moments."""
-    conn = pika.BlockingConnection(pika.URLParameters(vhost))
-    ch = conn.channel()
-    ch.exchange_declare("processing_exchange", "topic", durable=True)
-    ch.queue_declare("forwarded", durable=True)
-    ch.queue_bind("forwarded", "processing_exchange", "#")
-    ch.exchange_declare("events_exchange", "topic", durable=True)
-    ch.queue_declare("validator_queue", durable=True)
-    ch.queue_bind("validator_queue", "events_exchange", "#")
-    lines = gen_lines(60000, 9).splitlines()
-    for line in lines:
-        ch.basic_publish("events_exchange", "x", line, pika.BasicProperties(delivery_mode=2))
+    conn, ch, lines = backlog(vhost, 60000, 9)
     env = {**os.environ, "EVTOOL_AMQP_URL": vhost}
     rng = random.Random()
     validate = Stage(tmp_path, "validate", "validate", "-i", "amqp", "-o", "amqp", env=env)

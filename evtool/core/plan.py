@@ -19,6 +19,7 @@ import orjson
 from evtool.core.pack import GENERATE, PackError, Schema
 from evtool.core.patterns import linear
 from evtool.core.regexgen import Unsupported, regex_generator
+from evtool.core.schema_rules import follow
 
 Make = Callable[[], Any]
 Check = Callable[[Any], bool]
@@ -214,18 +215,10 @@ def for_generation(schema: Any) -> Any:
 
 def resolve(root: Schema, ref: str, where: str) -> Any:
     """A '#/a/b' reference inside `root` (references elsewhere were refused at load)."""
-    target: Any = root
-    for part in ref.lstrip("#").split("/"):
-        if not part:
-            continue
-        part = part.replace("~1", "/").replace("~0", "~")
-        if isinstance(target, dict) and part in target:
-            target = target[part]
-        elif isinstance(target, list) and part.isdigit() and int(part) < len(target):
-            target = target[int(part)]
-        else:
-            raise PackError(f"{where}: $ref {ref!r} points at nothing")
-    return target
+    try:
+        return follow(root, ref)
+    except LookupError:
+        raise PackError(f"{where}: $ref {ref!r} points at nothing") from None
 
 
 class Planner:

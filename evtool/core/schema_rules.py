@@ -90,13 +90,21 @@ def _check_ref(root: dict[str, Any], ref: Any, path: str) -> None:
 def _resolve(root: dict[str, Any], ref: str, path: str) -> Any:
     if not ref.startswith("#"):
         return None                       # outside refs are refused elsewhere, with their own line
+    try:
+        return follow(root, ref)
+    except LookupError:
+        raise RuleError(f"$ref {ref!r} at {path or '/'} points at nothing in this file") from None
+
+
+def follow(root: Any, ref: str) -> Any:
+    """What a '#/a/b' reference (a JSON Pointer) names inside `root`; LookupError if nothing."""
     node: Any = root
-    for part in [p for p in ref[1:].split("/") if p]:
+    for part in [p for p in ref.lstrip("#").split("/") if p]:
         part = part.replace("~1", "/").replace("~0", "~")
         if isinstance(node, dict) and part in node:
             node = node[part]
         elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
             node = node[int(part)]
         else:
-            raise RuleError(f"$ref {ref!r} at {path or '/'} points at nothing in this file")
+            raise LookupError(ref)
     return node

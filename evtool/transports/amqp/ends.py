@@ -58,7 +58,6 @@ class AmqpSource(Source):
         self._again: Counter[bytes] = Counter()
         self._generation = 0
         self._skipped = 0
-        self.redelivered = 0
         self.link.start()
 
     def read(self, timeout: float | None = None) -> Batch | None:
@@ -93,24 +92,24 @@ class AmqpSource(Source):
         """`lines` less the redeliveries of what was read before. The broker puts them back at
         the head of the queue: the first message delivered for the first time ends them."""
         again = self._again
-        kept = []
-        for delivery, line in zip(got, lines, strict=True):
-            if again:
-                if not delivery.redelivered:
-                    self._log(f"after a reconnect, {self._skipped} message(s) delivered again "
-                              "had been handled here already: skipped")
-                    again.clear()
+        kept: list[bytes] = []
+        for at, (delivery, line) in enumerate(zip(got, lines, strict=True)):
+            if not delivery.redelivered:
+                again.clear()
+            left = again.get(line, 0)
+            if left:
+                if left == 1:
+                    del again[line]
                 else:
-                    left = again.get(line, 0)
-                    if left:
-                        if left == 1:
-                            del again[line]
-                        else:
-                            again[line] = left - 1
-                        self._skipped += 1
-                        self.redelivered += 1
-                        continue
-            kept.append(line)
+                    again[line] = left - 1
+                self._skipped += 1
+            else:
+                kept.append(line)
+            if not again:
+                if self._skipped:
+                    self._log(f"after a reconnect, {self._skipped} message(s) delivered again had "
+                              "been handled here already: skipped")
+                return kept + lines[at + 1:]
         return kept
 
     def ack(self, token: object) -> None:
