@@ -30,12 +30,12 @@ def reference(lines: list[bytes], window: float, lateness: float) -> dict:
         if ev["event_id"] in seen:
             duplicates += 1
             continue
+        seen.add(ev["event_id"])            # seen, even if late: a later copy is a duplicate
         index = math.floor(at / window)
         watermark = newest - lateness
         if (index + 1) * window <= watermark:
             late += 1
             continue
-        seen.add(ev["event_id"])
         windows.setdefault(index, []).append(ev)
         newest = max(newest, at)
     result = {

@@ -180,10 +180,14 @@ class AggregateStage:
             if len(keys) == known:
                 duplicates += 1
                 continue
+            if slice_keys is None or at >= slice_end:
+                slice_keys = seen.slice_for(at // span)
+                slice_end = (seen.newest_slice + 1) * span
+            slice_keys.append(key)
             index = at // size
             if index != current:        # the open window of the event before is open still
                 if (index + 1) * size <= watermark:
-                    keys.discard(key)
+                    # the first copy of an id is the one that counts, late or not: audit keeps it
                     dead.append(self._late(line, event_id, index, watermark))
                     continue
                 window = open_get(index)
@@ -195,10 +199,6 @@ class AggregateStage:
                     window = windows.create(index)
                     closes_at = windows.closes_at
                 current, counts, ids = index, window.counts, window.ids
-            if slice_keys is None or at >= slice_end:
-                slice_keys = seen.slice_for(at // span)
-                slice_end = (seen.newest_slice + 1) * span
-            slice_keys.append(key)
             by_source = counts.get(region)
             if by_source is None:
                 counts[region] = {source: 1}

@@ -29,12 +29,12 @@ class Truth:
         if event["event_id"] in self.seen:
             self.duplicates += 1
             return
+        self.seen.add(event["event_id"])     # the first copy counts, or is late: later ones are duplicates
         at = instant_us(event["timestamp"])
         index = at // self.window
         if (index + 1) * self.window <= self.newest - self.lateness:
             self.late += 1
             return
-        self.seen.add(event["event_id"])
         by_source = self.counts.setdefault(index, {}).setdefault(event["region"], {})
         by_source[event["source"]] = by_source.get(event["source"], 0) + 1
         self.newest = max(self.newest, at)

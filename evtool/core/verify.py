@@ -46,7 +46,7 @@ class _Window:
 
 def verify_size(metrics: list[StoredMetric], events: Iterable[Event],
                 trace_of: Callable[[str], list[str]], stored_at: Callable[[list[str]], dict[str, Event]],
-                late: Mapping[str, float | None], verdict: Verdict) -> None:
+                late: Mapping[str, set[float | None]], verdict: Verdict) -> None:
     """Check the metrics of one window size against the stored events (in time order)."""
     if not metrics:
         return
@@ -83,7 +83,7 @@ def _windows(events: Iterable[Event], size: int) -> Iterator[tuple[str, _Window]
 
 def _check(metric: StoredMetric | None, region: str, start: str, stored: dict[str, tuple[str, int]],
            size: int, seconds: float, trace_of: Callable[[str], list[str]],
-           stored_at: Callable[[list[str]], dict[str, Event]], late: Mapping[str, float | None],
+           stored_at: Callable[[list[str]], dict[str, Event]], late: Mapping[str, set[float | None]],
            verdict: Verdict) -> None:
     traced = set(trace_of(metric.metric_id)) if metric is not None else set()
     untraced = [e for e in stored if e not in traced and not (e in late and _was_late(late[e], seconds))]
@@ -122,9 +122,9 @@ def _check(metric: StoredMetric | None, region: str, start: str, stored: dict[st
                                  f"metric and no late dead letter, e.g. {min(untraced)}")
 
 
-def _was_late(window_seconds: float | None, seconds: float) -> bool:
+def _was_late(sizes: set[float | None], seconds: float) -> bool:
     """A late dead letter explains an event for its own window size (or any, if it names none)."""
-    return window_seconds is None or window_seconds == seconds
+    return None in sizes or seconds in sizes
 
 
 def _fmt(counts: dict[str, int]) -> str:

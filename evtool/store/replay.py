@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from evtool.core.dedupe import fold_id
 from evtool.core.instant import micros_of
 from evtool.core.verify import StoredMetric, Verdict, verify_size
 from evtool.store import Store
@@ -54,13 +55,14 @@ def verify(store: Store) -> Verdict:
                            "FROM metrics_out ORDER BY window_start, region"):
         metric = StoredMetric(row[0], row[1], row[2], float(row[3]), orjson.loads(row[4]), int(row[5]))
         metrics.setdefault(metric.window_seconds, []).append(metric)
-    late: dict[str, float | None] = {}
+    late: dict[str, set[float | None]] = {}       # an event may be late for several sizes
     for (record,) in store.query("SELECT record FROM deadletters WHERE stage = 'aggregate' "
                                  "AND reason = 'late'"):
         letter = orjson.loads(record)
         if isinstance(letter.get("event_id"), str):
             size = letter.get("window_seconds")
-            late[letter["event_id"]] = float(size) if isinstance(size, (int, float)) else None
+            late.setdefault(fold_id(letter["event_id"]), set()).add(
+                float(size) if isinstance(size, (int, float)) else None)
     verdict = Verdict()
     for seconds, stored in sorted(metrics.items()):
         try:
