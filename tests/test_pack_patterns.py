@@ -51,3 +51,18 @@ def test_a_pattern_re2_cannot_run_is_refused_at_load_by_name(tmp, pattern: str) 
 def test_ecma_code_point_escapes_mean_what_they_say() -> None:
     assert linear(r"^caf\u00e9$").search("café") is not None
     assert linear(r"^\d+$").search("١٢٣") is None          # ECMA's \d is ASCII, as RE2's
+
+
+def test_a_pattern_runs_on_re_only_where_re_cannot_backtrack_for_long() -> None:
+    from evtool.core.patterns import backtracks_little
+
+    quick = [r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", r"^1\.[0-9]+$",
+             r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z$", r"^[A-Z]{2}$"]
+    risky = [r"^(a+)+$", r"^a*a*b$", r"a+b", r"^(a|a)+$", r"^(a?){30}a{30}$", r"^(a|ab){9}$"]
+    assert all(backtracks_little(p) for p in quick)          # the shipped packs' own: fast on re
+    assert not any(backtracks_little(p) for p in risky)
+    for pattern, value in [(r"^(a?){30}a{30}$", "a" * 30), (r"^a*a*b$", "a" * 5000),
+                           (r"^[a-z]*[0-9]$", "a" * 1_000_000)]:
+        started = time.monotonic()
+        linear(pattern).search(value)
+        assert time.monotonic() - started < 1, pattern
