@@ -71,3 +71,14 @@ def test_a_pack_no_validator_can_apply_is_refused_at_load(tmp, change, file: str
         line = result.stderr.decode().strip().splitlines()[-1]
         assert file in line and keyword in line, line
         assert "internal error" not in result.stderr.decode()
+
+
+@pytest.mark.parametrize("name", ["payloads/weather.reading.json", "envelope.json"])
+def test_a_pack_file_that_links_out_of_the_pack_is_refused(tmp, name: str) -> None:
+    pack = write_pack(tmp / "pack", copy.deepcopy(USER_PACK))
+    outside = tmp / "elsewhere.json"
+    outside.write_text((pack / name).read_text())
+    (pack / name).unlink()
+    (pack / name).symlink_to(outside)
+    result = run(["validate", "--pack", str(pack)], stdin=b"")
+    assert result.returncode == 2 and b"leads out of the pack" in result.stderr, result.stderr

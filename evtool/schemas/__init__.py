@@ -54,7 +54,11 @@ def load_pack(spec: str | None = None) -> Pack:
 
 def _load(folder: Traversable | Path, where: str, builtin: bool) -> Pack:
     for needed in ("pack.json", "envelope.json"):
-        if not folder.joinpath(needed).is_file():
+        path = folder.joinpath(needed)
+        if isinstance(path, Path) and isinstance(folder, Path) and path.exists() and \
+                not path.resolve().is_relative_to(folder.resolve()):
+            raise PackError(f"{where}{needed}: leads out of the pack (a link to {path.resolve()})")
+        if not path.is_file():
             raise PackError(f"{where}{needed}: missing (a pack holds pack.json, envelope.json "
                             "and payloads/<source>.json)")
     meta = _read(folder.joinpath("pack.json"), f"{where}pack.json")
@@ -63,6 +67,10 @@ def _load(folder: Traversable | Path, where: str, builtin: bool) -> Pack:
     payloads: dict[str, Any] = {}
     if payload_dir.is_dir():
         for entry in sorted(payload_dir.iterdir(), key=lambda e: e.name):
+            if isinstance(entry, Path) and isinstance(folder, Path) and \
+                    not entry.resolve().is_relative_to(folder.resolve()):
+                raise PackError(f"{where}payloads/{entry.name}: leads out of the pack (a link to "
+                                f"{entry.resolve()}); a pack is the files in its folder")
             if entry.name.endswith(".json") and entry.is_file():
                 name = entry.name[: -len(".json")]
                 payloads[name] = _read(entry, f"{where}payloads/{entry.name}")
