@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 
 import pytest
 
-from tests.conftest import run
+from tests.conftest import records, run
 from tests.test_packs import USER_PACK, write_pack
 
 WEATHER = "payloads/weather.reading.json"
@@ -82,3 +83,20 @@ def test_a_pack_file_that_links_out_of_the_pack_is_refused(tmp, name: str) -> No
     (pack / name).symlink_to(outside)
     result = run(["validate", "--pack", str(pack)], stdin=b"")
     assert result.returncode == 2 and b"leads out of the pack" in result.stderr, result.stderr
+
+
+def test_a_large_enum_loads_quickly_and_judges_as_an_enum(tmp) -> None:
+    files = copy.deepcopy(USER_PACK)
+    stations = [f"ST-{i:06d}" for i in range(50_000)]
+    files[WEATHER]["properties"]["station"] = {"type": "string", "enum": stations}
+    pack = write_pack(tmp / "pack", files)
+    made = run(["gen", "--pack", str(pack), "--count", "50", "--fast", "--seed", "2", "-q"]).stdout
+    bad = made.replace(b'"station":"ST-', b'"station":"XX-')
+    started = time.monotonic()
+    judged = records(run(["validate", "--pack", str(pack), "-q"], stdin=made + bad).stdout)
+    assert time.monotonic() - started < 5                      # it took 10 s to load, and 500 MB
+    good = [r for r in judged if r.get("kind") != "deadletter"]
+    letters = [r for r in judged if r.get("kind") == "deadletter"]
+    weather = bad.count(b'"station":"XX-')
+    assert len(good) == 2 * len(made.splitlines()) - weather and len(letters) == weather > 0
+    assert all("payload.station must be one of the 50000 values" in r["error"] for r in letters)

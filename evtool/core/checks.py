@@ -55,11 +55,37 @@ def _patterns_in(schema: Any) -> set[str]:
     return found
 
 
+# fastjsonschema writes an enum into its code (and every error's definition): 50,000 values took
+# 1.7 s and 500 MB to load. A large enum of strings is checked as a format, by set membership.
+LARGE_ENUM = 256
+_ENUM_FORMAT = "x-evtool-enum-"
+_ENUM_SIZES: dict[str, int] = {}
+
+
+def _large_enums(node: Any, formats: dict[str, Any]) -> Any:
+    """`node` with every large enum of strings made a format in `formats`."""
+    if isinstance(node, list):
+        return [_large_enums(v, formats) for v in node]
+    if not isinstance(node, dict):
+        return node
+    done = {k: _large_enums(v, formats) for k, v in node.items()}
+    values = node.get("enum")
+    if (isinstance(values, list) and len(values) > LARGE_ENUM and "format" not in node
+            and node.get("type", "string") == "string" and all(type(v) is str for v in values)):
+        name = f"{_ENUM_FORMAT}{len(_ENUM_SIZES)}"
+        _ENUM_SIZES[name] = len(set(values))
+        formats[name] = frozenset(values).__contains__
+        del done["enum"]
+        done.update({"type": "string", "format": name})
+    return done
+
+
 def compile_schema(schema: Schema, what: str, formats: dict[str, Any] | None = None) -> Check:
     """Compile once; a broken schema is a one-line PackError naming it, never a traceback."""
     try:
-        check = fastjsonschema.compile(_without_ids(schema), handlers=_NO_FETCH,
-                                       formats={**FORMATS, **(formats or {})}, use_default=False)
+        formats = {**FORMATS, **(formats or {})}
+        check = fastjsonschema.compile(_large_enums(_without_ids(schema), formats), handlers=_NO_FETCH,
+                                       formats=formats, use_default=False)
         # the code fastjsonschema made looks the schema's patterns up here, by the pattern as
         # written: RE2 runs them, never `re` (the formats' entries are evtool's own)
         patterns = getattr(check, "func", check).__globals__.get("REGEX_PATTERNS", {})
@@ -98,6 +124,11 @@ def json_type(value: Any) -> str:
 def describe(exc: fastjsonschema.JsonSchemaValueException, what: str = "event") -> str:
     """fastjsonschema's message with its `data.` prefix dropped and the rule named."""
     message = exc.message
+    enum = exc.definition.get("format") if exc.rule == "format" and isinstance(exc.definition, dict) \
+        else None
+    if isinstance(enum, str) and enum.startswith(_ENUM_FORMAT):
+        field = (exc.name or "data").removeprefix("data.")
+        return f"{field} must be one of the {_ENUM_SIZES[enum]} values of its enum (rule: enum)"
     if exc.rule == "const" and isinstance(exc.definition, dict):
         message = f"{exc.name} must be {orjson.dumps(exc.definition.get('const')).decode()}"
     if message.startswith("data."):
