@@ -228,3 +228,27 @@ def test_replay_reads_lab3s_records(tmp, kind) -> None:
     for e in events:
         want[e["region"]] = want.get(e["region"], 0) + 1
     assert by_region == want
+
+
+def test_replay_of_lab3_db_with_blob_ids_says_what_it_skipped(tmp) -> None:
+    events = lab3_events()
+    path = tmp / "audit.db"
+    lab3_audit_db(path, events[1:])
+    with sqlite3.connect(path) as conn:                # ids bound as bytes: one UTF-8, one not
+        first = events[0]
+        for event_id in (first["event_id"].encode(), b"\xff\xfe"):
+            conn.execute("INSERT INTO events_in (event_id, timestamp, region, source, schema_version, "
+                         "correlation_id, payload_json) VALUES (?,?,?,?,?,?,?)",
+                         (event_id, first["timestamp"], first["region"], first["source"],
+                          first["schema_version"], first["correlation_id"], json.dumps(first["payload"])))
+    replayed = run(["replay", "--db", str(path)])
+    assert replayed.returncode == 0 and b"Traceback" not in replayed.stderr, replayed.stderr
+    assert len(replayed.stdout.splitlines()) == len(events)
+    assert b"1 of lab3's records skipped" in replayed.stderr
+
+
+def test_replay_of_plain_ndjson_is_a_usage_error(tmp) -> None:
+    path = tmp / "events.ndjson"
+    path.write_bytes(b"\n".join(orjson.dumps(e) for e in lab3_events()) + b"\n")
+    replayed = run(["replay", "--db", str(path)])
+    assert replayed.returncode == 2 and b"neither an audit database" in replayed.stderr

@@ -54,6 +54,10 @@ def replay(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool,
         source=source, region=region, metric_id=metric_id)
     wire = pack_from_options(pack_spec).wire
     found = lab3_kind(db) if not db.startswith(("postgresql://", "postgres://")) else None
+    if found is None and _is_text(db):
+        raise click.UsageError(f"--db {db} is neither an audit database nor lab3's audit_log.jsonl "
+                               "(whose lines hold event_content); to replay NDJSON, give it to a "
+                               "stage's -i")
     if found is not None:
         sys.exit(replay_lab3(Lab3Record(db, found), filters, verify_metrics, output_spec, amqp_url,
                              connect_timeout, wire, speed, quiet))
@@ -74,6 +78,15 @@ def replay(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool,
         fail("replay", str(exc))
         return
     sys.exit(status)
+
+
+def _is_text(path: str) -> bool:
+    """A file that starts like JSON text, which no database does."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(64).lstrip()[:1] in (b"{", b"[")
+    except OSError:
+        return False
 
 
 def replay_lab3(record: Lab3Record, filters: Filters, verify_metrics: bool, output_spec: str,

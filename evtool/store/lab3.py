@@ -33,7 +33,18 @@ def lab3_kind(path: str) -> str | None:
         except sqlite3.Error:
             return None
         return "audit.db" if "payload_json" in columns and "raw" not in columns else None
-    return "audit_log.jsonl" if head.lstrip().startswith(b"{") else None
+    return "audit_log.jsonl" if head.lstrip().startswith(b"{") and _logs_deliveries(path) else None
+
+
+def _logs_deliveries(path: str) -> bool:
+    """lab3's log holds one {..., "event_content": {...}} per delivery: is its first line one?"""
+    try:
+        with open(path, "rb") as f:
+            first = next((line for line in f if line.strip()), b"")
+        entry = orjson.loads(first)
+    except (OSError, orjson.JSONDecodeError):
+        return False
+    return isinstance(entry, dict) and "event_content" in entry
 
 
 class Lab3Record:
@@ -76,7 +87,12 @@ class Lab3Record:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read lab3's audit database {self.path}: {exc}") from None
         for row in rows:
-            event: dict[str, Any] = {k: v for k, v in zip(FIELDS, row[:6], strict=True)
+            try:        # lab3 binds str, but a column of SQLite holds what it was given
+                values = [v.decode("utf-8") if isinstance(v, bytes) else v for v in row[:6]]
+            except UnicodeDecodeError:
+                self.skipped += 1
+                continue
+            event: dict[str, Any] = {k: v for k, v in zip(FIELDS, values, strict=True)
                                      if v is not None or k != "correlation_id"}
             try:
                 event["payload"] = orjson.loads(row[6])
