@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from evtool.core.dedupe import fold_id
 from evtool.core.instant import instant_us, iso_us, micros_of
 
 
@@ -26,10 +27,11 @@ class Truth:
 
     def add(self, line: bytes) -> None:
         event = orjson.loads(line)
-        if event["event_id"] in self.seen:
+        event_id = fold_id(event["event_id"])
+        if event_id in self.seen:
             self.duplicates += 1
             return
-        self.seen.add(event["event_id"])     # the first copy counts, or is late: later ones are duplicates
+        self.seen.add(event_id)     # the first copy counts, or is late: later ones are duplicates
         at = instant_us(event["timestamp"])
         index = at // self.window
         if (index + 1) * self.window <= self.newest - self.lateness:
