@@ -348,3 +348,26 @@ def test_the_first_copy_of_an_id_counts_for_aggregate_as_for_audit(tmp) -> None:
     assert stored.returncode == 0
     verified = run(["replay", "--db", str(db), "--verify"])
     assert verified.returncode == 0 and b"could not check" not in verified.stdout, verified.stdout
+
+
+def test_replay_reads_a_database_on_a_read_only_filesystem(tmp) -> None:
+    """SQLite cannot make its lock files there: with no write-ahead log left to read, replay opens
+    the file as immutable instead of failing."""
+    mount = tmp / "ro"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a filesystem here")
+    try:
+        made = run(["validate", "-q"], stdin=gen_lines(200, 14)).stdout
+        counted = run(["aggregate", "--forward", "-q"], stdin=made).stdout
+        assert run(["audit", "--db", str(mount / "a.db"), "-q", "-o", "/dev/null"],
+                   stdin=counted).returncode == 0
+        assert not (mount / "a.db-wal").exists() or (mount / "a.db-wal").stat().st_size == 0
+        subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+        replayed = run(["replay", "--db", str(mount / "a.db")])
+        assert replayed.returncode == 0, replayed.stderr
+        assert sorted(replayed.stdout.splitlines()) == sorted(made.splitlines())
+        assert run(["replay", "--db", str(mount / "a.db"), "--verify", "-q"]).returncode == 0
+    finally:
+        subprocess.run(["umount", str(mount)], capture_output=True)

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
 
 from evtool.core.instant import TimeError, instant_us
 from evtool.store.replay import Filters
-from evtool.store.sqlite import StoreError
+from evtool.store.sqlite import StoreError, connect_read_only
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 FIELDS = ("event_id", "timestamp", "region", "source", "schema_version", "correlation_id")
@@ -28,7 +27,7 @@ def lab3_kind(path: str) -> str | None:
         return None
     if head == SQLITE_MAGIC:
         try:
-            with sqlite3.connect(Path(path).absolute().as_uri() + "?mode=ro", uri=True) as conn:
+            with connect_read_only(path) as conn:
                 columns = {r[1] for r in conn.execute("PRAGMA table_info(events_in)")}
         except sqlite3.Error:
             return None
@@ -82,7 +81,7 @@ class Lab3Record:
             sql += " JOIN trace t ON t.event_id = e.event_id WHERE t.metric_id = ?"
             params.append(filters.metric_id)
         try:
-            with sqlite3.connect(Path(self.path).absolute().as_uri() + "?mode=ro", uri=True) as conn:
+            with connect_read_only(self.path) as conn:
                 rows = conn.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read lab3's audit database {self.path}: {exc}") from None

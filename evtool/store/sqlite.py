@@ -73,6 +73,23 @@ def _inserts() -> dict[str, str]:
     }
 
 
+def connect_read_only(path: str, **options: Any) -> sqlite3.Connection:
+    """`path` opened read-only; on a read-only filesystem, where SQLite cannot make its lock
+    files, opened as immutable, but only when no write-ahead log holds data that would be missed.
+    A path is a path: '#', '?', '%' and ':memory:' are characters of its name, not URI syntax."""
+    uri = Path(path).absolute().as_uri()
+    try:
+        conn: sqlite3.Connection = sqlite3.connect(uri + "?mode=ro", uri=True, **options)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError:
+        wal = Path(f"{path}-wal")
+        if not Path(path).is_file() or (wal.exists() and wal.stat().st_size > 0):
+            raise
+    conn = sqlite3.connect(uri + "?immutable=1", uri=True, **options)
+    return conn
+
+
 class SqliteStore:
     """One connection; WAL so readers (replay, watch) never block the writer."""
 
@@ -83,11 +100,10 @@ class SqliteStore:
         self.path = path
         if not path:
             raise StoreError("the audit database needs a file path")
-        # a path is a path: '#', '?', '%' and ':memory:' are characters of its name, not URI syntax
-        uri = Path(path).absolute().as_uri() + ("?mode=ro" if readonly else "")
         try:
-            self.conn = sqlite3.connect(uri, uri=True, isolation_level=None,
-                                        check_same_thread=False)
+            self.conn = connect_read_only(path, isolation_level=None, check_same_thread=False) \
+                if readonly else sqlite3.connect(Path(path).absolute().as_uri(), uri=True,
+                                                 isolation_level=None, check_same_thread=False)
             self.conn.execute("PRAGMA busy_timeout = 10000")
             # Four B-trees keyed by random UUIDs: the default 2 MB cache re-read pages constantly.
             self.conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
