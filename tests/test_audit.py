@@ -371,3 +371,17 @@ def test_replay_reads_a_database_on_a_read_only_filesystem(tmp) -> None:
         assert run(["replay", "--db", str(mount / "a.db"), "--verify", "-q"]).returncode == 0
     finally:
         subprocess.run(["umount", str(mount)], capture_output=True)
+
+
+def test_a_store_whose_views_are_not_evtools_is_refused_not_read_for_ever(tmp) -> None:
+    db = tmp / "a.db"
+    assert run(["audit", "--db", str(db), "-q", "-o", "/dev/null"], stdin=gen_lines(20, 15)).returncode == 0
+    with sqlite3.connect(db) as conn:
+        conn.execute("DROP VIEW events_in")
+        conn.execute("CREATE VIEW events_in AS WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 "
+                     "FROM r) SELECT 'e' || x AS event_id, '2026-11-26T00:00:00Z' AS timestamp, "
+                     "'r' AS region, 's' AS source, '1.0' AS schema_version, 'c' AS correlation_id, "
+                     "'{}' AS payload, '{}' AS raw, 'now' AS received_at, 1 AS ts_us FROM r")
+    for args in (["replay", "--db", str(db)], ["replay", "--db", str(db), "--verify"]):
+        result = run(args, timeout=30)
+        assert result.returncode == 1 and b"is not the view evtool writes" in result.stderr

@@ -73,6 +73,10 @@ def _inserts() -> dict[str, str]:
     }
 
 
+VIEWS = {statement.split()[2]: statement.strip() for migration in MIGRATIONS for statement in migration
+         if statement.lstrip().upper().startswith("CREATE VIEW")}
+
+
 def connect_read_only(path: str, **options: Any) -> sqlite3.Connection:
     """`path` opened read-only; on a read-only filesystem, where SQLite cannot make its lock
     files, opened as immutable, but only when no write-ahead log holds data that would be missed.
@@ -118,6 +122,15 @@ class SqliteStore:
             raise StoreError(f"cannot open the audit database {path}: {exc}") from None
         self._sql = _inserts()
 
+    def _check_views(self) -> None:
+        """`events_in` and `trace` are evtool's views as written, not anything else by that name
+        (a recursive view would make replay read for ever)."""
+        found = dict(self.conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view'"))
+        for name, sql in VIEWS.items():
+            if found.get(name) != sql:
+                raise StoreError(f"{self.path}: its {name} is not the view evtool writes (edited by "
+                                 "hand?); it is not read as an audit database")
+
     def _migrate(self, readonly: bool) -> None:
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
@@ -129,6 +142,7 @@ class SqliteStore:
             if tables:
                 raise StoreError(f"{self.path} is an SQLite database but not an evtool audit database")
         if version == SCHEMA_VERSION:
+            self._check_views()
             return
         if readonly:
             raise StoreError(f"{self.path} needs migrating to schema version {SCHEMA_VERSION}: "
