@@ -13,7 +13,7 @@ def nested(line: bytes, depth: int) -> bytes:
 
 
 @pytest.mark.parametrize("pack", ["evtool", "lab3"])
-@pytest.mark.parametrize("depth", [254, 255, 256, 1000, 1100, 5000])
+@pytest.mark.parametrize("depth", [255, 1000, 5000])
 def test_a_deep_record_is_a_dead_letter_never_a_lost_batch(tmp, pack: str, depth: int) -> None:
     good = gen_lines(3, 4, "--pack", pack).splitlines()
     stream = b"\n".join([nested(good[0], depth), *good[1:]]) + b"\n"
