@@ -58,8 +58,7 @@ def _patterns_in(schema: Any) -> set[str]:
 # fastjsonschema writes an enum into its code (and every error's definition): 50,000 values took
 # 1.7 s and 500 MB to load. A large enum of strings is checked as a format, by set membership.
 LARGE_ENUM = 256
-_ENUM_FORMAT = "x-evtool-enum-"
-_ENUM_SIZES: dict[str, int] = {}
+_ENUM_FORMAT = "x-evtool-enum-"        # + its number of values + "-" + which one
 
 
 def _large_enums(node: Any, formats: dict[str, Any]) -> Any:
@@ -72,8 +71,7 @@ def _large_enums(node: Any, formats: dict[str, Any]) -> Any:
     values = node.get("enum")
     if (isinstance(values, list) and len(values) > LARGE_ENUM and "format" not in node
             and node.get("type", "string") == "string" and all(type(v) is str for v in values)):
-        name = f"{_ENUM_FORMAT}{len(_ENUM_SIZES)}"
-        _ENUM_SIZES[name] = len(set(values))
+        name = f"{_ENUM_FORMAT}{len(set(values))}-{len(formats)}"
         formats[name] = frozenset(values).__contains__
         del done["enum"]
         done.update({"type": "string", "format": name})
@@ -128,7 +126,8 @@ def describe(exc: fastjsonschema.JsonSchemaValueException, what: str = "event") 
         else None
     if isinstance(enum, str) and enum.startswith(_ENUM_FORMAT):
         field = (exc.name or "data").removeprefix("data.")
-        return f"{field} must be one of the {_ENUM_SIZES[enum]} values of its enum (rule: enum)"
+        size = enum[len(_ENUM_FORMAT):].split("-")[0]
+        return f"{field} must be one of the {size} values of its enum (rule: enum)"
     if exc.rule == "const" and isinstance(exc.definition, dict):
         message = f"{exc.name} must be {orjson.dumps(exc.definition.get('const')).decode()}"
     if message.startswith("data."):

@@ -136,14 +136,11 @@ class ValidateStage:
         record = orjson.loads(letter)
         try:
             original: Any = orjson.loads(record["raw"])
-        except orjson.JSONDecodeError:
+            orjson.dumps(original)      # nested deeper than orjson writes: carried as its text
+        except (orjson.JSONDecodeError, TypeError):
             original = record["raw"]
         record.update(lab3.deadletter_fields(original, self.wall_clock()))
-        try:
-            return orjson.dumps(record)
-        except TypeError:          # nested deeper than orjson writes: the original as its text
-            record.update(lab3.deadletter_fields(record["raw"], self.wall_clock()))
-            return orjson.dumps(record)
+        return orjson.dumps(record)
 
     def idle(self, out: list[bytes], dead: list[bytes]) -> None:
         """Nothing is held between batches."""
