@@ -157,6 +157,21 @@ def test_input_is_safe_to_ack_only_once_its_windows_are_out() -> None:
     assert stage.unsafe_batches == 0
 
 
+def test_at_a_stop_only_lines_counted_into_open_windows_must_come_again() -> None:
+    rng = random.Random(7)
+    stage = AggregateStage(AggregateConfig(window=5), Stats(), checker())
+    early, dup, opens, after = event(T0 + 1, rng), event(T0 + 2, rng), event(T0 + 6, rng), event(T0 + 7, rng)
+    late = event(T0 + 0.5, rng)
+    copy = orjson.loads(opens)
+    copy["timestamp"] = datetime.fromtimestamp(T0 + 8, tz=timezone.utc).isoformat()
+    lines = [early, dup, dup, opens, late, after, b"not json", orjson.dumps(copy)]
+    out: list[bytes] = []
+    stage.process(lines, out, out)
+    assert stage.stats.late == 1 and stage.stats.duplicates == 2
+    # the first window went out; a copy of an id behind its counted copy is dropped again on restart
+    assert stage.still_open(lines) == [opens, after, orjson.dumps(copy)]
+
+
 def test_lines_read_without_parsing_count_exactly_as_parsed_ones() -> None:
     """aggregate reads gen-shaped lines through the pack's whole-line expression; the answer must
     be the parsing path's, duplicates, late events, odd times and duplicate keys included."""

@@ -230,24 +230,57 @@ def test_a_reconnect_never_hands_a_stage_what_it_has_read_already(vhost) -> None
     assert ch.queue_declare("q", passive=True).method.message_count == 0     # and all were acked
 
 
-def backlog(vhost: str, count: int, seed: int) -> tuple[pika.BlockingConnection, object, list[bytes]]:
-    """`count` events waiting in validate's queue, and a queue `forwarded` that catches its output."""
+def backlog(vhost: str, lines: list[bytes], into: str = "events_exchange", queue: str = "validator_queue",
+            out: str = "processing_exchange") -> tuple[pika.BlockingConnection, object, list[bytes]]:
+    """`lines` waiting in a stage's queue, and a queue `forwarded` that catches its output."""
     conn = pika.BlockingConnection(pika.URLParameters(vhost))
     ch = conn.channel()
-    ch.exchange_declare("processing_exchange", "topic", durable=True)
+    ch.exchange_declare(out, "topic", durable=True)
     ch.queue_declare("forwarded", durable=True)
-    ch.queue_bind("forwarded", "processing_exchange", "#")
-    ch.exchange_declare("events_exchange", "topic", durable=True)
-    ch.queue_declare("validator_queue", durable=True)
-    ch.queue_bind("validator_queue", "events_exchange", "#")
-    lines = gen_lines(count, seed).splitlines()
+    ch.queue_bind("forwarded", out, "#")
+    ch.exchange_declare(into, "topic", durable=True)
+    ch.queue_declare(queue, durable=True)
+    ch.queue_bind(queue, into, "#")
     for line in lines:
-        ch.basic_publish("events_exchange", "x", line, pika.BasicProperties(delivery_mode=2))
+        ch.basic_publish(into, "x", line, pika.BasicProperties(delivery_mode=2))
     return conn, ch, lines
 
 
+def stop_at_random_moments(ch: object, stage: Stage, queue: str, times: int) -> int:
+    """SIGTERM `stage` at random moments while `queue` holds messages, starting it again each time."""
+    rng = random.Random()
+
+    def consumers(want: int) -> None:
+        """A signal before the stage has its handlers would end Python itself, not the stage; and
+        the broker may count a stopped stage's consumer a moment after it is gone."""
+        deadline = time.monotonic() + 60
+        while ch.queue_declare(queue, passive=True).method.consumer_count != want:
+            assert time.monotonic() < deadline and (want == 0 or stage.proc.poll() is None)
+            time.sleep(0.02)
+
+    stops = 0
+    consumers(1)
+    while stops < times and ch.queue_declare(queue, passive=True).method.message_count:
+        time.sleep(rng.uniform(0.02, 0.3))
+        assert stage.stop() == 143
+        stops += 1
+        consumers(0)
+        stage.start()
+        consumers(1)
+    return stops
+
+
+def drain(ch: object, queue: str) -> list[dict]:
+    got = []
+    while True:
+        method, _props, body = ch.basic_get(queue, auto_ack=True)
+        if method is None:
+            return got
+        got.append(orjson.loads(body))
+
+
 def test_sigterm_finishes_the_batch_in_hand_so_a_restart_forwards_nothing_twice(vhost, tmp_path) -> None:
-    conn, ch, lines = backlog(vhost, 20000, 8)
+    conn, ch, lines = backlog(vhost, gen_lines(20000, 8).splitlines())
     env = {**os.environ, "EVTOOL_AMQP_URL": vhost}
     validate = Stage(tmp_path, "validate", "validate", "-i", "amqp", "-o", "amqp", env=env)
     deadline = time.monotonic() + 60
@@ -275,26 +308,10 @@ def test_sigterm_finishes_the_batch_in_hand_so_a_restart_forwards_nothing_twice(
 def test_sigterm_at_twenty_random_moments_forwards_every_event_once(vhost, tmp_path) -> None:
     """validate stopped with SIGTERM 20 times mid-stream and started again: each run counts out
     what it read, and the events come out once each, whatever the moments."""
-    conn, ch, lines = backlog(vhost, 60000, 9)
+    conn, ch, lines = backlog(vhost, gen_lines(60000, 9).splitlines())
     env = {**os.environ, "EVTOOL_AMQP_URL": vhost}
-    rng = random.Random()
     validate = Stage(tmp_path, "validate", "validate", "-i", "amqp", "-o", "amqp", env=env)
-
-    def consuming() -> None:
-        """A signal before the stage has its handlers would end Python itself, not the stage."""
-        deadline = time.monotonic() + 60
-        while ch.queue_declare("validator_queue", passive=True).method.consumer_count < 1:
-            assert time.monotonic() < deadline and validate.proc.poll() is None
-            time.sleep(0.02)
-
-    stops = 0
-    consuming()
-    while stops < 20 and ch.queue_declare("validator_queue", passive=True).method.message_count:
-        time.sleep(rng.uniform(0.02, 0.3))
-        assert validate.stop() == 143
-        stops += 1
-        validate.start()
-        consuming()
+    stops = stop_at_random_moments(ch, validate, "validator_queue", 20)
     deadline = time.monotonic() + 120
     while ch.queue_declare("forwarded", passive=True).method.message_count < len(lines):
         assert time.monotonic() < deadline
@@ -305,14 +322,33 @@ def test_sigterm_at_twenty_random_moments_forwards_every_event_once(vhost, tmp_p
     for summary in summaries:
         read, out = summary.split(" in, ")[0].split()[-1], summary.split(" in, ")[1].split()[0]
         assert read == out, summary                        # what it read went out, and was acked
-    forwarded = []
-    while True:
-        method, _props, body = ch.basic_get("forwarded", auto_ack=True)
-        if method is None:
-            break
-        forwarded.append(orjson.loads(body)["event_id"])
+    forwarded = [record["event_id"] for record in drain(ch, "forwarded")]
     conn.close()
     assert len(forwarded) == len(lines) == len(set(forwarded))
+
+
+@pytest.mark.slow
+def test_sigterm_at_twenty_random_moments_emits_each_window_once_and_whole(vhost, tmp_path) -> None:
+    """aggregate stopped with SIGTERM 20 times: what counted into windows already sent is acked,
+    what counted into open ones comes again, so every window and metric is sent once, with the
+    counts a run without stops gives."""
+    lines = gen_lines(100000, 10).splitlines()
+    options = ["--window", "10", "--no-alerts"]      # alerts need the windows before them: a restart forgets
+    want = records(run(["aggregate", *options, "-q"], stdin=b"\n".join(lines) + b"\n").stdout)
+    conn, ch, _ = backlog(vhost, lines, "processing_exchange", "aggregator_queue", "analytics_exchange")
+    env = {**os.environ, "EVTOOL_AMQP_URL": vhost}
+    aggregate = Stage(tmp_path, "aggregate", "aggregate", "-i", "amqp", "-o", "amqp", *options,
+                      "--idle-flush", "3", env=env)
+    stops = stop_at_random_moments(ch, aggregate, "aggregator_queue", 20)
+    deadline = time.monotonic() + 120
+    while ch.queue_declare("forwarded", passive=True).method.message_count < len(want):
+        assert time.monotonic() < deadline, f"{len(want)} records wanted"
+        time.sleep(0.1)
+    assert aggregate.stop() == 143
+    assert stops == 20, "the input ran out before the stage was stopped twenty times"
+    got = drain(ch, "forwarded")
+    conn.close()
+    assert sorted(map(json.dumps, got)) == sorted(map(json.dumps, want))
 
 
 def test_unreadable_and_huge_messages_are_dead_lettered_once(vhost, tmp_path) -> None:

@@ -238,6 +238,9 @@ def run_filter(
                 if in_hand is not None:
                     outputs.settle(LAST_FLUSH_S)
                     acks.done(in_hand.token)
+                still_open = getattr(processor, "still_open", None)
+                if still_open is not None:
+                    source.ack_all_but(still_open)
             else:
                 out, dead = outputs.lists()
                 processor.finish(out, dead)

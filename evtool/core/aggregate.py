@@ -107,6 +107,26 @@ def _field_problem(event: dict[str, Any]) -> str | None:
     return f"{', '.join(bad)}: missing or not a string (aggregate needs all four)"
 
 
+def _where(line: bytes) -> tuple[str, str, int] | None:
+    """(folded id, region, time) of an event line, or None: no side effects, no dead letter."""
+    try:
+        event = parse(line)
+    except orjson.JSONDecodeError:
+        return None
+    if type(event) is not dict or "kind" in event:
+        return None
+    event_id, region, ts = event.get("event_id"), event.get("region"), event.get("timestamp")
+    if type(event_id) is not str or type(region) is not str:
+        return None
+    at = quick_us(ts)
+    if at is None:
+        try:
+            at = instant_us(ts)
+        except (ValueError, TypeError):
+            return None
+    return fold_id(event_id), region, at
+
+
 class AggregateStage:
     """Processes batches of lines; output order: forwarded events, then windows as they close."""
 
@@ -141,6 +161,29 @@ class AggregateStage:
         while self._needs and self._needs[0] < oldest_open:
             self._needs.popleft()
         return len(self._needs)
+
+    def still_open(self, lines: list[bytes]) -> list[bytes]:
+        """The lines that counted into a window not yet emitted. At a stop on the broker only
+        these must come again: the rest are in windows already sent, or were dead letters or
+        duplicates, and a restart would count them a second time."""
+        fields = self.fields(lines) if self.fields else [None] * len(lines)
+        size, windows = self.windows.size, self.windows.open
+        counted: dict[tuple[int, str], set[str]] = {}
+        keep: list[bytes] = []
+        for line, got in zip(lines, fields, strict=True):
+            where = (got[0], got[1], got[3]) if got is not None else _where(line)
+            if where is None:
+                continue
+            event_id, region, at = where
+            window = windows.get(at // size)
+            if window is None:
+                continue
+            ids = counted.get((window.index, region))
+            if ids is None:
+                ids = counted[window.index, region] = set(window.ids.get(region, ()))
+            if event_id in ids:
+                keep.append(line)
+        return keep
 
     def process(self, lines: list[bytes], out: list[bytes], dead: list[bytes]) -> None:
         self.stats.in_ += len(lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Collection
 from typing import NamedTuple
 
 
@@ -46,6 +47,10 @@ class Source(ABC):
 
     def ack(self, token: object) -> None:  # noqa: B027 - acking is a no-op for pipes and files
         """Everything produced from the batch with this token is safe downstream."""
+
+    def ack_all_but(self, keep: Callable[[list[bytes]], Collection[bytes]]) -> None:  # noqa: B027
+        """At a stop: ack every message read and not yet acked except the lines `keep` picks
+        from them, which the broker delivers again."""
 
     def close(self) -> None:  # noqa: B027
         """Release what the source holds."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import sys
 from collections import Counter, deque
+from collections.abc import Callable, Collection
 from typing import Any, cast
 
 import orjson
@@ -53,7 +54,8 @@ class AmqpSource(Source):
         self._log = stderr_logger(stage)
         self.link = Link(target, consume=True, prefetch=prefetch, connect_timeout=connect_timeout,
                          log=self._log)
-        self._read: deque[tuple[int, int, list[bytes]]] = deque()   # (generation, tag, lines)
+        # (generation, last tag, lines, each line's tag) of what is read and not acked
+        self._read: deque[tuple[int, int, list[bytes], list[int]]] = deque()
         self._just_acked: tuple[int, list[bytes]] = (0, [])
         self._again: Counter[bytes] = Counter()
         self._generation = 0
@@ -71,7 +73,7 @@ class AmqpSource(Source):
         if last.generation != self._generation:
             self._reconnected(last.generation)
         lines = [one_line(d.body) for d in got]
-        self._read.append((last.generation, last.tag, lines))
+        self._read.append((last.generation, last.tag, lines, [d.tag for d in got]))
         if self._again:
             lines = self._unseen(got, lines)
         return Batch(lines, (last.generation, last.tag))
@@ -80,7 +82,7 @@ class AmqpSource(Source):
         """Everything read on the connection before and not acked comes again (and the batches
         acked last, whose ack may have been lost with the connection)."""
         previous = self._generation
-        for read_on, _tag, lines in self._read:
+        for read_on, _tag, lines, _tags in self._read:
             if read_on == previous:
                 self._again.update(lines)
         if self._just_acked[0] == previous:
@@ -122,6 +124,25 @@ class AmqpSource(Source):
             done += read.popleft()[2]
         self._just_acked = (generation, done)
         self.link.ack(generation, tag)
+
+    def ack_all_but(self, keep: Callable[[list[bytes]], Collection[bytes]]) -> None:
+        generation = self._generation
+        unacked = [(line, tag) for read_on, _last, lines, tags in self._read if read_on == generation
+                   for line, tag in zip(lines, tags, strict=True)]
+        if not unacked:
+            return
+        kept = Counter(keep([line for line, _tag in unacked]))
+        done: list[int] = []
+        for line, tag in unacked:
+            if kept[line]:
+                kept[line] -= 1
+            else:
+                done.append(tag)
+        self._read.clear()
+        self.link.ack_each(generation, done)
+        if len(done) < len(unacked):
+            self._log(f"stopping: {len(unacked) - len(done)} message(s) whose work is not done "
+                      "are left for redelivery")
 
     def close(self) -> None:
         self.link.close()

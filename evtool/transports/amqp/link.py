@@ -152,6 +152,10 @@ class Link:
     def ack(self, generation: int, tag: int) -> None:
         self.ioloop.add_callback_threadsafe(lambda: self._ack(generation, tag))
 
+    def ack_each(self, generation: int, tags: list[int]) -> None:
+        """Ack these deliveries one by one (at a stop, to leave the others for redelivery)."""
+        self.ioloop.add_callback_threadsafe(lambda: self._ack_each(generation, tags))
+
     def close(self) -> None:
         self._closing = True
         with contextlib.suppress(Exception):
@@ -346,6 +350,11 @@ class Link:
         if generation == self.generation and self._ch is not None and self._ch.is_open:
             self._ch.basic_ack(tag, multiple=True)
             self._acked_tag = max(self._acked_tag, tag)
+
+    def _ack_each(self, generation: int, tags: list[int]) -> None:
+        if generation == self.generation and self._ch is not None and self._ch.is_open:
+            for tag in tags:
+                self._ch.basic_ack(tag)
 
     def _enqueue(self, messages: list[Outgoing]) -> None:
         self._pending.extend(messages)
