@@ -107,6 +107,19 @@ def test_gen_in_place_of_lab3s_publisher(vhost) -> None:
     assert len(bodies) == 300 and all(lab3_accepts(orjson.loads(b)) for b in bodies)
 
 
+def test_gen_counts_what_lab3s_bindings_drop_apart_from_out(vhost) -> None:
+    """lab3's validator binds its three sources only: a broken event with another source is
+    dropped by the broker, and gen must not call it out."""
+    lab3_topology(vhost)
+    result = run(["gen", "--pack", "lab3", "--count", "400", "--fast", "--seed", "3", "--invalid", "0.5",
+                  "-o", "amqp", "--amqp-url", vhost], timeout=60)
+    assert result.returncode == 0, result.stderr
+    queued = len(drain(vhost, "validator_input_queue"))
+    summary = result.stderr.decode().splitlines()[-1]
+    assert 0 < queued < 400
+    assert f"{queued} out" in summary and f"{400 - queued} dropped by the broker" in summary, summary
+
+
 def test_validate_in_place_of_lab3s_validator(vhost) -> None:
     lab3_topology(vhost)
     good = lab3_events()

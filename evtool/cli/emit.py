@@ -29,11 +29,12 @@ def pump(stage: str, items: Iterable[tuple[float, bytes]], sink: Sink, pacer: Pa
     status = ExitStatus.OK
     pending: list[bytes] = []
 
-    unflushed = 0
+    unflushed = dropped = 0
 
     def write_pending(flush: bool) -> None:
-        """Written counts only what a flush made safe: a broker that refuses leaves it out."""
-        nonlocal written, pending, unflushed
+        """Written counts only what a flush made safe: a broker that refuses or drops a record
+        leaves it out."""
+        nonlocal written, pending, unflushed, dropped
         sink.write(pending)
         refused = sink.refused()
         if refused:
@@ -46,7 +47,8 @@ def pump(stage: str, items: Iterable[tuple[float, bytes]], sink: Sink, pacer: Pa
                     sink.flush()
             else:                    # the last flush after a signal: bounded, a second one ends it
                 sink.flush(LAST_FLUSH_S)
-            written, unflushed = written + unflushed, 0
+            lost = sink.dropped()
+            written, unflushed, dropped = written + unflushed - lost, 0, dropped + lost
         if progress is not None:
             progress.tick(written + unflushed)
 
@@ -94,6 +96,7 @@ def pump(stage: str, items: Iterable[tuple[float, bytes]], sink: Sink, pacer: Pa
             sink.close()
     if not quiet:
         seconds = time.monotonic() - started
-        say(stage, f"{describe(written)}, {seconds:.2f} s, "
+        unroutable = f", {dropped} dropped by the broker (no queue bound)" if dropped else ""
+        say(stage, f"{describe(written)}{unroutable}, {seconds:.2f} s, "
                    f"{written / seconds if seconds else 0:,.0f} records/s")
     return status

@@ -165,7 +165,9 @@ class Outputs:
         if self.dead_sink is not None:
             self.dead_sink.flush(within)
         self.sink.flush(within)
-        self.stats.out += self._unsettled
+        dropped = self.sink.dropped()
+        self.stats.out += self._unsettled - dropped
+        self.stats.unroutable += dropped
         self._unsettled = 0
 
     @property

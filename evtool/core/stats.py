@@ -15,6 +15,7 @@ class Stats:
     events: int = 0
     duplicates: int = 0
     late: int = 0
+    unroutable: int = 0
     dead: Counter[str] = field(default_factory=Counter)
 
     def add_dead(self, reason: str, n: int = 1) -> None:
@@ -24,6 +25,8 @@ class Stats:
         """`1000 in, 980 out, 20 dead letters (schema 15, json 5), 0 duplicates, ...`."""
         total_dead = sum(self.dead.values())
         parts = [f"{self.in_} in", f"{self.out} out"]
+        if self.unroutable:
+            parts.append(f"{self.unroutable} dropped by the broker (no queue bound)")
         reasons = ", ".join(f"{r} {n}" for r, n in sorted(self.dead.items()))
         parts.append(f"{total_dead} dead letters" + (f" ({reasons})" if reasons else ""))
         parts += [f"{self.duplicates} duplicates", f"{self.late} late"]

@@ -68,6 +68,11 @@ class Sink(ABC):
     def write(self, lines: list[bytes]) -> None:
         """Queue lines for output (no newline at their ends)."""
 
+    def dropped(self) -> int:
+        """How many flushed lines the other end dropped since the last call (a broker with no
+        queue bound to their routing key): they are not out."""
+        return 0
+
     @abstractmethod
     def flush(self, within: float | None = None) -> None:
         """Block until every written line is out (in the pipe or file, or confirmed by the broker);

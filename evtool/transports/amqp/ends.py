@@ -188,6 +188,7 @@ class AmqpSink(Sink):
         self.region_header = bool(target.topology.hash_exchanges)
         self._refused: list[tuple[bytes, str]] = []
         self._said: set[str] = set()
+        self._dropped = 0
         self._log = stderr_logger(stage)
         self.link = Link(target, consume=False, prefetch=0, connect_timeout=connect_timeout,
                          log=stderr_logger(stage))
@@ -208,8 +209,8 @@ class AmqpSink(Sink):
                 continue
             if not self.topology.mandatory(key) and key not in self._said:
                 self._said.add(key)
-                self._log(f"routing key {key!r} is published without 'mandatory': if no queue is "
-                          "bound to it, the broker drops it")
+                self._log(f"routing key {key!r} need not be bound: if no queue is bound to it, the "
+                          "broker drops it (counted apart from out)")
             if len(message_id.encode()) > SHORTSTR:
                 message_id = hashlib.sha1(message_id.encode()).hexdigest()
             props = pika.BasicProperties(content_type="application/json", delivery_mode=2,
@@ -220,6 +221,11 @@ class AmqpSink(Sink):
 
     def refused(self) -> list[tuple[bytes, str]]:
         taken, self._refused = self._refused, []
+        return taken
+
+    def dropped(self) -> int:
+        now = self.link.unroutable
+        taken, self._dropped = now - self._dropped, now
         return taken
 
     def flush(self, within: float | None = None) -> None:

@@ -70,6 +70,7 @@ class Link:
         self._seq = 0
         self._delivered_tag = 0
         self._acked_tag = 0
+        self.unroutable = 0             # returned for a key nobody need be bound to: dropped
         self._conn: pika.SelectConnection | None = None
         self._ch: Any = None
         self._closing = False
@@ -339,6 +340,11 @@ class Link:
             self._conn.close()
 
     def _on_return(self, _ch: Any, method: Any, _props: Any, _body: bytes) -> None:
+        """Every publish is mandatory, so the broker says what it drops: a key nobody need be
+        bound to is counted apart, any other fails the stage."""
+        if not self.target.topology.mandatory(method.routing_key):
+            self.unroutable += 1
+            return
         self._fail(f"unroutable message: no queue is bound to exchange {method.exchange!r} for "
                    f"routing key {method.routing_key!r} ({self.target.shown})")
 
@@ -365,12 +371,10 @@ class Link:
         if ch is None or not self._ready.is_set() or not ch.is_open or self._hold:
             return
         pending, unconfirmed = self._pending, self._unconfirmed
-        mandatory = self.target.topology.mandatory
         while pending and len(unconfirmed) < WINDOW:
             msg = pending.popleft()
             try:
-                ch.basic_publish(msg.exchange, msg.key, msg.body, msg.props,
-                                 mandatory=mandatory(msg.key))
+                ch.basic_publish(msg.exchange, msg.key, msg.body, msg.props, mandatory=True)
             except Exception as exc:
                 self._fail(f"cannot publish to {self.target.shown}: {_describe(exc)}")
                 return
