@@ -243,6 +243,39 @@ def test_replay_reads_lab3s_records(tmp, kind) -> None:
     assert by_region == want
 
 
+def lab3_metrics(events: list[dict]) -> list[dict]:
+    """Metrics as lab3's aggregator sends them: a day and a region, counts by source, the ids."""
+    by_region: dict[str, list[dict]] = {}
+    for e in events:
+        by_region.setdefault(e["region"], []).append(e)
+    metrics = []
+    for region, held in sorted(by_region.items()):
+        counts: dict[str, int] = {}
+        for e in held:
+            counts[e["source"]] = counts.get(e["source"], 0) + 1
+        metrics.append({"metric_id": str(uuid.uuid4()), "date": "2026-12-02", "region": region,
+                        "metrics": counts, "input_event_ids": [e["event_id"] for e in held],
+                        "run_id": "default"})
+    return metrics
+
+
+def test_verify_checks_lab3s_metrics_by_their_trace(tmp) -> None:
+    made = run(["gen", "--pack", "lab3", "--count", "300", "--fast", "--seed", "4", "-q"]).stdout
+    events = [orjson.loads(x) for x in made.splitlines()]
+    metrics = lab3_metrics(events)
+    wrong = metrics[1]
+    wrong["metrics"][sorted(wrong["metrics"])[0]] += 1
+    db = tmp / "audit.db"
+    stored = run(["audit", "--pack", "lab3", "--db", str(db), "-q"],
+                 stdin=made + b"".join(orjson.dumps(m) + b"\n" for m in metrics))
+    assert stored.returncode == 0, stored.stderr
+    verify = run(["replay", "--db", str(db), "--verify"])
+    assert verify.returncode == 1 and verify.stdout.decode().splitlines() == [
+        line for line in verify.stdout.decode().splitlines() if line.startswith(wrong["metric_id"])]
+    assert len(verify.stdout.splitlines()) == 1 and b"recomputed from its trace" in verify.stdout
+    assert f"verify: {len(metrics)} of {len(metrics)} metrics checked, 1 differences".encode() in verify.stderr
+
+
 def test_replay_of_lab3_db_with_blob_ids_says_what_it_skipped(tmp) -> None:
     events = lab3_events()
     path = tmp / "audit.db"

@@ -5,6 +5,7 @@ and window, and their counts must be the metric's. The window's other stored eve
 explained by aggregate's `late` dead letters for that window size; those that are not (where
 aggregate's dead letters were never audited) make the metric one that could not be checked, not
 a difference. Windows of a size no metric has are not judged: another aggregate may have had them.
+A metric with no window (window_seconds 0: lab3's, a day and a region) is checked by its trace alone.
 """
 
 from __future__ import annotations
@@ -120,6 +121,34 @@ def _check(metric: StoredMetric | None, region: str, start: str, stored: dict[st
     if untraced:
         verdict.unchecked.append(f"{name}: {len(untraced)} stored events of its window are in no "
                                  f"metric and no late dead letter, e.g. {min(untraced)}")
+
+
+def verify_by_trace(metrics: list[StoredMetric], trace_of: Callable[[str], list[str]],
+                    stored_at: Callable[[list[str]], dict[str, Event]], verdict: Verdict) -> None:
+    """Metrics that name no window (lab3's: a day and a region) checked against their trace
+    alone: the traced events stored, in the metric's region, and counted as the metric says."""
+    for metric in metrics:
+        traced = sorted(set(trace_of(metric.metric_id)))
+        found = stored_at(traced)
+        name = f"{metric.metric_id} ({metric.region} {metric.window_start[:10]}, no window)"
+        missing = [e for e in traced if e not in found]
+        if missing:
+            verdict.unchecked.append(f"{name}: {len(missing)} traced events are not in events_in "
+                                     f"(audit did not receive them), e.g. {missing[0]}")
+            continue
+        verdict.checked += 1
+        outside = [e for e in traced if found[e][1] != metric.region]
+        if outside:
+            verdict.differences.append(f"{name}: traced events outside its region: "
+                                       f"{', '.join(outside[:3])}")
+        counts: dict[str, int] = {}
+        for event_id in traced:
+            source = found[event_id][2]
+            counts[source] = counts.get(source, 0) + 1
+        total = sum(counts.values())
+        if metric.total != total or metric.counts != counts:
+            verdict.differences.append(f"{name}: stored total {metric.total} {_fmt(metric.counts)}, "
+                                       f"recomputed from its trace {total} {_fmt(counts)}")
 
 
 def _was_late(sizes: set[float | None], seconds: float) -> bool:

@@ -10,7 +10,7 @@ import orjson
 
 from evtool.core.dedupe import fold_id
 from evtool.core.instant import micros_of
-from evtool.core.verify import StoredMetric, Verdict, verify_size
+from evtool.core.verify import StoredMetric, Verdict, verify_by_trace, verify_size
 from evtool.store import Store
 
 
@@ -65,6 +65,10 @@ def verify(store: Store) -> Verdict:
                 float(size) if isinstance(size, (int, float)) else None)
     verdict = Verdict()
     for seconds, stored in sorted(metrics.items()):
+        if seconds == 0:
+            verify_by_trace(stored, lambda mid: _trace(store, mid), lambda ids: _events(store, ids),
+                            verdict)
+            continue
         try:
             micros_of(seconds, "window_seconds")
         except ValueError:
