@@ -99,6 +99,23 @@ def test_replay_order_and_metric_filter(stored) -> None:
     assert sorted(e["event_id"] for e in picked) == sorted(metric["input_event_ids"])
 
 
+@pytest.mark.parametrize("asked", ["", "no-such-metric"])
+def test_a_metric_id_that_names_no_metric_is_said_not_answered_empty(stored, asked) -> None:
+    db, _, _ = stored
+    result = run(["replay", "--db", str(db), "--metric-id", asked])
+    assert result.returncode == 2 and result.stdout == b""
+    assert f"--metric-id {asked!r}: no such metric in {db}".encode() in result.stderr
+
+
+def test_a_time_range_that_misses_every_event_says_where_they_are(stored) -> None:
+    db, data, _ = stored
+    times = sorted(r["timestamp"] for r in records(data) if "kind" not in r)
+    result = run(["replay", "--db", str(db), "--since", "2001-01-01T00:00:00Z",
+                  "--until", "2001-01-02T00:00:00Z"])
+    assert result.returncode == 0 and result.stdout == b""
+    assert b"no stored event matches" in result.stderr and times[0][:19].encode() in result.stderr
+
+
 def test_verify_passes_then_names_a_tampered_metric(stored, tmp_path) -> None:
     db, _, _ = stored
     result = run(["replay", "--db", str(db), "--verify"])

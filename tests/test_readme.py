@@ -64,3 +64,21 @@ def test_readme_command_runs_and_ends(command: str, workdir: Path) -> None:
                             stdin=subprocess.DEVNULL, capture_output=True, timeout=90)
     assert result.returncode == 0, (command, result.stderr.decode()[-2000:])
     assert b"Traceback" not in result.stderr
+    if promises_records(command):
+        assert result.stdout.strip(), f"{command!r} printed nothing: {result.stderr.decode()[-500:]}"
+
+
+def promises_records(command: str) -> bool:
+    """Every example prints what it is for, except a verify (a clean one says nothing on stdout)
+    and one that sends its output away."""
+    return "--verify" not in command and "> /dev/null" not in command
+
+
+def test_the_example_in_evtools_own_help_runs_quickly_and_prints_records(workdir: Path) -> None:
+    shown = subprocess.run([sys.executable, "-m", "evtool", "--help"], capture_output=True, text=True,
+                           check=True).stdout
+    (example,) = [line.strip() for line in shown.splitlines() if line.strip().startswith("evtool gen")]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(["bash", "-c", f"set -o pipefail; {example}"], cwd=workdir, env=env,
+                            stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+    assert result.returncode == 0 and result.stdout.strip(), result.stderr

@@ -44,7 +44,7 @@ def cli() -> None:
     """Composable filters for event pipelines, over pipes or RabbitMQ.
 
     \b
-    evtool gen --count 1000 --seed 1 | evtool validate | evtool aggregate
+    evtool gen --count 1000 --seed 1 --fast | evtool validate | evtool aggregate
     """
 
 

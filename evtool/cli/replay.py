@@ -14,12 +14,20 @@ from evtool.cli.options import Finite, option, output_options
 from evtool.cli.packs import pack_from_options
 from evtool.cli.progress import counting, on_terminal
 from evtool.cli.run import ExitStatus, say, silence_stdout
-from evtool.core.instant import MICROS
+from evtool.core.instant import MICROS, iso_us
 from evtool.core.pacing import Pacer
 from evtool.core.printable import printable
 from evtool.store import Store, StoreError, open_store
 from evtool.store.lab3 import Lab3Record, lab3_kind
-from evtool.store.replay import Filters, count_events, metric_count, stored_events, verify
+from evtool.store.replay import (
+    Filters,
+    count_events,
+    has_metric,
+    metric_count,
+    stored_events,
+    time_span,
+    verify,
+)
 
 
 @click.command()
@@ -68,6 +76,10 @@ def replay(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool,
         return
     if verify_metrics:
         sys.exit(run_verify(store, quiet))
+    if metric_id is not None:
+        known(store, db, metric_id)
+    if (since or until) and not quiet:
+        hint_when_empty(store, filters)
     sink = open_output("replay", output_spec, amqp_url, connect_timeout, wire, keeps={"--db": db})
     items = ((ts_us / MICROS, raw.encode("utf-8")) for ts_us, raw in stored_events(store, filters))
     pacer = Pacer(time.monotonic, speed) if speed else None
@@ -78,6 +90,25 @@ def replay(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool,
         fail("replay", str(exc))
         return
     sys.exit(status)
+
+
+def known(store: Store, db: str, metric_id: str) -> None:
+    """An id that names no metric is a mistake to say, not an empty answer."""
+    if has_metric(store, metric_id):
+        return
+    count = metric_count(store)
+    raise click.UsageError(f"--metric-id {metric_id!r}: no such metric in {db} (it holds {count}; "
+                           f"`SELECT metric_id FROM metrics_out` lists them)")
+
+
+def hint_when_empty(store: Store, filters: Filters) -> None:
+    """A time range that misses every stored event says where the events are."""
+    if count_events(store, filters):
+        return
+    span = time_span(store)
+    held = (f"its events run from {iso_us(span[0])} to {iso_us(span[1])}" if span is not None
+            else "it holds no events")
+    say("replay", f"no stored event matches --since/--until and the other filters; {held}")
 
 
 def _is_text(path: str) -> bool:

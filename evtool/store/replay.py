@@ -99,3 +99,13 @@ def _events(store: Store, ids: list[str]) -> dict[str, tuple[str, str, str, int]
 
 def metric_count(store: Store) -> int:
     return int(next(store.query("SELECT count(*) FROM metrics_out"))[0])
+
+
+def has_metric(store: Store, metric_id: str) -> bool:
+    return int(next(store.query("SELECT count(*) FROM metrics_out WHERE metric_id = ?", (metric_id,)))[0]) > 0
+
+
+def time_span(store: Store) -> tuple[int, int] | None:
+    """(first, last) instant of the stored events, or None when there are none."""
+    first, last = next(store.query("SELECT min(ts_us), max(ts_us) FROM events_in"))
+    return None if first is None else (int(first), int(last))
