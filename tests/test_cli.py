@@ -114,6 +114,9 @@ def test_idle_flush_emits_open_windows_of_a_quiet_live_input() -> None:
 @pytest.mark.parametrize("args", [
     ["gen", "--rate", "0"], ["gen", "--duplicates", "2"], ["aggregate", "--window", "-1"],
     ["validate", "--nope"], ["gen", "--start", "tomorrow"], ["validate", "--regions", ","],
+    ["gen", "--count", "5", "--fast", "-o", "amqp", "--amqp-url", "http://127.0.0.1:5672/"],
+    ["gen", "--count", "5", "--fast", "-o", "http://127.0.0.1:5672/?exchange=x"],
+    ["validate", "-i", "ftp://host/events.ndjson"], ["validate", "--dead-letter", "https://x/"],
 ])
 def test_bad_options_exit_2_with_one_clear_line(args) -> None:
     result = run(args, stdin=b"")
@@ -170,3 +173,10 @@ def test_an_option_variable_applies_to_its_own_command_only(tmp) -> None:
     assert not (tmp / "ignored.ndjson").exists()
     shared = run(["gen", "-q", "--count", "2", "--fast"], env={"EVTOOL_PACK": "lab3"}).stdout
     assert shared.count(b"corr-") == 2                          # the pack is shared on purpose
+
+
+def test_an_unscoped_option_variable_is_said_once_not_silently_ignored() -> None:
+    result = run(["gen", "--count", "1", "--fast", "-q"], env={"EVTOOL_OUTPUT": "x.ndjson"})
+    assert result.returncode == 0 and len(result.stdout.splitlines()) == 1
+    assert result.stderr.decode().splitlines() == [
+        "evtool gen: warning: EVTOOL_OUTPUT is set but not read: gen reads EVTOOL_GEN_OUTPUT"]

@@ -10,7 +10,7 @@ import traceback
 import click
 
 from evtool import __version__
-from evtool.cli.options import scope_envvars
+from evtool.cli.options import scope_envvars, unscoped_envvars
 from evtool.cli.packs import list_packs, show_pack
 from evtool.cli.run import Interrupted, install_early_signals
 from evtool.core.secrets import redact
@@ -31,6 +31,14 @@ class LazyGroup(click.Group):
         command = getattr(importlib.import_module(f"evtool.cli.{cmd_name}"), cmd_name)
         assert isinstance(command, click.Command)
         return scope_envvars(command)
+
+    def resolve_command(self, ctx: click.Context,
+                        args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None:
+            for line in unscoped_envvars(command, os.environ):
+                sys.stderr.write(f"evtool {name}: warning: {line}\n")
+        return name, command, rest
 
 
 @click.group(cls=LazyGroup,

@@ -6,10 +6,12 @@ EVTOOL_CONNECT_TIMEOUT)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import click
+
+from evtool.core.secrets import redact
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 F = Callable[..., Any]
@@ -28,6 +30,33 @@ def option(*decls: str, **kw: Any) -> Callable[[F], F]:
     kw.setdefault("envvar", "EVTOOL_" + _env_name(decls))
     kw.setdefault("show_envvar", True)
     return click.option(*decls, **kw)
+
+
+def unscoped_envvars(command: click.Command, environ: Mapping[str, str]) -> list[str]:
+    """Variables set under an option's unscoped name (EVTOOL_OUTPUT), which this command does not
+    read (it reads EVTOOL_VALIDATE_OUTPUT): each as a line saying which name it reads."""
+    lines = []
+    for param in command.params:
+        if isinstance(param, click.Option) and isinstance(param.envvar, str):
+            bare = "EVTOOL_" + _env_name(param.opts + param.secondary_opts)
+            if bare != param.envvar and bare in environ and param.envvar not in environ:
+                lines.append(f"{bare} is set but not read: {command.name} reads {param.envvar}")
+    return lines
+
+
+def amqp_url_only(_ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A broker URL of another scheme (http://) must not fall back to a default vhost."""
+    if not value.startswith(("amqp://", "amqps://")):
+        raise click.BadParameter(f"{redact(value)!r} is not an amqp:// or amqps:// URL", param=param)
+    return value
+
+
+def spec_scheme(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """-i/-o/--dead-letter: a URL of a scheme evtool does not speak is a mistake, not a file name."""
+    if value is not None and "://" in value and not value.startswith(("amqp://", "amqps://")):
+        raise click.BadParameter(f"{redact(value)!r}: evtool speaks amqp:// and amqps:// only",
+                                 param=param)
+    return value
 
 
 def scope_envvars(command: click.Command) -> click.Command:
@@ -69,15 +98,16 @@ FRACTION = Finite(min=0, max=1)
 
 input_option = option(
     "-i", "--input", "input_spec", default="-", show_default=True, metavar="SPEC",
-    help="Where to read: '-' (stdin), a file, 'amqp', or an amqp:// URL.",
+    help="Where to read: '-' (stdin), a file, 'amqp', or an amqp:// URL.", callback=spec_scheme,
 )
 output_option = option(
     "-o", "--output", "output_spec", default="-", show_default=True, metavar="SPEC",
-    help="Where to write: '-' (stdout), a file, 'amqp', or an amqp:// URL.",
+    help="Where to write: '-' (stdout), a file, 'amqp', or an amqp:// URL.", callback=spec_scheme,
 )
 amqp_option = option(
     "--amqp-url", default=DEFAULT_AMQP_URL, show_default=False, metavar="URL",
     help="Broker for 'amqp' specs [default: amqp://guest:***@127.0.0.1:5672/%2F].",
+    callback=amqp_url_only,
 )
 quiet_option = option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
 connect_timeout_option = option(
@@ -98,7 +128,7 @@ io_options = compose(input_option, output_option, amqp_option, connect_timeout_o
                      prefetch_option, quiet_option, pack_option)
 
 dead_letter_option = option(
-    "--dead-letter", "dead_letter_spec", default=None, metavar="SPEC",
+    "--dead-letter", "dead_letter_spec", default=None, metavar="SPEC", callback=spec_scheme,
     help="Where rejects go [default: the output stream; on the broker, the "
          "deadletter.validation queue].",
 )
