@@ -162,8 +162,11 @@ def test_hostile_ids_are_stored_verbatim(tmp_path) -> None:
     ev = {**orjson.loads(gen_lines(1, 1)), "event_id": hostile}
     run(["audit", "--db", str(db), "-q"], stdin=orjson.dumps(ev) + b"\n")
     assert rows(db, "SELECT event_id FROM events_in") == [(hostile,)]
-    out = run(["replay", "--db", str(db), "-q", "--metric-id", hostile, "--region", hostile])
+    out = run(["replay", "--db", str(db), "-q", "--region", hostile])
     assert out.returncode == 0 and out.stdout == b""
+    unknown = run(["replay", "--db", str(db), "-q", "--metric-id", hostile])
+    assert unknown.returncode == 2 and b"no such metric" in unknown.stderr
+    assert rows(db, "SELECT event_id FROM events_in") == [(hostile,)]
 
 
 def test_speed_paces_by_event_time(tmp_path) -> None:

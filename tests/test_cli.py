@@ -180,3 +180,24 @@ def test_an_unscoped_option_variable_is_said_once_not_silently_ignored() -> None
     assert result.returncode == 0 and len(result.stdout.splitlines()) == 1
     assert result.stderr.decode().splitlines() == [
         "evtool gen: warning: EVTOOL_OUTPUT is set but not read: gen reads EVTOOL_GEN_OUTPUT"]
+
+
+def test_files_as_arguments_are_read_one_after_another(tmp) -> None:
+    first, second = tmp / "a.ndjson", tmp / "b.ndjson"
+    first.write_bytes(gen_lines(30, 1).rstrip(b"\n"))          # no newline at its end
+    second.write_bytes(gen_lines(20, 2))
+    result = run(["validate", str(first), str(second), "-q"])
+    assert result.returncode == 0
+    assert result.stdout == first.read_bytes() + b"\n" + second.read_bytes()
+    both = run(["validate", str(first), "-i", str(second)])
+    assert both.returncode == 2 and b"not both" in both.stderr
+    clobber = run(["validate", str(first), str(second), "-o", str(second)])
+    assert clobber.returncode == 2 and second.read_bytes() == gen_lines(20, 2)
+    joined = first.read_bytes() + b"\n" + second.read_bytes()
+    for stage in (["aggregate", "-q"], ["audit", "--db", str(tmp / "x.db"), "-q"]):
+        by_files = run([*stage, str(first), str(second)])
+        assert by_files.returncode == 0 and by_files.stdout == run(stage, stdin=joined).stdout, stage
+    watched = [orjson.loads(run(["watch", "--once", "--json", *args], stdin=joined).stdout)
+               for args in ([str(first), str(second)], [])]
+    assert watched[0]["source"] == f"{first}, {second}" and watched[0]["records"] == 50
+    assert {**watched[0], "source": ""} == {**watched[1], "source": ""}

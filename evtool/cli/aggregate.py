@@ -12,6 +12,7 @@ from evtool.cli.options import (
     Finite,
     derived_max_line_option,
     filter_options,
+    input_of,
     option,
     partitions_option,
 )
@@ -49,7 +50,8 @@ from evtool.schemas import derived_schemas
         help="An event this many seconds of event time past the newest one so far is a dead letter "
              "(reason future) and moves nothing, so one bad clock cannot close every window; 0: off.")
 def aggregate(
-    input_spec: str, output_spec: str, amqp_url: str, connect_timeout: float, prefetch: int,
+    files: tuple[str, ...], input_spec: str, output_spec: str, amqp_url: str, connect_timeout: float,
+    prefetch: int,
     quiet: bool, pack_spec: str, dead_letter_spec: str | None,
     max_line_bytes: int, metrics_port: int | None, partitions: int, partition: int, window: float,
     lateness: float, forward: bool,
@@ -70,6 +72,7 @@ def aggregate(
       evtool gen --count 10000 --duplicates 0.02 --fast | evtool validate \\
         | evtool aggregate --window 10 --lateness 2 | jq 'select(.kind=="window") | .total'
     """
+    input_spec, files = input_of(input_spec, files)
     if partition >= partitions:
         raise click.BadParameter(f"must be below --partitions ({partitions})", param_hint="--partition")
     pack = pack_from_options(pack_spec)
@@ -83,7 +86,7 @@ def aggregate(
     ahead = Ahead(LineFields(reader)) if reader is not None else None
     run_stage("aggregate", lambda: AggregateStage(cfg, Stats(), DerivedChecker(derived_schemas()),
                                                   reader, ahead),
-              input_spec=input_spec,
+              input_spec=input_spec, input_files=files,
               output_spec=output_spec, dead_letter_spec=dead_letter_spec, amqp_url=amqp_url,
               quiet=quiet, max_line_bytes=max_line_bytes,
               connect_timeout=connect_timeout, prefetch=prefetch,

@@ -7,8 +7,8 @@ from typing import BinaryIO
 
 import click
 
-from evtool.cli.common import fail, refuse_overwriting, run_stage
-from evtool.cli.options import Finite, derived_max_line_option, filter_options, option
+from evtool.cli.common import fail, inputs, refuse_overwriting, run_stage
+from evtool.cli.options import Finite, derived_max_line_option, filter_options, input_of, option
 from evtool.cli.packs import pack_from_options
 from evtool.cli.run import say
 from evtool.core.derived import DerivedChecker
@@ -30,7 +30,7 @@ from evtool.store.audit import AuditStage
         help="... or after this many seconds, whichever comes first.")
 @option("--batch-ms", type=Finite(min=0, max=3.6e6, min_open=True), default=None, hidden=True,
         help="Former name of --batch-seconds, in milliseconds.")
-def audit(input_spec: str, output_spec: str, amqp_url: str, connect_timeout: float,
+def audit(files: tuple[str, ...], input_spec: str, output_spec: str, amqp_url: str, connect_timeout: float,
           prefetch: int, quiet: bool, pack_spec: str,
           dead_letter_spec: str | None, max_line_bytes: int, metrics_port: int | None, db: str,
           jsonl: str | None,
@@ -47,10 +47,11 @@ def audit(input_spec: str, output_spec: str, amqp_url: str, connect_timeout: flo
         | evtool audit --db audit.db > /dev/null
       sqlite3 audit.db "SELECT event_id FROM trace WHERE metric_id = '...'"
     """
+    input_spec, files = input_of(input_spec, files)
     pack = pack_from_options(pack_spec)
     keeps = {"--db": db}
     refuse_overwriting({"--output": output_spec, "--dead-letter": dead_letter_spec, "--jsonl": jsonl},
-                       {"input": input_spec, **keeps})
+                       {"input": input_spec, **inputs(files), **keeps})
     if batch_ms is not None:
         say("audit", "--batch-ms is now --batch-seconds (this run uses "
                      f"--batch-seconds {batch_ms / 1000:g})")
@@ -71,7 +72,8 @@ def audit(input_spec: str, output_spec: str, amqp_url: str, connect_timeout: flo
                        reader=field_reader(pack))
     try:
         run_stage("audit", lambda: stage,
-                  input_spec=input_spec, output_spec=output_spec, dead_letter_spec=dead_letter_spec,
+                  input_spec=input_spec, input_files=files, output_spec=output_spec,
+                  dead_letter_spec=dead_letter_spec,
                   amqp_url=amqp_url, quiet=quiet, max_line_bytes=max_line_bytes,
                   connect_timeout=connect_timeout, prefetch=prefetch,
                   metrics_port=metrics_port, idle_after=batch_seconds,

@@ -25,6 +25,11 @@ def fail(stage: str, message: str) -> NoReturn:
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
+def inputs(files: tuple[str, ...]) -> dict[str, str]:
+    """Each of several FILE arguments, as a file the stage keeps."""
+    return {f"input {path}": path for path in files}
+
+
 def refuse_overwriting(writes: Mapping[str, str | None], keeps: Mapping[str, str | None]) -> None:
     """A usage error, before anything is opened, when an output names a file the stage keeps
     (its input, its database) or holds an SQLite database, which no evtool output ever is."""
@@ -105,12 +110,13 @@ def run_stage(
     wire: str = "evtool",
     wrap_source: Callable[[Source], Source] | None = None,
     keeps: Mapping[str, str | None] | None = None,
+    input_files: tuple[str, ...] = (),
 ) -> None:
     """Build the processor (bad settings are usage errors), open both sides, run, exit.
     `wrap_source` may put the opened source behind another (aggregate reads ahead); no output
     may overwrite the input or a file the stage `keeps`."""
     writes = {"--output": output_spec, "--dead-letter": dead_letter_spec or "", **(also_writes or {})}
-    refuse_overwriting(writes, {"input": input_spec, **(keeps or {})})
+    refuse_overwriting(writes, {"input": input_spec, **inputs(input_files), **(keeps or {})})
     try:
         processor = make()
     except ValueError as exc:
@@ -118,7 +124,7 @@ def run_stage(
     source: Source | None = None
     try:
         inp = Endpoint(input_spec, amqp_url, "in", stage, prefetch, connect_timeout, partitions,
-                       partition, wire)
+                       partition, wire, input_files)
         source = open_source(inp, max_line_bytes)
         if wrap_source is not None:
             source = wrap_source(source)

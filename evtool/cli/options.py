@@ -124,7 +124,24 @@ pack_option = option(
          "(see evtool --list-packs).",
 )
 output_options = compose(output_option, amqp_option, connect_timeout_option, quiet_option, pack_option)
-io_options = compose(input_option, output_option, amqp_option, connect_timeout_option,
+files_argument = click.argument("files", nargs=-1, metavar="[FILE]...")
+
+
+def input_of(input_spec: str, files: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """FILE arguments (read one after another, as jq takes them) or -i SPEC, not both."""
+    if not files:
+        return input_spec, ()
+    if input_spec != "-":
+        raise click.UsageError(f"give the input as FILE arguments or as -i {input_spec}, not both")
+    for path in files:
+        if path == "amqp" or "://" in path:
+            raise click.UsageError(f"FILE arguments are files: for {redact(path)}, use -i")
+    if "-" in files and len(files) > 1:
+        raise click.UsageError("'-' (standard input) cannot be one of several FILE arguments")
+    return files[0], files if len(files) > 1 else ()
+
+
+io_options = compose(files_argument, input_option, output_option, amqp_option, connect_timeout_option,
                      prefetch_option, quiet_option, pack_option)
 
 dead_letter_option = option(

@@ -9,6 +9,7 @@ import click
 from evtool.cli.common import run_stage
 from evtool.cli.options import (
     filter_options,
+    input_of,
     max_line_option,
     option,
     partitions_option,
@@ -34,7 +35,8 @@ def utc_now_text() -> str:
 @option("--regions", default=None, metavar="LIST",
         help="Comma-separated allowed regions, replacing the pack's list.")
 def validate(
-    input_spec: str, output_spec: str, amqp_url: str, connect_timeout: float, prefetch: int,
+    files: tuple[str, ...], input_spec: str, output_spec: str, amqp_url: str, connect_timeout: float,
+    prefetch: int,
     quiet: bool, dead_letter_spec: str | None,
     max_line_bytes: int, metrics_port: int | None, partitions: int, pack_spec: str,
     schema_dir_path: str | None, regions: str | None,
@@ -52,6 +54,7 @@ def validate(
       evtool validate -i events.ndjson --schema-dir my-schemas/ --regions north,south
       evtool validate --pack lab3 -i amqp -o amqp
     """
+    input_spec, files = input_of(input_spec, files)
     pack = pack_from_options(pack_spec, schema_dir_path, regions)
 
     def make() -> ValidateStage:
@@ -59,7 +62,7 @@ def validate(
         return ValidateStage(EventValidator(pack), DerivedChecker(derived_schemas()), Stats(),
                              max_line_bytes, stamp)
 
-    run_stage("validate", make, input_spec=input_spec, output_spec=output_spec,
+    run_stage("validate", make, input_spec=input_spec, input_files=files, output_spec=output_spec,
               dead_letter_spec=dead_letter_spec, amqp_url=amqp_url, quiet=quiet,
               max_line_bytes=max_line_bytes, connect_timeout=connect_timeout, prefetch=prefetch,
               metrics_port=metrics_port, partitions=partitions, wire=pack.wire)

@@ -13,8 +13,8 @@ import click
 import orjson
 from rich.console import Console, RenderableType
 
-from evtool.cli.common import fail, refuse_overwriting
-from evtool.cli.options import io_options, metrics_port_option, option
+from evtool.cli.common import fail, inputs, refuse_overwriting
+from evtool.cli.options import input_of, io_options, metrics_port_option, option
 from evtool.cli.packs import pack_from_options
 from evtool.cli.run import ExitStatus, Interrupted, Signals, say
 from evtool.cli.screen import Keys, LiveScreen, colored
@@ -88,7 +88,8 @@ def parse_address(text: str) -> tuple[str, int]:
 @metrics_port_option
 @option("--serve", "address", default=None, metavar="HOST:PORT",
         help="Serve / (HTML), /data (JSON), /metrics (Prometheus); binds 127.0.0.1 unless told.")
-def watch(input_spec: str, output_spec: str, amqp_url: str, connect_timeout: float, prefetch: int,
+def watch(files: tuple[str, ...], input_spec: str, output_spec: str, amqp_url: str,
+          connect_timeout: float, prefetch: int,
           quiet: bool, pack_spec: str, once: bool, as_json: bool, metrics_port: int | None,
           address: str | None) -> None:
     """Show windows, events/s, dead letters, duplicates, alerts and watermark lag as they arrive.
@@ -101,11 +102,12 @@ def watch(input_spec: str, output_spec: str, amqp_url: str, connect_timeout: flo
 
     The summary (with --once, or when stdout is not a terminal) goes to -o: '-' or a file.
     """
+    input_spec, files = input_of(input_spec, files)
     if as_json and not once:
         raise click.UsageError("--json goes with --once")
     if output_spec.startswith("amqp"):
         raise click.UsageError("watch writes its summary to '-' or a file, not to the broker")
-    refuse_overwriting({"--output": output_spec}, {"input": input_spec})
+    refuse_overwriting({"--output": output_spec}, {"input": input_spec, **inputs(files)})
     started = time.monotonic()
     pack = pack_from_options(pack_spec)
     where = parse_address(address) if address else None
@@ -118,7 +120,7 @@ def watch(input_spec: str, output_spec: str, amqp_url: str, connect_timeout: flo
                      "read the dashboard")
     try:
         source = open_source(Endpoint(input_spec, amqp_url, "in", "watch", prefetch, connect_timeout,
-                                      wire=pack.wire), 64 << 20)
+                                      wire=pack.wire, files=files), 64 << 20)
     except TransportError as exc:
         fail("watch", str(exc))
         return

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 
 from evtool.transports.base import Sink, Source, TransportError
-from evtool.transports.stdio import FdSink, FdSource
+from evtool.transports.stdio import ChainSource, FdSink, FdSource
 
 STDIO = "-"
 
@@ -28,6 +28,7 @@ class Endpoint:
     partitions: int = 1
     partition: int = 0
     wire: str = "evtool"                   # whose default topology 'amqp' means (a pack's wire)
+    files: tuple[str, ...] = ()            # input files read one after another (FILE... arguments)
 
 
 def broker_of(end: Endpoint) -> str:
@@ -46,11 +47,25 @@ def open_source(end: Endpoint, max_line_bytes: int) -> Source:
         return open_amqp_source(end, max_line_bytes)
     if end.spec == STDIO:
         return FdSource(0, max_line_bytes, "standard input")
+    if len(end.files) > 1:
+        sources: list[FdSource] = []
+        try:
+            for path in end.files:
+                sources.append(_file_source(path, max_line_bytes))
+        except TransportError:
+            for source in sources:
+                source.close()
+            raise
+        return ChainSource(sources)
+    return _file_source(end.spec, max_line_bytes)
+
+
+def _file_source(path: str, max_line_bytes: int) -> FdSource:
     try:
-        fd = os.open(end.spec, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
     except OSError as exc:
-        raise TransportError(f"cannot open {end.spec}: {exc.strerror}") from None
-    return FdSource(fd, max_line_bytes, end.spec, owned=True)
+        raise TransportError(f"cannot open {path}: {exc.strerror}") from None
+    return FdSource(fd, max_line_bytes, path, owned=True)
 
 
 def open_sink(end: Endpoint) -> Sink:

@@ -131,6 +131,31 @@ class FdSource(Source):
             os.close(self.fd)
 
 
+class ChainSource(Source):
+    """Several files read one after another as one input, as jq and Miller take them; a file's
+    last line ends with the file, never glued to the next file's first."""
+
+    def __init__(self, sources: list[FdSource]) -> None:
+        self.sources = sources
+        self._at = 0
+        self.description = ", ".join(source.description for source in sources)
+
+    def reads_file(self, path: str) -> bool:
+        return any(source.reads_file(path) for source in self.sources)
+
+    def read(self, timeout: float | None = None) -> Batch | None:
+        while self._at < len(self.sources):
+            batch = self.sources[self._at].read(timeout)
+            if batch is not None:
+                return batch
+            self._at += 1
+        return None
+
+    def close(self) -> None:
+        for source in self.sources:
+            source.close()
+
+
 class FdSink(Sink):
     """Buffers lines and writes them in chunks of about a MiB; `flush` writes everything now."""
 
