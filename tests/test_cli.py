@@ -201,3 +201,20 @@ def test_files_as_arguments_are_read_one_after_another(tmp) -> None:
                for args in ([str(first), str(second)], [])]
     assert watched[0]["source"] == f"{first}, {second}" and watched[0]["records"] == 50
     assert {**watched[0], "source": ""} == {**watched[1], "source": ""}
+
+
+def test_every_stage_can_give_its_summary_as_one_json_object(tmp) -> None:
+    made = gen_lines(300, 3, "--invalid", "0.1", "--duplicates", "0.05")
+    gen = run(["gen", "--count", "300", "--seed", "3", "--fast", "--summary-json"])
+    valid = run(["validate", "--summary-json"], stdin=made)
+    counted = run(["aggregate", "--summary-json"], stdin=valid.stdout)
+    stored = run(["audit", "--db", str(tmp / "s.db"), "--summary-json"], stdin=counted.stdout)
+    watched = run(["watch", "--once", "--summary-json"], stdin=counted.stdout)
+    verified = run(["replay", "--db", str(tmp / "s.db"), "--verify", "--summary-json"])
+    said = {r.args[3]: orjson.loads(r.stderr) for r in (gen, valid, counted, stored, watched, verified)}
+    assert said["gen"]["out"] == 300 and said["validate"]["in"] == 300
+    assert said["validate"]["out"] + said["validate"]["dead_letters"] == 300
+    assert sum(said["validate"]["dead_letters_by_reason"].values()) == said["validate"]["dead_letters"] > 0
+    assert said["aggregate"]["in"] == said["validate"]["out"] and said["aggregate"]["duplicates"] > 0
+    assert said["audit"]["in"] == len(counted.stdout.splitlines()) == said["watch"]["records"]
+    assert said["replay"]["checked"] == said["replay"]["metrics"] > 0 == said["replay"]["differences"]

@@ -9,7 +9,7 @@ from itertools import islice
 from operator import itemgetter
 
 from evtool.cli.progress import Meter
-from evtool.cli.run import LAST_FLUSH_S, ExitStatus, Interrupted, Signals, say
+from evtool.cli.run import LAST_FLUSH_S, ExitStatus, Interrupted, Signals, say, say_summary
 from evtool.core.instant import TimeError
 from evtool.core.pacing import Pacer
 from evtool.transports.base import OutputClosed, Sink, TransportError
@@ -97,6 +97,8 @@ def pump(stage: str, items: Iterable[tuple[float, bytes]], sink: Sink, pacer: Pa
     if not quiet:
         seconds = time.monotonic() - started
         unroutable = f", {dropped} dropped by the broker (no queue bound)" if dropped else ""
-        say(stage, f"{describe(written)}{unroutable}, {seconds:.2f} s, "
-                   f"{written / seconds if seconds else 0:,.0f} records/s")
+        rate = written / seconds if seconds else 0.0
+        say_summary(stage, f"{describe(written)}{unroutable}, {seconds:.2f} s, {rate:,.0f} records/s",
+                    {"out": written, "unroutable": dropped, "seconds": round(seconds, 3),
+                     "records_per_s": round(rate, 1)})
     return status

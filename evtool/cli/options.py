@@ -110,6 +110,16 @@ amqp_option = option(
     callback=amqp_url_only,
 )
 quiet_option = option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
+
+
+def _summary_json(_ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    from evtool.cli.run import SUMMARY
+
+    SUMMARY.json = SUMMARY.json or value
+
+
+summary_json_option = option("--summary-json", is_flag=True, expose_value=False, callback=_summary_json,
+                             help="The summary on stderr as one JSON object (counts, seconds, rate).")
 connect_timeout_option = option(
     "--connect-timeout", type=Finite(min=0, max=86400, min_open=True), default=30.0, show_default=True,
     help="Give up (exit 1) when the broker stays unreachable this long; until then, retry.",
@@ -123,7 +133,8 @@ pack_option = option(
     help="The pipeline's vocabulary: a built-in pack (evtool, lab3) or a pack folder "
          "(see evtool --list-packs).",
 )
-output_options = compose(output_option, amqp_option, connect_timeout_option, quiet_option, pack_option)
+output_options = compose(output_option, amqp_option, connect_timeout_option, quiet_option,
+                         summary_json_option, pack_option)
 files_argument = click.argument("files", nargs=-1, metavar="[FILE]...")
 
 
@@ -142,7 +153,7 @@ def input_of(input_spec: str, files: tuple[str, ...]) -> tuple[str, tuple[str, .
 
 
 io_options = compose(files_argument, input_option, output_option, amqp_option, connect_timeout_option,
-                     prefetch_option, quiet_option, pack_option)
+                     prefetch_option, quiet_option, summary_json_option, pack_option)
 
 dead_letter_option = option(
     "--dead-letter", "dead_letter_spec", default=None, metavar="SPEC", callback=spec_scheme,

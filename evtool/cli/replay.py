@@ -13,7 +13,7 @@ from evtool.cli.gen import start_micros
 from evtool.cli.options import Finite, option, output_options
 from evtool.cli.packs import pack_from_options
 from evtool.cli.progress import counting, on_terminal
-from evtool.cli.run import ExitStatus, say, silence_stdout
+from evtool.cli.run import ExitStatus, say, say_summary, silence_stdout
 from evtool.core.instant import MICROS, iso_us
 from evtool.core.pacing import Pacer
 from evtool.core.printable import printable
@@ -159,7 +159,9 @@ def run_verify(store: Store, quiet: bool) -> ExitStatus:
         silence_stdout()
         return ExitStatus.FAILURE
     if not quiet:
-        say("replay", f"verify: {verdict.checked} of {total} metrics checked, "
-                      f"{len(verdict.differences)} differences, "
-                      f"{len(verdict.unchecked)} could not be checked")
+        say_summary("replay", f"verify: {verdict.checked} of {total} metrics checked, "
+                              f"{len(verdict.differences)} differences, "
+                              f"{len(verdict.unchecked)} could not be checked",
+                    {"metrics": total, "checked": verdict.checked,
+                     "differences": len(verdict.differences), "unchecked": len(verdict.unchecked)})
     return ExitStatus.FAILURE if verdict.differences else ExitStatus.OK

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Protocol
 
+import orjson
+
 from evtool.cli.progress import Meter
 from evtool.core.printable import printable
 from evtool.core.records import deadletter, reject_oversize
@@ -112,6 +114,25 @@ class Signals:
             yield
         finally:
             self._blocking = False
+
+
+class SummaryFormat:
+    """Whether the summary is one JSON object on stderr (`--summary-json`), for the whole run."""
+
+    json = False
+
+
+SUMMARY = SummaryFormat()
+
+
+def say_summary(stage: str, line: str, counts: dict[str, object]) -> None:
+    """The summary line, or with --summary-json the same counts as one JSON object."""
+    if not SUMMARY.json:
+        say(stage, line)
+        return
+    with contextlib.suppress(OSError):
+        sys.stderr.write(orjson.dumps({"stage": stage, **counts}).decode() + "\n")
+        sys.stderr.flush()
 
 
 def say(stage: str, message: str) -> None:
@@ -259,7 +280,8 @@ def run_filter(
         source.close()
         outputs.close()
     if not quiet:
-        say(stage, stats.summary(clock() - started))
+        seconds = clock() - started
+        say_summary(stage, stats.summary(seconds), stats.as_json(seconds))
     return status
 
 

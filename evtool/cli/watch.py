@@ -16,7 +16,7 @@ from rich.console import Console, RenderableType
 from evtool.cli.common import fail, inputs, refuse_overwriting
 from evtool.cli.options import input_of, io_options, metrics_port_option, option
 from evtool.cli.packs import pack_from_options
-from evtool.cli.run import ExitStatus, Interrupted, Signals, say
+from evtool.cli.run import ExitStatus, Interrupted, Signals, say, say_summary
 from evtool.cli.screen import Keys, LiveScreen, colored
 from evtool.cli.serve import serve, serve_metrics
 from evtool.core.dashboard import DashboardStats
@@ -164,7 +164,8 @@ def watch(files: tuple[str, ...], input_spec: str, output_spec: str, amqp_url: s
             say("watch", f"error: cannot write {output_spec}: {exc.strerror}")
             status = ExitStatus.FAILURE
     if not quiet:
-        say("watch", summary_line(snap, time.monotonic() - started))
+        seconds = time.monotonic() - started
+        say_summary("watch", summary_line(snap, seconds), summary_counts(snap, seconds))
     source.close()
     sys.exit(status)
 
@@ -177,6 +178,15 @@ def summary_line(snap: dict[str, Any], seconds: float) -> str:
             f"{snap['deadletters']['total']} dead letters, {snap['unreadable']} unreadable, "
             f"{snap['rejected']} rejected), "
             f"{snap['repeated']} repeats ignored, {seconds:.2f} s, {rate:,.0f} records/s")
+
+
+def summary_counts(snap: dict[str, Any], seconds: float) -> dict[str, object]:
+    rate = snap["records"] / seconds if seconds > 0 else 0.0
+    return {"records": snap["records"], "events": snap["events"], "windows": snap["windows"],
+            "metrics": snap["metrics"], "alerts": snap["alerts"]["total"],
+            "dead_letters": snap["deadletters"]["total"], "unreadable": snap["unreadable"],
+            "rejected": snap["rejected"], "repeated": snap["repeated"], "seconds": round(seconds, 3),
+            "records_per_s": round(rate, 1)}
 
 
 def live_screen(reader: Reader, signals: Signals) -> None:

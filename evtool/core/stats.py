@@ -21,6 +21,14 @@ class Stats:
     def add_dead(self, reason: str, n: int = 1) -> None:
         self.dead[reason] += n
 
+    def as_json(self, seconds: float) -> dict[str, object]:
+        """The summary's counts for scripts (`--summary-json`)."""
+        rate = (self.in_ or self.out) / seconds if seconds > 0 else 0.0
+        return {"in": self.in_, "out": self.out, "dead_letters": sum(self.dead.values()),
+                "dead_letters_by_reason": dict(sorted(self.dead.items())), "events": self.events,
+                "duplicates": self.duplicates, "late": self.late, "unroutable": self.unroutable,
+                "seconds": round(seconds, 3), "records_per_s": round(rate, 1)}
+
     def summary(self, seconds: float) -> str:
         """`1000 in, 980 out, 20 dead letters (schema 15, json 5), 0 duplicates, ...`."""
         total_dead = sum(self.dead.values())
