@@ -7,9 +7,11 @@ runs, because this machine drifts by a third from one minute to the next.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -90,8 +92,18 @@ def sh(cmd: str, stdin: Path | None = None, env: dict | None = None) -> float:
     full = {**os.environ, **(env or {})}
     started = time.perf_counter()
     with open(stdin or os.devnull, "rb") as src:
-        subprocess.run(["bash", "-o", "pipefail", "-c", cmd], stdin=src, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, env=full, check=True)
+        proc = subprocess.Popen(["bash", "-o", "pipefail", "-c", cmd], stdin=src, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env=full, start_new_session=True)
+        status: int | None = None
+        try:
+            status = proc.wait()
+        finally:                        # a signal to the bench ends the whole pipeline with it
+            if status is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    if status:
+        raise subprocess.CalledProcessError(status, cmd)
     return time.perf_counter() - started
 
 
@@ -158,6 +170,8 @@ def main() -> None:
     parser.add_argument("--original-broker-events", type=int, default=10_000)
     parser.add_argument("--json", type=Path, default=ROOT / "bench-out" / "bench.json")
     opts = parser.parse_args()
+    for signum in (signal.SIGTERM, signal.SIGHUP):     # so that `finally` cleans up
+        signal.signal(signum, lambda number, _frame: sys.exit(128 + number))
     n, runs = opts.events, opts.runs
     shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
     work = Path(tempfile.mkdtemp(prefix="evtool-bench-", dir=shm))

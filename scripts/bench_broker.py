@@ -5,6 +5,7 @@ loop without confirms (the ceiling), all in a vhost of its own."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sqlite3
 import statistics
@@ -114,9 +115,27 @@ def wait_depth(queue: str, want: int, timeout: float = 600) -> None:
         time.sleep(0.2)
 
 
+STARTED: list[subprocess.Popen] = []
+
+
 def evtool(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([*EVTOOL, *args, "-q"], env={**os.environ, "EVTOOL_AMQP_URL": URL},
+    proc = subprocess.Popen([*EVTOOL, *args, "-q"], env={**os.environ, "EVTOOL_AMQP_URL": URL},
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    STARTED.append(proc)
+    return proc
+
+
+def clean_up(work: Path | None = None) -> None:
+    """Whatever ended the run (done, an error, SIGTERM): no stage left running, no vhost holding
+    messages, no scratch files."""
+    for proc in STARTED:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    STARTED.clear()
+    ctl("delete_vhost", VHOST)
+    if work is not None:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -214,6 +233,13 @@ def run_pipeline(n: int, distinct: int, db_dir: Path) -> float:
 
 def main(n: int, runs: int, original_n: int, db_dir: Path) -> dict[str, float]:
     work = Path(tempfile.mkdtemp(prefix="evtool-bench-broker-"))
+    try:
+        return measure(n, runs, original_n, db_dir, work)
+    finally:
+        clean_up(work)
+
+
+def measure(n: int, runs: int, original_n: int, db_dir: Path, work: Path) -> dict[str, float]:
     original, bare = work / "original.py", work / "bare.py"
     original.write_text(ORIGINAL)
     bare.write_text(BARE)
@@ -261,5 +287,4 @@ def main(n: int, runs: int, original_n: int, db_dir: Path) -> dict[str, float]:
     work_ratio = per_msg[names[1]] / per_msg[names[4]]
     print(f"  broker CPU per message, validate vs bare publish: {work_ratio:4.1f}x: the ceiling for "
           f"validate is about 1/{work_ratio:.1f} of the bare loop when the broker is the limit")
-    ctl("delete_vhost", VHOST)
     return rates
