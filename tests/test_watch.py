@@ -61,6 +61,28 @@ def test_the_screen_fits_and_what_matters_comes_first(width: int, height: int) -
     assert (len(shown) == len(totals)) == (f"\n{len(totals)} regions, largest first" in text)
 
 
+EIGHTHS = {c: (i + 1) / 8 for i, c in enumerate("▏▎▍▌▋▊▉█")}
+
+
+@pytest.mark.parametrize("width,height", [(80, 24), (120, 40), (200, 40), (120, None)])
+def test_region_bars_are_drawn_to_one_scale_at_every_width(width: int, height: int | None) -> None:
+    stats = DashboardStats()
+    stats.feed(flowed().splitlines())
+    snap = stats.snapshot(now=1.0e10)
+    totals = snap["totals"]["by_region"]
+    bars = {}
+    for line in screen(snap, width, height).splitlines():
+        words = line.split()
+        if words and words[0] in totals:
+            bars[words[0]] = sum(EIGHTHS.get(c, 0) for c in line)
+    assert len(bars) >= 8 and min(bars.values()) > 0, "every region shown has its bar"
+    top = max(totals[r] for r in bars)
+    longest = max(bars.values())
+    for region, length in bars.items():           # in proportion, to an eighth of a cell
+        assert abs(length - totals[region] / top * longest) <= 0.25, (region, length, totals[region])
+    assert len(set(bars.values())) > 1
+
+
 def test_once_json_totals_are_the_sum_of_the_windows_and_dead_letters_by_reason() -> None:
     data = flowed()
     result = run(["watch", "--once", "--json"], stdin=data)

@@ -112,3 +112,16 @@ def test_ctrl_c_leaves_one_current_frame_above_every_summary_line(pane: Pane) ->
         assert len(at) == 1 and at[0] > title_at, (stage, after)
     summary = next(line for line in lines if line.startswith("evtool watch: "))
     assert summary.startswith(f"evtool watch: {final[0][1].replace(',', '')} records"), after
+
+
+@pytest.mark.parametrize("pane", [(80, 24), (120, 40)], indirect=True, ids=["80x24", "120x40"])
+def test_a_finite_input_leaves_its_whole_last_frame_on_screen_above_the_prompt(pane: Pane) -> None:
+    exe = " ".join(evtool_cmd())
+    pane.keys(f"cd {os.getcwd()}; PS1='$ '; clear; {exe} gen --count 6000 --rate 3000 | {exe} validate "
+              f"| {exe} aggregate --window 1 | {exe} watch; echo exit=$?", "Enter")
+    pane.until(ended, 60)
+    visible = pane.text()                            # the screen as it is now, no history
+    assert re.search(r"^exit=0$", visible, re.M), visible
+    assert len(frames(visible)) == 1, visible        # its title row too, not scrolled away
+    for words in ("events ", "dead letters ", "watermark ", "alerts ", "input ended"):
+        assert words in visible, (words, visible)

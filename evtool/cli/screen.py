@@ -16,6 +16,9 @@ from typing import Any, TextIO
 from rich.console import Console, RenderableType
 
 Frame = Callable[[int, int], RenderableType]
+# Rows the last frame leaves free below it: watch's own summary (two rows at 80 columns) and
+# the shell's prompt.
+AFTER_ROWS = 4
 
 
 def log_rows(height: int) -> int:
@@ -42,17 +45,33 @@ class LiveScreen:
             self.size = (columns, lines)
         return columns, lines, rows
 
-    def draw(self) -> None:
-        columns, _lines, rows = self._layout()
+    def _rows(self, columns: int, rows: int) -> list[str]:
         buffer = io.StringIO()
         console = Console(file=buffer, width=columns, height=rows, force_terminal=self.color,
                           color_system="standard" if self.color else None, highlight=False,
                           legacy_windows=False)
         console.print(self.frame(columns, rows))
         text = buffer.getvalue().split("\n")[:rows]
-        text += [""] * (rows - len(text))
+        return text + [""] * (rows - len(text))
+
+    def draw(self) -> None:
+        columns, _lines, rows = self._layout()
+        text = self._rows(columns, rows)
         body = "".join(f"\x1b[{i + 1};1H\x1b[2K{row}" for i, row in enumerate(text))
         self.out.write(f"\x1b7\x1b[?25l{body}\x1b8")
+        self.out.flush()
+
+    def settle(self) -> None:
+        """The last frame, AFTER_ROWS shorter: the rows below it scroll up by as many, so the
+        summary lines and the prompt that follow have room and push none of the frame off."""
+        columns, lines, rows = self._layout()
+        k = min(AFTER_ROWS, rows - 1)
+        text = self._rows(columns, rows - k)
+        body = "".join(f"\x1b[{i + 1};1H\x1b[2K{row}" for i, row in enumerate(text))
+        # scroll rows rows-k+1 .. lines up by k (DECSTBM homes the cursor: save and restore it),
+        # then the whole screen scrolls again and the cursor follows the lines it was after
+        lift = f"\x1b7\x1b[{rows - k + 1};{lines}r\x1b[{lines};1H\x1b[{k}S\x1b[r\x1b8\x1b[{k}A" if k else ""
+        self.out.write(f"{lift}\x1b7{body}\x1b8\x1b[?25h")
         self.out.flush()
 
     def __enter__(self) -> LiveScreen:
@@ -61,9 +80,7 @@ class LiveScreen:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         with contextlib.suppress(OSError, ValueError):
-            self.draw()
-            self.out.write("\x1b7\x1b[r\x1b8\x1b[?25h")       # whole screen scrolls again, cursor kept
-            self.out.flush()
+            self.settle()
 
 
 class Keys:

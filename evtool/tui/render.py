@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich import box
+from rich.bar import Bar
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -15,7 +16,8 @@ from evtool.core.printable import printable_tree
 
 SPARK = "▁▂▃▄▅▆▇█"
 HEAD_ROWS = 4          # title, events and rate, dead letters, watermark
-SIDE_BY_SIDE = 110     # from this width alerts sit beside the regions instead of above them
+ALERTS_WIDE = 52       # an alert row: time, region, source, count vs baseline (z)
+BAR_MIN, BAR_MAX = 8, 40
 
 
 def short(source: str, sources: set[str]) -> str:
@@ -90,34 +92,50 @@ def alert_rows(snap: dict[str, Any], limit: int | None) -> list[Text]:
     return rows
 
 
+def region_columns(snap: dict[str, Any]) -> tuple[list[str], list[int]]:
+    """Headings and widths of the region table's number columns (its bar takes what is left)."""
+    totals = snap["totals"]["by_region_source"]
+    latest = (snap["latest_window"] or {}).get("by_region_source", {})
+    sources = sorted({s for by in totals.values() for s in by})
+    heads = ["region", *(short(s, set(sources)) for s in sources), "latest", "total"]
+    widths = [max(len(h), 6) for h in heads]
+    for region in totals:
+        values = [region, *(f"{totals[region].get(s, 0):,}" for s in sources),
+                  f"{sum(latest.get(region, {}).values()):,}", f"{sum(totals[region].values()):,}"]
+        widths = [max(w, len(v)) for w, v in zip(widths, values, strict=True)]
+    return heads, widths
+
+
+def table_width(widths: list[int]) -> int:
+    """Columns, one space of padding each side between them, and a divider between each pair."""
+    return sum(widths) + 3 * (len(widths) - 1)
+
+
 def region_table(snap: dict[str, Any], limit: int | None, width: int) -> Table:
-    """Regions largest first: each source's total, the latest window's count, the total, a bar."""
+    """Regions largest first: each source's total, the latest window's count, the total, and a
+    bar to one scale (the largest total) in whatever width is left."""
     totals = snap["totals"]["by_region_source"]
     latest = (snap["latest_window"] or {}).get("by_region_source", {})
     sources = sorted({s for by in totals.values() for s in by})
     ranked = sorted(totals, key=lambda r: (-sum(totals[r].values()), r))
     shown = ranked if limit is None else ranked[:max(0, limit)]
     top = max((sum(totals[r].values()) for r in ranked), default=0) or 1
+    heads, widths = region_columns(snap)
+    bar = min(BAR_MAX, width - table_width(widths) - 3)
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1))
-    heads = ["region", *(short(s, set(sources)) for s in sources), "latest", "total"]
-    widths = [max(len(h), 6) for h in heads]
-    for region in ranked:
-        values = [region, *(f"{totals[region].get(s, 0):,}" for s in sources),
-                  f"{sum(latest.get(region, {}).values()):,}", f"{sum(totals[region].values()):,}"]
-        widths = [max(w, len(v)) for w, v in zip(widths, values, strict=True)]
     for i, (name, w) in enumerate(zip(heads, widths, strict=True)):
         table.add_column(Text(name), justify="left" if i == 0 else "right", no_wrap=True, min_width=w,
                          style="cyan" if name == "latest" and i == len(heads) - 2 else
                          "bold" if i == len(heads) - 1 else None)
-    bar = min(40, width - sum(widths) - 2 * len(widths) - 1)
-    if bar >= 6:
-        table.add_column("", no_wrap=True, style="green")
+    if bar >= BAR_MIN:
+        table.add_column("", no_wrap=True, width=bar)
     for region in shown:
         total = sum(totals[region].values())
-        cells = [Text(region), *(Text(f"{totals[region].get(s, 0):,}") for s in sources),
-                 Text(f"{sum(latest.get(region, {}).values()):,}"), Text(f"{total:,}")]
-        if bar >= 6:
-            cells.append(Text("█" * max(1, round(total / top * bar)) if total else ""))
+        cells: list[RenderableType] = [
+            Text(region), *(Text(f"{totals[region].get(s, 0):,}") for s in sources),
+            Text(f"{sum(latest.get(region, {}).values()):,}"), Text(f"{total:,}")]
+        if bar >= BAR_MIN:
+            cells.append(Bar(top, 0, total, width=bar, color="green"))
         table.add_row(*cells)
     return table
 
@@ -131,12 +149,13 @@ def render(snap: dict[str, Any], width: int = 100, height: int | None = None,
     alerts = snap["alerts"]["latest"]
     footer_rows = 1
     left = None if height is None else height - len(rows) - footer_rows
-    beside = width >= SIDE_BY_SIDE
-    if beside:
+    # alerts sit beside the regions only where the regions keep a bar of their own
+    beside_from = table_width(region_columns(snap)[1]) + 3 + BAR_MIN + 3 + ALERTS_WIDE
+    if width >= beside_from:
         region_limit = None if left is None else max(0, left - 2)
         shown_regions = regions if region_limit is None else min(regions, region_limit)
         alert_limit = None if left is None else max(0, left - 1)
-        table = region_table(snap, region_limit, width - 56)
+        table = region_table(snap, region_limit, width - 3 - ALERTS_WIDE)
         grid = Table.grid(padding=(0, 3))
         grid.add_column(no_wrap=True)
         grid.add_column(no_wrap=True)
