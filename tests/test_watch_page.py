@@ -136,7 +136,7 @@ def test_live_page_draws_charts_and_updates_in_place(live: int, size: tuple[int,
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(f"http://127.0.0.1:{live}/")
-        page.wait_for_selector("#rates polyline[data-series]", timeout=20_000)
+        page.wait_for_selector("#rates line[data-series]", timeout=20_000)
         page.evaluate("window.__sameDocument = true")
         first = records_shown(page)
         deadline = time.monotonic() + 20
@@ -144,13 +144,15 @@ def test_live_page_draws_charts_and_updates_in_place(live: int, size: tuple[int,
             page.wait_for_timeout(250)
         assert page.evaluate("window.__sameDocument") is True          # no reload, no navigation
         assert records_shown(page) > first > 0
-        regions = page.eval_on_selector_all("#regions rect[data-region]", "els => els.length")
+        regions = page.eval_on_selector_all('#regions rect[data-panel="all windows"]', "els => els.length")
         assert regions == 16
-        widths = page.eval_on_selector_all("#regions rect[data-region]",
+        widths = page.eval_on_selector_all('#regions rect[data-panel="all windows"]',
                                            "els => els.map(e => Number(e.getAttribute('width')))")
         assert max(widths) > 50
         assert page.eval_on_selector_all("#trouble rect[data-reason]", "els => els.length") > 0
-        assert page.eval_on_selector_all("#rates polyline[data-series]", "els => els.length") == 3
+        series = page.eval_on_selector_all("#rates line[data-series]",
+                                           "els => els.map(e => e.dataset.series)")
+        assert len(set(series)) == 3
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, "the page is wider than the screen"
         page.screenshot(path=str(shots / f"watch-{size[0]}x{size[1]}.png"), full_page=True)
@@ -187,3 +189,93 @@ def test_markup_in_the_data_is_shown_as_text_never_run(tmp_path: Path) -> None:
         proc.wait(timeout=10)
     assert "<script>alert(1)</script>" in cells and "[/bad]" in labels
     assert scripts == 1 and dialogs == []
+
+
+def open_page(port: int, size: tuple[int, int]):  # type: ignore[no-untyped-def]
+    """A headless page on watch's server, and what it reported as errors."""
+    from playwright.sync_api import sync_playwright
+
+    executable = browser_or_skip()
+    pw = sync_playwright().start()
+    browser = pw.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+    page = browser.new_page(viewport={"width": size[0], "height": size[1]})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"http://127.0.0.1:{port}/")
+    return pw, browser, page, errors
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (390, 844)], ids=["desktop", "phone"])
+def test_a_finished_input_is_said_and_its_charts_do_not_mislead(served: int, size: tuple[int, int],
+                                                               tmp_path: Path) -> None:
+    pw, browser, page, errors = open_page(served, size)
+    try:
+        page.wait_for_selector("#alerts tbody tr", timeout=20_000)
+        assert "input ended" in page.text_content("#state")
+        # the first window, and the last once the input ended, may be partial: hollow, dashed
+        assert page.eval_on_selector_all("#rates circle.partial", "els => els.length") >= 2
+        assert page.eval_on_selector_all("#rates line.partial", "els => els.length") >= 2
+        assert "the stream may cover only in part" in page.text_content("#rates-legend")
+        # a reason's colour is its own, whatever other reasons there are
+        fills = page.eval_on_selector_all('#trouble rect[data-reason="schema"]',
+                                          "els => [...new Set(els.map(e => e.getAttribute('fill')))]")
+        assert fills == ["#d64550"]
+        # the legend's triangle points the way the markers do: down, at the window
+        assert page.text_content(".hint").startswith("▼")
+        tips = page.eval_on_selector_all("#rates path.alert-mark", "els => els.map(e => e.getAttribute('d'))")
+        assert tips and all(float(d.split("L")[2].split(",")[1].rstrip(" Z")) >
+                            float(d.split("L")[1].split(",")[1]) for d in tips)
+        # two region charts, each labelled, each to its own scale
+        panels = page.eval_on_selector_all("#regions text.panel", "els => els.map(e => e.textContent)")
+        assert panels == ["latest window", "all windows"]
+        # on a phone too, every column of the alerts is on screen, no sideways scroll
+        spill = page.evaluate("(() => { const t = document.getElementById('alerts'); "
+                              "return t.scrollWidth - t.clientWidth })()")
+        assert spill <= 0
+        assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+        page.screenshot(path=str(Path(os.environ.get("EVTOOL_SCREENSHOTS", tmp_path))
+                                 / f"watch-ended-{size[0]}.png"), full_page=True)
+    finally:
+        browser.close()
+        pw.stop()
+    assert errors == []
+
+
+def test_before_the_first_window_the_page_says_it_waits_and_zero_is_not_trouble() -> None:
+    port = free_port()
+    proc = subprocess.Popen(evtool_cmd("watch", "-q", "--serve", f"127.0.0.1:{port}"), stdin=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if get(port, "/data")[0] == 200:
+                    break
+            except OSError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        pw, browser, page, errors = open_page(port, (1280, 800))
+        try:
+            page.wait_for_selector("#rates text.waiting", timeout=20_000)
+            for chart in ("rates", "regions", "trouble"):
+                assert page.text_content(f"#{chart}") == "waiting for the first window"
+            ink = page.evaluate("getComputedStyle(document.body).color")
+            for tile in (".tile.bad", ".tile.warn"):
+                assert page.eval_on_selector(f"{tile} .value", "e => getComputedStyle(e).color") == ink
+        finally:
+            browser.close()
+            pw.stop()
+        assert errors == []
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def test_serving_after_the_input_ends_is_said_and_lingers_as_long_as_asked(tmp_path: Path) -> None:
+    src = tmp_path / "flowed.ndjson"
+    src.write_bytes(flowed())
+    port = free_port()
+    started = time.monotonic()
+    args = ("watch", "-i", str(src), "--serve", f"127.0.0.1:{port}", "--linger", "2")
+    done = subprocess.run(evtool_cmd(*args), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and 2 <= time.monotonic() - started < 30
+    assert "input ended; still serving" in done.stderr and "ends by itself in 2 s" in done.stderr

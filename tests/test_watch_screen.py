@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import evtool_cmd
+from tests.test_watch import free_port
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="no tmux")
 
@@ -125,3 +126,17 @@ def test_a_finite_input_leaves_its_whole_last_frame_on_screen_above_the_prompt(p
     assert len(frames(visible)) == 1, visible        # its title row too, not scrolled away
     for words in ("events ", "dead letters ", "watermark ", "alerts ", "input ended"):
         assert words in visible, (words, visible)
+
+
+@pytest.mark.parametrize("pane", [(80, 24)], indirect=True, ids=["80x24"])
+def test_q_ends_a_page_served_after_its_input_ended(pane: Pane, tmp_path: Path) -> None:
+    exe = " ".join(evtool_cmd())
+    src = tmp_path / "events.ndjson"
+    src.write_bytes(subprocess.run(evtool_cmd("gen", "--count", "500", "--fast", "-q"), capture_output=True,
+                                   check=True).stdout)
+    serve = f"--serve 127.0.0.1:{free_port()}"
+    pane.keys(f"cd {os.getcwd()}; PS1='$ '; {exe} watch -i {src} {serve}; echo exit=$?", "Enter")
+    pane.until(lambda s: "still serving" in s, 30)
+    pane.keys("q")
+    after = pane.until(ended, 15)
+    assert re.search(r"^exit=0$", after, re.M), after

@@ -14,7 +14,7 @@ import orjson
 from rich.console import Console, RenderableType
 
 from evtool.cli.common import fail, inputs, refuse_overwriting
-from evtool.cli.options import input_of, io_options, metrics_port_option, option
+from evtool.cli.options import SECONDS_OR_ZERO, input_of, io_options, metrics_port_option, option
 from evtool.cli.packs import pack_from_options
 from evtool.cli.run import ExitStatus, Interrupted, Signals, say, say_summary
 from evtool.cli.screen import Keys, LiveScreen, colored
@@ -63,7 +63,7 @@ class Reader:
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
-            return self.stats.snapshot(time.time(), self.source.description)
+            return self.stats.snapshot(time.time(), self.source.description, self.done.is_set())
 
 
 def is_loopback(host: str) -> bool:
@@ -88,10 +88,13 @@ def parse_address(text: str) -> tuple[str, int]:
 @metrics_port_option
 @option("--serve", "address", default=None, metavar="HOST:PORT",
         help="Serve / (HTML), /data (JSON), /metrics (Prometheus); binds 127.0.0.1 unless told.")
+@option("--linger", type=SECONDS_OR_ZERO, default=None, metavar="S",
+        help="With --serve: after the input ends, serve S seconds more, then exit "
+             "[default: until q or Ctrl-C].")
 def watch(files: tuple[str, ...], input_spec: str, output_spec: str, amqp_url: str,
           connect_timeout: float, prefetch: int,
           quiet: bool, pack_spec: str, once: bool, as_json: bool, metrics_port: int | None,
-          address: str | None) -> None:
+          address: str | None, linger: float | None) -> None:
     """Show windows, events/s, dead letters, duplicates, alerts and watermark lag as they arrive.
 
     \b
@@ -142,14 +145,15 @@ def watch(files: tuple[str, ...], input_spec: str, output_spec: str, amqp_url: s
                 fail("watch", f"cannot serve metrics on port {metrics_port}: {exc.strerror}")
         thread = threading.Thread(target=reader.run, name="watch-reader", daemon=True)
         thread.start()
-        if once or where is not None or not sys.stdout.isatty():
+        quit_early = False
+        if once or not sys.stdout.isatty():
             with signals.blocking():
                 while not reader.done.wait(0.2):
                     pass
-                while where is not None:          # keep serving after the input ends
-                    time.sleep(1)
         else:
-            live_screen(reader, signals)
+            quit_early = live_screen(reader, signals)
+        if where is not None and not once and not quit_early:
+            serve_on(f"http://{where[0]}:{where[1]}/", linger, signals)
     except Interrupted as stop:
         status = stop.status
     reader.halt()
@@ -189,8 +193,22 @@ def summary_counts(snap: dict[str, Any], seconds: float) -> dict[str, object]:
             "records_per_s": round(rate, 1)}
 
 
-def live_screen(reader: Reader, signals: Signals) -> None:
-    """Redraw until the input ends, `q` or a signal; the last frame is drawn after the loop."""
+def serve_on(url: str, linger: float | None, signals: Signals) -> None:
+    """The input has ended: the page says so and stays up until `q`, a signal or --linger."""
+    until = "q or Ctrl-C ends it" + (f"; it ends by itself in {linger:g} s" if linger is not None
+                                     else " (--linger S would end it by itself)")
+    say("watch", f"input ended; still serving {url}: {until}")
+    deadline = None if linger is None else time.monotonic() + linger
+    with Keys() as keys, signals.blocking():
+        while deadline is None or time.monotonic() < deadline:
+            wait = 1.0 if deadline is None else min(1.0, max(0.0, deadline - time.monotonic()))
+            if keys.quit_within(wait):
+                return
+
+
+def live_screen(reader: Reader, signals: Signals) -> bool:
+    """Redraw until the input ends, `q` or a signal (True if `q`); the last frame is drawn after
+    the loop."""
     def frame(width: int, height: int) -> RenderableType:
         if reader.done.is_set() or reader.halted:
             return render(reader.snapshot(), width, height, "input ended" if reader.done.is_set() else "")
@@ -202,9 +220,10 @@ def live_screen(reader: Reader, signals: Signals) -> None:
                 while not reader.done.is_set():
                     screen.draw()
                     if keys.quit_within(REDRAW_S):
-                        break
+                        return True
         finally:
             reader.halt()
+    return False
 
 
 def print_summary(snap: dict[str, Any], as_json: bool, output_spec: str) -> None:

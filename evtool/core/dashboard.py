@@ -56,6 +56,7 @@ class DashboardStats:
     recent: dict[str, dict[str, Any]] = field(default_factory=dict)
     pending_dead: Counter[str] = field(default_factory=Counter)
     newest_end: float | None = None
+    first_start: float | None = None
     repeated: int = 0
     rejected: int = 0
     ids: Recent = field(default_factory=Recent)
@@ -129,6 +130,8 @@ class DashboardStats:
         if self._repeat((rec["window_start"], rec["window_end"], rec.get("partition"))):
             return
         self.windows += 1
+        if self.first_start is None or start < self.first_start:
+            self.first_start = start
         self.total.update(cells)
         self.duplicates += int(rec.get("duplicates", 0) or 0)
         # partitions each send their part of a window: parts with the same start are one window
@@ -148,8 +151,9 @@ class DashboardStats:
             self.newest_end = end
             self.latest = merged
 
-    def snapshot(self, now: float, source: str = "") -> dict[str, Any]:
-        """Everything shown, as plain JSON types; `now` is the caller's wall clock."""
+    def snapshot(self, now: float, source: str = "", ended: bool = False) -> dict[str, Any]:
+        """Everything shown, as plain JSON types; `now` is the caller's wall clock, `ended` whether
+        the input has ended."""
         def nested(cells: Counter[tuple[str, str]] | dict[tuple[str, str], int]) -> dict[str, Any]:
             out: dict[str, dict[str, int]] = {}
             for (region, src), n in sorted(cells.items()):
@@ -167,10 +171,14 @@ class DashboardStats:
             latest = {"window_start": self.latest["window_start"],
                       "window_end": self.latest["window_end"], "total": sum(cells.values()),
                       "by_region_source": nested(cells)}
-        series = [point(w) for w in sorted(self.recent.values(), key=lambda w: w["at"])]
+        ordered = sorted(self.recent.values(), key=lambda w: w["at"])
+        # the stream may cover its first window and, once it ended, its last only in part
+        series = [point(w, w["at"] == self.first_start or (ended and i == len(ordered) - 1))
+                  for i, w in enumerate(ordered)]
         lag = None if self.newest_end is None else round(now - self.newest_end, 3)
         return {
             "source": source,
+            "input_ended": ended,
             "records": self.records,
             "unreadable": self.unreadable,
             "events": self.events,
@@ -194,9 +202,10 @@ class DashboardStats:
         }
 
 
-def point(window: dict[str, Any]) -> dict[str, Any]:
+def point(window: dict[str, Any], partial: bool = False) -> dict[str, Any]:
     """One window of the series the page and the terminal draw: rates by source, and what went
-    wrong while it was the newest (dead letters by reason, late, duplicates, alerts)."""
+    wrong while it was the newest (dead letters by reason, late, duplicates, alerts). `partial`:
+    the stream may cover it only in part (its rate is then no rate of the source)."""
     by_source: Counter[str] = Counter()
     for (_region, src), n in window["cells"].items():
         by_source[src] += n
@@ -205,7 +214,7 @@ def point(window: dict[str, Any]) -> dict[str, Any]:
             "events": sum(by_source.values()), "rate": round(sum(by_source.values()) / seconds, 2),
             "by_source": {s: round(n / seconds, 2) for s, n in sorted(by_source.items())},
             "duplicates": window["duplicates"], "dead": dict(sorted(window["dead"].items())),
-            "late": window["dead"].get("late", 0), "alerts": window["alerts"]}
+            "late": window["dead"].get("late", 0), "alerts": window["alerts"], "partial": partial}
 
 
 def span(seconds: float) -> str:
