@@ -149,7 +149,7 @@ def table(bench: Bench, records_n: int, naive_name: str, audit_name: str) -> Non
             ("validate", "validate", ">= 0.4"), ("aggregate", "aggregate", ">= 0.4"),
             ("gen --fast", "gen --fast", ">= 0.4"), (pipe.replace("|", "\\|"), pipe, ">= 0.15"),
             (f"audit ({records_n:,} records)", audit_name, ">= 0.2, >= 30x naive"),
-            ("replay", "replay", "keep")]
+            ("replay", "replay", "keep"), ("replay --verify", "replay --verify", "within 3x of replay")]
     print("\n| stage | events/s | x tuned floor | target |\n|---|---|---|---|")
     for label, name, target in rows:
         ratio = res[name]["events_per_s"] / res[tuned]["events_per_s"]
@@ -261,6 +261,7 @@ def main() -> None:
             f"audit ({records_n:,} records)": (audit_run, records_n),
             f"naive audit, 1 tx/record ({naive_n:,} records)": (naive_run, naive_n),
             "replay": (lambda: sh(q([*EVTOOL, "replay", "--db", str(db), "-q"])), n),
+            "replay --verify": (lambda: sh(q([*EVTOOL, "replay", "--db", str(db), "--verify", "-q"])), n),
         })
         audit_name = f"audit ({records_n:,} records)"
         naive_name = f"naive audit, 1 tx/record ({naive_n:,} records)"
@@ -268,6 +269,8 @@ def main() -> None:
         print(f"  audit vs floor (a):  {r(audit_name, a):5.2f}x | {r(audit_name, at):5.2f}x"
               "   (target >= 0.2x tuned)")
         print(f"  replay vs floor (a): {r('replay', a):5.2f}x | {r('replay', at):5.2f}x   (keep)")
+        print(f"  replay --verify takes {1 / r('replay --verify', 'replay'):4.1f}x the time of replay"
+              "   (target <= 3x)")
         watch_name = f"watch --once ({records_n:,} records)"
         print(f"  watch vs floor (a):  {r(watch_name, a):5.2f}x | {r(watch_name, at):5.2f}x")
         table(bench, records_n, naive_name, audit_name)

@@ -68,3 +68,11 @@ def test_no_bar_when_it_has_nowhere_sensible_to_go(events: Path, tmp_path: Path)
     assert status == 0 and stderr == b""
     status, stderr = under_terminal(["gen", "--count", "1000", "--fast"], tmp_path)   # stdout: not a file
     assert status == 0 and b"eta" not in stderr and stderr.startswith(b"evtool gen: 1000 out")
+
+
+def test_replay_verify_shows_a_bar_over_the_events_it_reads(events: Path, tmp_path: Path) -> None:
+    counted = run(["aggregate", "--forward", "-q", "-i", str(events)]).stdout
+    run(["audit", "--db", str(tmp_path / "v.db"), "-q", "-o", os.devnull], stdin=counted)
+    status, stderr = under_terminal(["replay", "--db", "v.db", "--verify"], tmp_path)
+    assert status == 0 and made_a_bar(stderr, "replay --verify"), stderr[-500:]
+    assert b"60000/60000" in stderr and stderr.rstrip().endswith(b"0 could not be checked")

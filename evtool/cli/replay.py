@@ -12,7 +12,7 @@ from evtool.cli.emit import pump
 from evtool.cli.gen import start_micros
 from evtool.cli.options import Finite, option, output_options
 from evtool.cli.packs import pack_from_options
-from evtool.cli.progress import counting, on_terminal
+from evtool.cli.progress import Meter, counting, on_terminal
 from evtool.cli.run import ExitStatus, say, say_summary, silence_stdout
 from evtool.core.instant import MICROS, iso_us
 from evtool.core.pacing import Pacer
@@ -143,8 +143,20 @@ def replay_lab3(record: Lab3Record, filters: Filters, verify_metrics: bool, outp
 
 
 def run_verify(store: Store, quiet: bool) -> ExitStatus:
+    meter: Meter | None = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal meter
+        if meter is None:
+            meter = Meter("replay --verify (events read)", total)
+        meter.tick(done)
+
     try:
-        verdict = verify(store)
+        try:
+            verdict = verify(store, progress if not quiet and on_terminal() else None)
+        finally:
+            if meter is not None:
+                meter.close()
         for line in verdict.differences:
             click.echo(printable(line))
         for line in verdict.unchecked:

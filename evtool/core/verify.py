@@ -17,6 +17,7 @@ from evtool.core.instant import iso_us, micros_of, seconds_value
 from evtool.core.records import name_id
 
 Event = tuple[str, str, str, int]          # event_id, region, source, ts_us
+Traces = Callable[[list[str]], dict[str, list[str]]]    # metric ids -> each one's traced event ids
 
 
 @dataclass
@@ -46,7 +47,7 @@ class _Window:
 
 
 def verify_size(metrics: list[StoredMetric], events: Iterable[Event],
-                trace_of: Callable[[str], list[str]], stored_at: Callable[[list[str]], dict[str, Event]],
+                traces: Traces, stored_at: Callable[[list[str]], dict[str, Event]],
                 late: Mapping[str, set[float | None]], verdict: Verdict) -> None:
     """Check the metrics of one window size against the stored events (in time order)."""
     if not metrics:
@@ -54,17 +55,23 @@ def verify_size(metrics: list[StoredMetric], events: Iterable[Event],
     seconds = metrics[0].window_seconds
     size = micros_of(seconds, "window_seconds")
     by_key = {(m.region, m.window_start): m for m in metrics}
-    starts = {m.window_start for m in metrics}
+    regions_at: dict[str, set[str]] = {}
+    for region, start in by_key:
+        regions_at.setdefault(start, set()).add(region)
     for start, window in _windows(events, size):
-        if start in starts:
-            for region in sorted({r for r, s in by_key if s == start} | set(window.events)):
-                _check(by_key.get((region, start)), region, start, window.events.get(region, {}),
-                       size, seconds, trace_of, stored_at, late, verdict)
-            starts.discard(start)
-    for start in sorted(starts):                   # metrics whose window holds no stored event
-        for (region, s), metric in by_key.items():
-            if s == start:
-                _check(metric, region, start, {}, size, seconds, trace_of, stored_at, late, verdict)
+        regions = regions_at.pop(start, None)
+        if regions is not None:
+            traced = traces([by_key[r, start].metric_id for r in regions])   # one query a window
+            for region in sorted(regions | set(window.events)):
+                metric = by_key.get((region, start))
+                _check(metric, traced.get(metric.metric_id, []) if metric else [], region, start,
+                       window.events.get(region, {}), size, seconds, stored_at, late, verdict)
+    for start, regions in sorted(regions_at.items()):     # metrics whose window holds no stored event
+        traced = traces([by_key[r, start].metric_id for r in regions])
+        for region in sorted(regions):
+            metric = by_key[region, start]
+            _check(metric, traced.get(metric.metric_id, []), region, start, {}, size, seconds, stored_at,
+                   late, verdict)
 
 
 def _windows(events: Iterable[Event], size: int) -> Iterator[tuple[str, _Window]]:
@@ -82,11 +89,11 @@ def _windows(events: Iterable[Event], size: int) -> Iterator[tuple[str, _Window]
         yield iso_us(current * size), window
 
 
-def _check(metric: StoredMetric | None, region: str, start: str, stored: dict[str, tuple[str, int]],
-           size: int, seconds: float, trace_of: Callable[[str], list[str]],
+def _check(metric: StoredMetric | None, trace: list[str], region: str, start: str,
+           stored: dict[str, tuple[str, int]], size: int, seconds: float,
            stored_at: Callable[[list[str]], dict[str, Event]], late: Mapping[str, set[float | None]],
            verdict: Verdict) -> None:
-    traced = set(trace_of(metric.metric_id)) if metric is not None else set()
+    traced = set(trace)
     untraced = [e for e in stored if e not in traced and not (e in late and _was_late(late[e], seconds))]
     if metric is None:
         if untraced:
@@ -123,12 +130,12 @@ def _check(metric: StoredMetric | None, region: str, start: str, stored: dict[st
                                  f"metric and no late dead letter, e.g. {min(untraced)}")
 
 
-def verify_by_trace(metrics: list[StoredMetric], trace_of: Callable[[str], list[str]],
+def verify_by_trace(metrics: list[StoredMetric], traces: Traces,
                     stored_at: Callable[[list[str]], dict[str, Event]], verdict: Verdict) -> None:
     """Metrics that name no window (lab3's: a day and a region) checked against their trace
     alone: the traced events stored, in the metric's region, and counted as the metric says."""
     for metric in metrics:
-        traced = sorted(set(trace_of(metric.metric_id)))
+        traced = sorted(set(traces([metric.metric_id]).get(metric.metric_id, [])))
         found = stored_at(traced)
         name = f"{metric.metric_id} ({metric.region} {metric.window_start[:10]}, no window)"
         missing = [e for e in traced if e not in found]

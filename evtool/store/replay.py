@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -48,8 +48,15 @@ def stored_events(store: Store, filters: Filters) -> Iterator[tuple[int, str]]:
     yield from store.query(sql, params)
 
 
-def verify(store: Store) -> Verdict:
-    """Every stored metric checked against the stored events, with its own window size."""
+class Pass(Protocol):
+    """Told how far verification is: events read, and how many it will read in all."""
+
+    def __call__(self, done: int, total: int) -> None: ...
+
+
+def verify(store: Store, progress: Pass | None = None) -> Verdict:
+    """Every stored metric checked against the stored events, with its own window size: one pass
+    over the events per size."""
     metrics: dict[float, list[StoredMetric]] = {}
     for row in store.query("SELECT metric_id, region, window_start, window_seconds, counts, total "
                            "FROM metrics_out ORDER BY window_start, region"):
@@ -64,9 +71,12 @@ def verify(store: Store) -> Verdict:
             late.setdefault(fold_id(letter["event_id"]), set()).add(
                 float(size) if isinstance(size, (int, float)) else None)
     verdict = Verdict()
+    passes = sum(1 for seconds in metrics if seconds != 0)
+    total = count_events(store, Filters()) * passes if progress is not None else 0
+    done = 0
     for seconds, stored in sorted(metrics.items()):
         if seconds == 0:
-            verify_by_trace(stored, lambda mid: _trace(store, mid), lambda ids: _events(store, ids),
+            verify_by_trace(stored, lambda ids: _traces(store, ids), lambda ids: _events(store, ids),
                             verdict)
             continue
         try:
@@ -77,13 +87,32 @@ def verify(store: Store) -> Verdict:
             continue
         events = store.query("SELECT event_id, region, source, ts_us FROM events_in "
                              "ORDER BY ts_us, event_id")
-        verify_size(stored, events, lambda mid: _trace(store, mid), lambda ids: _events(store, ids),
+        if progress is not None:
+            events = _counted(events, done, total, progress)
+        verify_size(stored, events, lambda ids: _traces(store, ids), lambda ids: _events(store, ids),
                     late, verdict)
+        done += total // passes
     return verdict
 
 
-def _trace(store: Store, metric_id: str) -> list[str]:
-    return [r[0] for r in store.query("SELECT event_id FROM trace WHERE metric_id = ?", (metric_id,))]
+def _counted(rows: Iterator[Any], done: int, total: int, progress: Pass) -> Iterator[Any]:
+    at = 0
+    for at, row in enumerate(rows, 1):
+        yield row
+        if at % 16384 == 0:
+            progress(done + at, total)
+    progress(done + at, total)
+
+
+def _traces(store: Store, metric_ids: list[str]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for at in range(0, len(metric_ids), 500):
+        chunk = metric_ids[at:at + 500]
+        marks = ", ".join("?" for _ in chunk)
+        for metric_id, event_id in store.query(f"SELECT metric_id, event_id FROM trace "
+                                               f"WHERE metric_id IN ({marks})", chunk):
+            found.setdefault(metric_id, []).append(event_id)
+    return found
 
 
 def _events(store: Store, ids: list[str]) -> dict[str, tuple[str, str, str, int]]:
