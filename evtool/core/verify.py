@@ -117,14 +117,7 @@ def _check(metric: StoredMetric | None, trace: list[str], region: str, start: st
         verdict.unchecked.append(f"{name}: {len(missing)} traced events are not in events_in "
                                  f"(audit did not receive them), e.g. {min(missing)}")
         return
-    counts: dict[str, int] = {}
-    for event_id in traced & set(stored):
-        source = stored[event_id][0]
-        counts[source] = counts.get(source, 0) + 1
-    total = sum(counts.values())
-    if metric.total != total or metric.counts != counts:
-        verdict.differences.append(f"{name}: stored total {metric.total} {_fmt(metric.counts)}, "
-                                   f"recomputed from its trace {total} {_fmt(counts)}")
+    _compare(metric, name, [stored[event_id][0] for event_id in traced & set(stored)], verdict)
     if untraced:
         verdict.unchecked.append(f"{name}: {len(untraced)} stored events of its window are in no "
                                  f"metric and no late dead letter, e.g. {min(untraced)}")
@@ -148,14 +141,18 @@ def verify_by_trace(metrics: list[StoredMetric], traces: Traces,
         if outside:
             verdict.differences.append(f"{name}: traced events outside its region: "
                                        f"{', '.join(outside[:3])}")
-        counts: dict[str, int] = {}
-        for event_id in traced:
-            source = found[event_id][2]
-            counts[source] = counts.get(source, 0) + 1
-        total = sum(counts.values())
-        if metric.total != total or metric.counts != counts:
-            verdict.differences.append(f"{name}: stored total {metric.total} {_fmt(metric.counts)}, "
-                                       f"recomputed from its trace {total} {_fmt(counts)}")
+        _compare(metric, name, [found[event_id][2] for event_id in traced], verdict)
+
+
+def _compare(metric: StoredMetric, name: str, sources: list[str], verdict: Verdict) -> None:
+    """The metric's counts against those of its traced events (`sources`, one per event)."""
+    counts: dict[str, int] = {}
+    for source in sources:
+        counts[source] = counts.get(source, 0) + 1
+    total = sum(counts.values())
+    if metric.total != total or metric.counts != counts:
+        verdict.differences.append(f"{name}: stored total {metric.total} {_fmt(metric.counts)}, "
+                                   f"recomputed from its trace {total} {_fmt(counts)}")
 
 
 def _was_late(sizes: set[float | None], seconds: float) -> bool:
