@@ -116,7 +116,7 @@ BAD_OPTIONS = [
     ["aggregate", "--alert-threshold", "1e300"], ["aggregate", "--max-ahead", "nan"],
     ["gen", "--rate", "inf"], ["gen", "--rate", "0"], ["gen", "--max-delay", "nan"],
     ["gen", "--invalid", "1.5"], ["gen", "--start", "yesterday"], ["gen", "--pack", "no-such-pack"],
-    ["audit", "--batch-seconds", "nan"], ["audit", "--batch-ms", "nan"],
+    ["audit", "--batch-seconds", "nan"],
     ["replay", "--speed", "inf"], ["replay", "--since", "x"],
     ["watch", "--serve", "127.0.0.1:99999"], ["validate", "--connect-timeout", "nan"],
     ["validate", "--regions", ","], ["watch", "--json"], ["watch", "-o", "amqp"],

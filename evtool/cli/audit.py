@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import BinaryIO
 
 import click
@@ -28,13 +27,11 @@ from evtool.store.audit import AuditStage
         help="Commit after this many rows ...")
 @option("--batch-seconds", type=Finite(min=0, max=3600, min_open=True), default=1.0, show_default=True,
         help="... or after this many seconds, whichever comes first.")
-@option("--batch-ms", type=Finite(min=0, max=3.6e6, min_open=True), default=None, hidden=True,
-        help="Former name of --batch-seconds, in milliseconds.")
 def audit(files: tuple[str, ...], input_spec: str, output_spec: str, amqp_url: str, connect_timeout: float,
           prefetch: int, quiet: bool, pack_spec: str,
           dead_letter_spec: str | None, max_line_bytes: int, metrics_port: int | None, db: str,
           jsonl: str | None,
-          batch_records: int, batch_seconds: float, batch_ms: float | None) -> None:
+          batch_records: int, batch_seconds: float) -> None:
     """Store events, metrics (with their trace), windows, alerts and dead letters; forward all.
 
     Inserts are idempotent on the record ids: the same record twice leaves one row. A batch goes
@@ -52,15 +49,10 @@ def audit(files: tuple[str, ...], input_spec: str, output_spec: str, amqp_url: s
     keeps = {"--db": db}
     refuse_overwriting({"--output": output_spec, "--dead-letter": dead_letter_spec, "--jsonl": jsonl},
                        {"input": input_spec, **inputs(files), **keeps})
-    if batch_ms is not None:
-        say("audit", "--batch-ms is now --batch-seconds (this run uses "
-                     f"--batch-seconds {batch_ms / 1000:g})")
-        batch_seconds = batch_ms / 1000
     try:
         store = open_writer(db)
     except StoreError as exc:
         fail("audit", str(exc))
-        return
     log: BinaryIO | None = None
     if jsonl is not None:
         try:
@@ -83,7 +75,6 @@ def audit(files: tuple[str, ...], input_spec: str, output_spec: str, amqp_url: s
         store.close()
         if log is not None:
             log.close()
-    sys.exit(0)
 
 
 def open_log(path: str) -> BinaryIO:

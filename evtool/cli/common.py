@@ -111,7 +111,7 @@ def run_stage(
     wrap_source: Callable[[Source], Source] | None = None,
     keeps: Mapping[str, str | None] | None = None,
     input_files: tuple[str, ...] = (),
-) -> None:
+) -> NoReturn:
     """Build the processor (bad settings are usage errors), open both sides, run, exit.
     `wrap_source` may put the opened source behind another (aggregate reads ahead); no output
     may overwrite the input or a file the stage `keeps`."""
@@ -141,18 +141,16 @@ def run_stage(
         if source is not None:
             source.close()
         fail(stage, str(exc))
-        return
     on_batch = None
     if metrics_port is not None:
         try:
             metrics = StageMetrics(stage, metrics_port)
         except OSError as exc:
             fail(stage, f"cannot serve metrics on port {metrics_port}: {exc.strerror}")
-            return
 
         def on_batch() -> None:
             metrics.update(processor.stats, reconnects_of(source, outputs.sink, outputs.dead_sink),
-                           getattr(processor, "newest_event_time", None))
+                           processor.newest_event_time)
 
     status = run_filter(stage, processor, source, outputs, quiet=quiet,
                         max_line_bytes=max_line_bytes, idle_after=idle_after, on_batch=on_batch,

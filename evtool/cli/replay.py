@@ -73,7 +73,6 @@ def replay(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool,
         store = open_store(db, readonly=True)
     except StoreError as exc:
         fail("replay", str(exc))
-        return
     if verify_metrics:
         sys.exit(run_verify(store, quiet))
     if metric_id is not None:
@@ -88,7 +87,6 @@ def replay(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool,
         status = pump("replay", items, sink, pacer, quiet, progress=progress)
     except StoreError as exc:
         fail("replay", str(exc))
-        return
     sys.exit(status)
 
 

@@ -36,11 +36,25 @@ class ExitStatus(enum.IntEnum):
 
 
 class Processor(Protocol):
+    """A filter stage, as the loop drives it: everything the loop reads is declared here."""
+
     stats: Stats
+
+    @property
+    def unsafe_batches(self) -> int:
+        """How many of the newest input batches must not be acked yet (their effect is not safe)."""
+
+    @property
+    def newest_event_time(self) -> float | None:
+        """Event time (epoch seconds) of the newest event counted, for the latency metric."""
 
     def process(self, lines: list[bytes], out: list[bytes], dead: list[bytes]) -> None: ...
     def idle(self, out: list[bytes], dead: list[bytes]) -> None: ...
     def finish(self, out: list[bytes], dead: list[bytes]) -> None: ...
+
+    def still_open(self, lines: list[bytes]) -> list[bytes]:
+        """At a stop on a broker: of the unacked lines, those whose work is not done, which must
+        come again (the rest are acked)."""
 
 
 class Acks:
@@ -51,13 +65,15 @@ class Acks:
         self.source = source
         self.processor = processor
         self.waiting: deque[object] = deque()
+        self.last: object = None            # the token of the newest batch processed
 
     def done(self, token: object) -> None:
         self.waiting.append(token)
+        self.last = token
         self.release()
 
     def release(self) -> None:
-        keep = getattr(self.processor, "unsafe_batches", 0)
+        keep = self.processor.unsafe_batches
         last = None
         while len(self.waiting) > keep:
             last = self.waiting.popleft()
@@ -261,9 +277,8 @@ def run_filter(
                 if in_hand is not None:
                     outputs.settle(LAST_FLUSH_S)
                     acks.done(in_hand.token)
-                still_open = getattr(processor, "still_open", None)
-                if still_open is not None:
-                    source.ack_all_but(still_open)
+                if acks.last is not None:       # (a batch read but never processed comes again)
+                    source.ack_all_but(processor.still_open, acks.last)
             else:
                 out, dead = outputs.lists()
                 processor.finish(out, dead)

@@ -126,7 +126,6 @@ def watch(files: tuple[str, ...], input_spec: str, output_spec: str, amqp_url: s
                                       wire=pack.wire, files=files), 64 << 20)
     except TransportError as exc:
         fail("watch", str(exc))
-        return
     reader = Reader(source, pack.wire)
     signals = Signals()
     signals.install()

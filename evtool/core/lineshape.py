@@ -15,7 +15,6 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from evtool.core.instant import is_instant
 from evtool.core.pack import Pack
 
 Schema = dict[str, Any]
@@ -205,19 +204,6 @@ def line_matcher(pack: Pack) -> Callable[[bytes], re.Match[bytes] | None] | None
     `ts_timestamp` group (validate's fast path)."""
     text = _for_pack(pack)
     return None if text is None else re.compile(text.encode()).fullmatch
-
-
-def line_checker(pack: Pack) -> Callable[[bytes], bool] | None:
-    """True only for lines that are certainly valid events."""
-    match = line_matcher(pack)
-    if match is None:
-        return None
-
-    def accept(line: bytes) -> bool:
-        found = match(line)
-        return found is not None and is_instant(found.group("ts_timestamp").decode())
-
-    return accept
 
 
 UUID_SHAPE = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"

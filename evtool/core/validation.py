@@ -84,6 +84,12 @@ class ValidateStage:
         self.wall_clock = wall_clock
         self.stats = stats
         self.max_line_bytes = max_line_bytes
+        self.unsafe_batches = 0                 # its output is sent with its batch: all safe
+        self.newest_event_time: float | None = None
+
+    def still_open(self, lines: list[bytes]) -> list[bytes]:
+        """Nothing: every line read was sent with its batch."""
+        return []
 
     def process(self, lines: list[bytes], out: list[bytes], dead: list[bytes]) -> None:
         loads, accept = parse, self.validator.accept

@@ -119,6 +119,11 @@ class AuditStage:
         self._stored: list[bytes | None] = []
         self._since = 0.0
         self.unsafe_batches = 0
+        self.newest_event_time: float | None = None
+
+    def still_open(self, lines: list[bytes]) -> list[bytes]:
+        """Every line not acked is in a batch not yet committed: all must come again."""
+        return lines
 
     def process(self, lines: list[bytes], out: list[bytes], dead: list[bytes]) -> None:
         while self._flights and self._flights[0].done.done():

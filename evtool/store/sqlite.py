@@ -41,10 +41,6 @@ class Rows:
     def __len__(self) -> int:
         return sum(len(rows) for rows in self.by_table.values())
 
-    def clear(self) -> None:
-        for rows in self.by_table.values():
-            rows.clear()
-
 
 # Where each kind of row goes since schema version 2 (schema.py): events into their storage
 # under the contract's view; a trace row names its metric by its `seq`.

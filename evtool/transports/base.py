@@ -48,9 +48,10 @@ class Source(ABC):
     def ack(self, token: object) -> None:  # noqa: B027 - acking is a no-op for pipes and files
         """Everything produced from the batch with this token is safe downstream."""
 
-    def ack_all_but(self, keep: Callable[[list[bytes]], Collection[bytes]]) -> None:  # noqa: B027
-        """At a stop: ack every message read and not yet acked except the lines `keep` picks
-        from them, which the broker delivers again."""
+    def ack_all_but(self, keep: Callable[[list[bytes]], Collection[bytes]],  # noqa: B027
+                    upto: object) -> None:
+        """At a stop: ack every message of the batches up to token `upto` (those the stage
+        processed) not yet acked, except the lines `keep` picks from them, which come again."""
 
     def close(self) -> None:  # noqa: B027
         """Release what the source holds."""

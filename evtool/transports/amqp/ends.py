@@ -125,9 +125,10 @@ class AmqpSource(Source):
         self._just_acked = (generation, done)
         self.link.ack(generation, tag)
 
-    def ack_all_but(self, keep: Callable[[list[bytes]], Collection[bytes]]) -> None:
-        generation = self._generation
-        unacked = [(line, tag) for read_on, _last, lines, tags in self._read if read_on == generation
+    def ack_all_but(self, keep: Callable[[list[bytes]], Collection[bytes]], upto: object) -> None:
+        generation, last = cast(tuple[int, int], upto)
+        unacked = [(line, tag) for read_on, up_to, lines, tags in self._read
+                   if read_on == generation and up_to <= last
                    for line, tag in zip(lines, tags, strict=True)]
         if not unacked:
             return
