@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
 # Install the test extras into .venv and run everything: ruff, mypy (strict on core/ and
 # transports/), then pytest. Extra arguments go to pytest (e.g. scripts/test.sh -k windows).
+# `scripts/test.sh --fast` is the lane to run between edits: no broker, PostgreSQL, browser,
+# terminal or slow test (markers follow from the fixtures a test uses, tests/conftest.py).
 set -euo pipefail
+fast=()
+if [ "${1:-}" = "--fast" ]; then
+  shift
+  fast=(-m "not broker and not postgres and not browser and not tmux and not slow")
+fi
 cd "$(dirname "$0")/.."
 source scripts/_venv.sh
 log=$(mktemp)
@@ -20,4 +27,4 @@ echo "== ruff"
 echo "== mypy"
 .venv/bin/mypy evtool
 echo "== pytest"
-.venv/bin/python -m pytest -p no:cacheprovider "$@"
+.venv/bin/python -m pytest -p no:cacheprovider "${fast[@]}" "$@"

@@ -16,6 +16,21 @@ from evtool.schemas import derived_schemas, load_pack
 
 START = "2026-11-26T00:00:00Z"
 
+# What a test needs, read from the fixtures it uses (and the module it lives in): the markers
+# that `scripts/test.sh --fast` leaves out follow from that, never from a list kept by hand.
+NEEDS = {"vhost": "broker", "pg_database": "postgres"}
+MODULES = {"test_watch_page": "browser", "test_watch_screen": "tmux"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture in getattr(item, "fixturenames", ()):
+            if fixture in NEEDS:
+                item.add_marker(NEEDS[fixture])
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        if module in MODULES:
+            item.add_marker(MODULES[module])
+
 
 @functools.cache
 def checker() -> DerivedChecker:

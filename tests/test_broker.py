@@ -201,7 +201,8 @@ def test_restarts_and_dropped_connections_do_not_change_the_answer(vhost, tmp_pa
 
 
 def test_a_reconnect_never_hands_a_stage_what_it_has_read_already(vhost) -> None:
-    from evtool.transports.spec import Endpoint, open_source
+    from evtool.transports.endpoint import Endpoint
+    from evtool.transports.factory import open_source
 
     conn = pika.BlockingConnection(pika.URLParameters(vhost))
     ch = conn.channel()

@@ -14,7 +14,8 @@ from evtool.cli.metrics import StageMetrics, reconnects_of
 from evtool.cli.progress import reading
 from evtool.cli.run import ExitStatus, Outputs, Processor, run_filter, say
 from evtool.transports.base import Sink, Source, TransportError
-from evtool.transports.spec import Endpoint, broker_of, is_amqp, open_sink, open_source
+from evtool.transports.endpoint import Endpoint
+from evtool.transports.factory import broker_of, is_amqp, open_sink, open_source
 
 
 def fail(stage: str, message: str) -> NoReturn:

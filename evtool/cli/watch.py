@@ -23,7 +23,8 @@ from evtool.core.dashboard import DashboardStats
 from evtool.core.derived import DerivedChecker
 from evtool.schemas import derived_schemas
 from evtool.transports.base import Source, TransportError
-from evtool.transports.spec import Endpoint, open_source
+from evtool.transports.endpoint import Endpoint
+from evtool.transports.factory import open_source
 from evtool.tui.render import render
 
 REDRAW_S = 0.25

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from evtool.transports.amqp.ends import AmqpSink, AmqpSource
-from evtool.transports.amqp.spec import resolve
+from evtool.transports.amqp.topology import resolve
 from evtool.transports.base import Sink, Source
-
-if TYPE_CHECKING:
-    from evtool.transports.spec import Endpoint
+from evtool.transports.endpoint import Endpoint
 
 
 def open_amqp_source(end: Endpoint, max_line_bytes: int) -> Source:

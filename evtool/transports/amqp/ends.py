@@ -14,7 +14,7 @@ import pika
 from evtool.core.printable import printable
 from evtool.core.records import parse
 from evtool.transports.amqp.link import Delivery, Link, Outgoing
-from evtool.transports.amqp.spec import AmqpTarget, redact
+from evtool.transports.amqp.topology import AmqpTarget, redact
 from evtool.transports.base import Batch, Sink, Source
 
 BATCH = 2000

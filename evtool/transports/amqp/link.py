@@ -22,7 +22,7 @@ from pika.adapters.select_connection import IOLoop
 from pika.exceptions import ChannelClosedByBroker, ProbableAccessDeniedError, ProbableAuthenticationError
 from pika.spec import Basic
 
-from evtool.transports.amqp.spec import AmqpTarget, Binding, redact
+from evtool.transports.amqp.topology import AmqpTarget, Binding, redact
 from evtool.transports.base import TransportError
 
 WINDOW = 10_000

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from evtool.transports.base import Sink, Source, TransportError
+from evtool.transports.endpoint import Endpoint
 from evtool.transports.stdio import ChainSource, FdSink, FdSource
 
 STDIO = "-"
@@ -15,26 +15,10 @@ def is_amqp(spec: str) -> bool:
     return spec == "amqp" or spec.startswith(("amqp://", "amqps://"))
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    """What a stage needs to open its sides: the SPEC, and for the broker its default topology."""
-
-    spec: str
-    amqp_url: str = ""
-    role: str = ""
-    stage: str = ""
-    prefetch: int = 5000
-    connect_timeout: float = 30.0
-    partitions: int = 1
-    partition: int = 0
-    wire: str = "evtool"                   # whose default topology 'amqp' means (a pack's wire)
-    files: tuple[str, ...] = ()            # input files read one after another (FILE... arguments)
-
-
 def broker_of(end: Endpoint) -> str:
     """The broker URL (with its vhost) an amqp endpoint talks to: its own URL, or --amqp-url."""
     if end.spec.startswith(("amqp://", "amqps://")):
-        from evtool.transports.amqp.spec import connection_url
+        from evtool.transports.amqp.topology import connection_url
 
         return connection_url(end.spec)
     return end.amqp_url
