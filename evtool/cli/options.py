@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from evtool.core.secrets import redact
+from evtool.transports.factory import is_amqp_url
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 F = Callable[..., Any]
@@ -46,14 +47,14 @@ def unscoped_envvars(command: click.Command, environ: Mapping[str, str]) -> list
 
 def amqp_url_only(_ctx: click.Context, param: click.Parameter, value: str) -> str:
     """A broker URL of another scheme (http://) must not fall back to a default vhost."""
-    if not value.startswith(("amqp://", "amqps://")):
+    if not is_amqp_url(value):
         raise click.BadParameter(f"{redact(value)!r} is not an amqp:// or amqps:// URL", param=param)
     return value
 
 
 def spec_scheme(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """-i/-o/--dead-letter: a URL of a scheme evtool does not speak is a mistake, not a file name."""
-    if value is not None and "://" in value and not value.startswith(("amqp://", "amqps://")):
+    if value is not None and "://" in value and not is_amqp_url(value):
         raise click.BadParameter(f"{redact(value)!r}: evtool speaks amqp:// and amqps:// only",
                                  param=param)
     return value

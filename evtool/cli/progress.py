@@ -56,7 +56,7 @@ class Meter:
 
 def writes_a_file(output_spec: str) -> bool:
     """-o FILE, or standard output redirected to a regular file (not a pipe, not the terminal)."""
-    if output_spec.startswith("amqp"):
+    if output_spec.lower().startswith("amqp"):
         return False
     if output_spec != "-":
         return True

@@ -109,7 +109,7 @@ def watch(files: tuple[str, ...], input_spec: str, output_spec: str, amqp_url: s
     input_spec, files = input_of(input_spec, files)
     if as_json and not once:
         raise click.UsageError("--json goes with --once")
-    if output_spec.startswith("amqp"):
+    if output_spec.lower().startswith("amqp"):
         raise click.UsageError("watch writes its summary to '-' or a file, not to the broker")
     refuse_overwriting({"--output": output_spec}, {"input": input_spec, **inputs(files)})
     started = time.monotonic()

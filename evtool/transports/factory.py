@@ -12,12 +12,17 @@ STDIO = "-"
 
 
 def is_amqp(spec: str) -> bool:
-    return spec == "amqp" or spec.startswith(("amqp://", "amqps://"))
+    return spec == "amqp" or is_amqp_url(spec)
+
+
+def is_amqp_url(spec: str) -> bool:
+    """An amqp:// or amqps:// URL (a scheme is case-insensitive: AMQP:// too)."""
+    return spec[:8].lower().startswith(("amqp://", "amqps://"))
 
 
 def broker_of(end: Endpoint) -> str:
     """The broker URL (with its vhost) an amqp endpoint talks to: its own URL, or --amqp-url."""
-    if end.spec.startswith(("amqp://", "amqps://")):
+    if is_amqp_url(end.spec):
         from evtool.transports.amqp.topology import connection_url
 
         return connection_url(end.spec)

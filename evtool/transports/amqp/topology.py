@@ -225,7 +225,7 @@ def _params(url: str) -> pika.URLParameters:
         params = pika.URLParameters(url)
     except Exception as exc:  # pika raises several kinds for a bad URL
         raise TransportError(f"bad broker URL {redact(url)}: {redact(str(exc))}") from None
-    if url.startswith("amqps://"):
+    if url[:8].lower() == "amqps://":
         context = ssl.create_default_context()          # verifies the certificate and host name
         params.ssl_options = pika.SSLOptions(context, server_hostname=params.host)
     params.heartbeat = 30
