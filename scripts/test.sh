@@ -27,4 +27,4 @@ echo "== ruff"
 echo "== mypy"
 .venv/bin/mypy evtool
 echo "== pytest"
-.venv/bin/python -m pytest -p no:cacheprovider "${fast[@]}" "$@"
+.venv/bin/python -m pytest -p no:cacheprovider --durations=15 "${fast[@]}" "$@"

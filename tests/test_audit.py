@@ -223,7 +223,11 @@ def test_kill_9_never_loses_a_forwarded_record(tmp_path) -> None:
         with open(source, "rb") as src, open(out, "wb") as dst:
             proc = subprocess.Popen(evtool_cmd("audit", "--db", str(db), "-q", "--batch-records", "5000",
                                                "--batch-seconds", "0.2"), stdin=src, stdout=dst)
-            time.sleep(rng.uniform(0.3, 2.5))
+            deadline = time.monotonic() + 60          # kill on observed progress, not on a clock
+            while out.stat().st_size == 0 and proc.poll() is None:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0, 0.4))
             proc.kill()
             proc.wait()
         assert rows(db, "PRAGMA integrity_check") == [("ok",)]
