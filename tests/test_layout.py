@@ -8,7 +8,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "evtool"
 # a layer may import only those below it (and evtool.tuning, the process's own settings)
 BELOW = {"core": set(), "transports": {"core"}, "store": {"core", "transports"},
-         "tui": {"core"}, "schemas": {"core"}}
+         "tui": {"core"}, "schemas": {"core"}, "runtime": {"core", "transports", "store", "schemas"}}
 
 
 def imports() -> dict[str, set[str]]:

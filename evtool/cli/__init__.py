@@ -12,8 +12,8 @@ import click
 from evtool import __version__
 from evtool.cli.options import scope_envvars, unscoped_envvars
 from evtool.cli.packs import list_packs, show_pack
-from evtool.cli.run import Interrupted, install_early_signals
 from evtool.core.secrets import redact
+from evtool.runtime.loop import Interrupted, install_early_signals
 from evtool.tuning import tune_runtime
 
 SUBCOMMANDS = ("gen", "validate", "aggregate", "audit", "replay", "watch")

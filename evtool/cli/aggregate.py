@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import click
 
-from evtool.cli.ahead import Ahead
-from evtool.cli.common import run_stage
 from evtool.cli.options import (
     SECONDS,
     SECONDS_OR_ZERO,
@@ -23,6 +21,8 @@ from evtool.core.derived import DerivedChecker
 from evtool.core.fields import LineFields
 from evtool.core.lineshape import field_reader
 from evtool.core.stats import Stats
+from evtool.runtime.ahead import Ahead
+from evtool.runtime.stage import run_stage
 from evtool.schemas import derived_schemas
 
 

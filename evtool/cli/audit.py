@@ -6,13 +6,13 @@ from typing import BinaryIO
 
 import click
 
-from evtool.cli.common import fail, inputs, refuse_overwriting, run_stage
 from evtool.cli.options import Finite, derived_max_line_option, filter_options, input_of, option
 from evtool.cli.packs import pack_from_options
-from evtool.cli.run import say
 from evtool.core.derived import DerivedChecker
 from evtool.core.lineshape import field_reader
 from evtool.core.stats import Stats
+from evtool.runtime.loop import say
+from evtool.runtime.stage import fail, inputs, refuse_overwriting, run_stage
 from evtool.schemas import derived_schemas
 from evtool.store import StoreError, open_writer
 from evtool.store.audit import AuditStage

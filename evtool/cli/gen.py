@@ -11,8 +11,6 @@ from operator import itemgetter
 import click
 import orjson
 
-from evtool.cli.common import fail, open_output
-from evtool.cli.emit import pump
 from evtool.cli.options import (
     FRACTION,
     SECONDS,
@@ -22,11 +20,13 @@ from evtool.cli.options import (
     output_options,
 )
 from evtool.cli.packs import pack_from_options
-from evtool.cli.progress import counting, writes_a_file
 from evtool.core.generator import Emitted, GenConfig, Generator
 from evtool.core.instant import MICROS, TimeError, instant_us
 from evtool.core.pacing import Pacer
 from evtool.core.truth import Truth
+from evtool.runtime.produce import pump
+from evtool.runtime.progress import counting, writes_a_file
+from evtool.runtime.stage import fail, open_output
 
 
 def start_micros(text: str | None, option_name: str = "--start") -> int:

@@ -114,7 +114,7 @@ quiet_option = option("-q", "--quiet", is_flag=True, help="No summary line on st
 
 
 def _summary_json(_ctx: click.Context, _param: click.Parameter, value: bool) -> None:
-    from evtool.cli.run import SUMMARY
+    from evtool.runtime.loop import SUMMARY
 
     SUMMARY.json = SUMMARY.json or value
 

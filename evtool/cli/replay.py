@@ -7,16 +7,16 @@ import time
 
 import click
 
-from evtool.cli.common import fail, open_output
-from evtool.cli.emit import pump
 from evtool.cli.gen import start_micros
 from evtool.cli.options import Finite, option, output_options
 from evtool.cli.packs import pack_from_options
-from evtool.cli.progress import Meter, counting, on_terminal
-from evtool.cli.run import ExitStatus, say, say_summary, silence_stdout
 from evtool.core.instant import MICROS, iso_us
 from evtool.core.pacing import Pacer
 from evtool.core.printable import printable
+from evtool.runtime.loop import ExitStatus, say, say_summary, silence_stdout
+from evtool.runtime.produce import pump
+from evtool.runtime.progress import Meter, counting, on_terminal
+from evtool.runtime.stage import fail, open_output
 from evtool.store import Store, StoreError, open_store
 from evtool.store.lab3 import Lab3Record, lab3_kind
 from evtool.store.replay import (

@@ -6,7 +6,6 @@ import time
 
 import click
 
-from evtool.cli.common import run_stage
 from evtool.cli.options import (
     filter_options,
     input_of,
@@ -18,6 +17,7 @@ from evtool.cli.packs import pack_from_options
 from evtool.core.derived import DerivedChecker
 from evtool.core.stats import Stats
 from evtool.core.validation import EventValidator, ValidateStage
+from evtool.runtime.stage import run_stage
 from evtool.schemas import derived_schemas
 
 

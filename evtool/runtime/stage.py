@@ -10,9 +10,9 @@ from typing import NoReturn
 
 import click
 
-from evtool.cli.metrics import StageMetrics, reconnects_of
-from evtool.cli.progress import reading
-from evtool.cli.run import ExitStatus, Outputs, Processor, run_filter, say
+from evtool.runtime.loop import ExitStatus, Outputs, Processor, run_filter, say
+from evtool.runtime.metrics import StageMetrics, reconnects_of
+from evtool.runtime.progress import reading
 from evtool.transports.base import Sink, Source, TransportError
 from evtool.transports.endpoint import Endpoint
 from evtool.transports.factory import broker_of, is_amqp, open_sink, open_source

@@ -15,11 +15,11 @@ from typing import Protocol
 
 import orjson
 
-from evtool.cli.progress import Meter
 from evtool.core.printable import printable
 from evtool.core.records import deadletter, reject_oversize
 from evtool.core.secrets import redact
 from evtool.core.stats import Stats
+from evtool.runtime.progress import Meter
 from evtool.store.sqlite import StoreError
 from evtool.transports.base import Batch, OutputClosed, Sink, Source, TransportError
 
