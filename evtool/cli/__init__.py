@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
@@ -13,7 +14,14 @@ from evtool import __version__
 from evtool.cli.options import scope_envvars, unscoped_envvars
 from evtool.cli.packs import list_packs, show_pack
 from evtool.core.secrets import redact
-from evtool.runtime.loop import Interrupted, install_early_signals
+from evtool.runtime.loop import (
+    ExitStatus,
+    Interrupted,
+    StageFailed,
+    install_early_signals,
+    say,
+    silence_stdout,
+)
 from evtool.tuning import tune_runtime
 
 SUBCOMMANDS = ("gen", "validate", "aggregate", "audit", "replay", "watch")
@@ -57,17 +65,41 @@ def cli() -> None:
 
 
 def main() -> None:
-    """Entry point: click's errors exit 2; anything unexpected is one line on stderr, exit 1."""
+    """The one place evtool exits: a command returns its status; click's errors exit 2, a stage
+    that cannot go on 1, a signal 130/143; anything unexpected is one line on stderr, exit 1."""
     tune_runtime()
     install_early_signals()
+    sys.exit(run(sys.argv[1:]))
+
+
+def run(args: list[str]) -> int:
+    """Run one evtool command line and give its exit status (tests call this in-process)."""
     try:
-        cli.main(prog_name="evtool")
-    except SystemExit:
-        raise
+        status = cli.main(args, prog_name="evtool", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.Abort:
+        return ExitStatus.INTERRUPTED
+    except StageFailed as exc:
+        say(exc.stage, f"error: {exc.message}")
+        return ExitStatus.FAILURE
     except Interrupted as stop:
-        sys.exit(stop.status)
+        return stop.status
+    except OSError as exc:
+        if exc.errno != errno.EPIPE:
+            return internal_error(exc)
+        silence_stdout()                       # `evtool --help | head`: the reader left
+        return ExitStatus.FAILURE
     except Exception as exc:  # the last line of defence against a traceback
-        if os.environ.get("EVTOOL_DEBUG"):
-            traceback.print_exc()
-        sys.stderr.write(redact(f"evtool: internal error: {type(exc).__name__}: {exc}") + "\n")
-        sys.exit(1)
+        return internal_error(exc)
+    return int(status) if isinstance(status, int) else 0
+
+
+def internal_error(exc: BaseException) -> int:
+    if os.environ.get("EVTOOL_DEBUG"):
+        traceback.print_exc()
+    sys.stderr.write(redact(f"evtool: internal error: {type(exc).__name__}: {exc}") + "\n")
+    return ExitStatus.FAILURE

@@ -22,6 +22,7 @@ from evtool.core.fields import LineFields
 from evtool.core.lineshape import field_reader
 from evtool.core.stats import Stats
 from evtool.runtime.ahead import Ahead
+from evtool.runtime.loop import ExitStatus
 from evtool.runtime.stage import run_stage
 from evtool.schemas import derived_schemas
 
@@ -58,7 +59,7 @@ def aggregate(
     dedupe_horizon: float,
     idle_flush: float | None, alert_threshold: float, alert_min_count: int, no_alerts: bool,
     max_ahead: float,
-) -> None:
+) -> ExitStatus:
     """Count events per region and source in event-time windows.
 
     Emits one `window` record per closed window, one `metric` per region in it, and an `alert`
@@ -84,7 +85,7 @@ def aggregate(
     reader = field_reader(pack)
     # reading lines needs no state: a child reads the next batches while this counts
     ahead = Ahead(LineFields(reader)) if reader is not None else None
-    run_stage("aggregate", lambda: AggregateStage(cfg, Stats(), DerivedChecker(derived_schemas()),
+    return run_stage("aggregate", lambda: AggregateStage(cfg, Stats(), DerivedChecker(derived_schemas()),
                                                   reader, ahead),
               input_spec=input_spec, input_files=files,
               output_spec=output_spec, dead_letter_spec=dead_letter_spec, amqp_url=amqp_url,

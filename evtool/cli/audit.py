@@ -11,7 +11,7 @@ from evtool.cli.packs import pack_from_options
 from evtool.core.derived import DerivedChecker
 from evtool.core.lineshape import field_reader
 from evtool.core.stats import Stats
-from evtool.runtime.loop import say
+from evtool.runtime.loop import ExitStatus, say
 from evtool.runtime.stage import fail, inputs, refuse_overwriting, run_stage
 from evtool.schemas import derived_schemas
 from evtool.store import StoreError, open_writer
@@ -31,7 +31,7 @@ def audit(files: tuple[str, ...], input_spec: str, output_spec: str, amqp_url: s
           prefetch: int, quiet: bool, pack_spec: str,
           dead_letter_spec: str | None, max_line_bytes: int, metrics_port: int | None, db: str,
           jsonl: str | None,
-          batch_records: int, batch_seconds: float) -> None:
+          batch_records: int, batch_seconds: float) -> ExitStatus:
     """Store events, metrics (with their trace), windows, alerts and dead letters; forward all.
 
     Inserts are idempotent on the record ids: the same record twice leaves one row. A batch goes
@@ -63,7 +63,7 @@ def audit(files: tuple[str, ...], input_spec: str, output_spec: str, amqp_url: s
                        batch_seconds=batch_seconds, jsonl=log, wire=pack.wire, overlap=True,
                        reader=field_reader(pack))
     try:
-        run_stage("audit", lambda: stage,
+        return run_stage("audit", lambda: stage,
                   input_spec=input_spec, input_files=files, output_spec=output_spec,
                   dead_letter_spec=dead_letter_spec,
                   amqp_url=amqp_url, quiet=quiet, max_line_bytes=max_line_bytes,

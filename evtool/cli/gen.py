@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterator
 from itertools import repeat
@@ -24,6 +23,7 @@ from evtool.core.generator import Emitted, GenConfig, Generator
 from evtool.core.instant import MICROS, TimeError, instant_us
 from evtool.core.pacing import Pacer
 from evtool.core.truth import Truth
+from evtool.runtime.loop import ExitStatus
 from evtool.runtime.produce import pump
 from evtool.runtime.progress import counting, writes_a_file
 from evtool.runtime.stage import fail, open_output
@@ -73,7 +73,7 @@ def gen(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool, pa
         count: int | None, rate: float,
         seed: int | None, start: str | None, fast: bool, burst_probability: float,
         burst_size: int | None, duplicates: float, out_of_order: float, max_delay: float,
-        invalid: float, truth: str | None, window: float, lateness: float) -> None:
+        invalid: float, truth: str | None, window: float, lateness: float) -> ExitStatus:
     """Generate synthetic events from a pack's schemas as NDJSON.
 
     The default pack makes security, survey and migration events; --pack lab3 speaks the
@@ -113,7 +113,7 @@ def gen(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool, pa
                 out.writelines(orjson.dumps(w) + b"\n" for w in expected.windows())
         except OSError as exc:
             fail("gen", f"cannot write {truth}: {exc.strerror}")
-    sys.exit(status)
+    return status
 
 
 def _with_truth(generator: Generator, truth: Truth | None) -> Iterator[Emitted]:

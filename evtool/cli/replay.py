@@ -46,7 +46,7 @@ from evtool.store.replay import (
 def replay(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool, pack_spec: str, db: str,
            metric_id: str | None,
            since: str | None, until: str | None, source: str | None, region: str | None,
-           speed: float | None, verify_metrics: bool) -> None:
+           speed: float | None, verify_metrics: bool) -> ExitStatus:
     """Emit stored events exactly as audit received them, ordered by (timestamp, event_id).
 
     \b
@@ -67,14 +67,14 @@ def replay(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool,
                                "(whose lines hold event_content); to replay NDJSON, give it to a "
                                "stage's -i")
     if found is not None:
-        sys.exit(replay_lab3(Lab3Record(db, found), filters, verify_metrics, output_spec, amqp_url,
-                             connect_timeout, wire, speed, quiet))
+        return replay_lab3(Lab3Record(db, found), filters, verify_metrics, output_spec, amqp_url,
+                           connect_timeout, wire, speed, quiet)
     try:
         store = open_store(db, readonly=True)
     except StoreError as exc:
         fail("replay", str(exc))
     if verify_metrics:
-        sys.exit(run_verify(store, quiet))
+        return run_verify(store, quiet)
     if metric_id is not None:
         known(store, db, metric_id)
     if (since or until) and not quiet:
@@ -87,7 +87,7 @@ def replay(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool,
         status = pump("replay", items, sink, pacer, quiet, progress=progress)
     except StoreError as exc:
         fail("replay", str(exc))
-    sys.exit(status)
+    return status
 
 
 def known(store: Store, db: str, metric_id: str) -> None:

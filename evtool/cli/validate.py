@@ -17,6 +17,7 @@ from evtool.cli.packs import pack_from_options
 from evtool.core.derived import DerivedChecker
 from evtool.core.stats import Stats
 from evtool.core.validation import EventValidator, ValidateStage
+from evtool.runtime.loop import ExitStatus
 from evtool.runtime.stage import run_stage
 from evtool.schemas import derived_schemas
 
@@ -40,7 +41,7 @@ def validate(
     quiet: bool, dead_letter_spec: str | None,
     max_line_bytes: int, metrics_port: int | None, partitions: int, pack_spec: str,
     schema_dir_path: str | None, regions: str | None,
-) -> None:
+) -> ExitStatus:
     """Check events against a pack's JSON Schemas (default: the evtool pack).
 
     Valid events pass byte for byte; window, metric, alert and dead-letter records pass once
@@ -62,7 +63,7 @@ def validate(
         return ValidateStage(EventValidator(pack), DerivedChecker(derived_schemas()), Stats(),
                              max_line_bytes, stamp)
 
-    run_stage("validate", make, input_spec=input_spec, input_files=files, output_spec=output_spec,
+    return run_stage("validate", make, input_spec=input_spec, input_files=files, output_spec=output_spec,
               dead_letter_spec=dead_letter_spec, amqp_url=amqp_url, quiet=quiet,
               max_line_bytes=max_line_bytes, connect_timeout=connect_timeout, prefetch=prefetch,
               metrics_port=metrics_port, partitions=partitions, wire=pack.wire)

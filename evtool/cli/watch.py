@@ -95,7 +95,7 @@ def parse_address(text: str) -> tuple[str, int]:
 def watch(files: tuple[str, ...], input_spec: str, output_spec: str, amqp_url: str,
           connect_timeout: float, prefetch: int,
           quiet: bool, pack_spec: str, once: bool, as_json: bool, metrics_port: int | None,
-          address: str | None, linger: float | None) -> None:
+          address: str | None, linger: float | None) -> ExitStatus:
     """Show windows, events/s, dead letters, duplicates, alerts and watermark lag as they arrive.
 
     \b
@@ -171,7 +171,7 @@ def watch(files: tuple[str, ...], input_spec: str, output_spec: str, amqp_url: s
         seconds = time.monotonic() - started
         say_summary("watch", summary_line(snap, seconds), summary_counts(snap, seconds))
     source.close()
-    sys.exit(status)
+    return status
 
 
 def summary_line(snap: dict[str, Any], seconds: float) -> str:

@@ -81,6 +81,15 @@ class Acks:
             self.source.ack(last)
 
 
+class StageFailed(Exception):
+    """A stage cannot go on (its input, output, database or port): one line on stderr, exit 1."""
+
+    def __init__(self, stage: str, message: str) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.message = message
+
+
 class Interrupted(Exception):
     def __init__(self, status: ExitStatus) -> None:
         super().__init__(status.name)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import NoReturn
 
 import click
 
-from evtool.runtime.loop import ExitStatus, Outputs, Processor, run_filter, say
+from evtool.runtime.loop import ExitStatus, Outputs, Processor, StageFailed, run_filter
 from evtool.runtime.metrics import StageMetrics, reconnects_of
 from evtool.runtime.progress import reading
 from evtool.transports.base import Sink, Source, TransportError
@@ -19,8 +18,7 @@ from evtool.transports.factory import broker_of, is_amqp, open_sink, open_source
 
 
 def fail(stage: str, message: str) -> NoReturn:
-    say(stage, f"error: {message}")
-    sys.exit(ExitStatus.FAILURE)
+    raise StageFailed(stage, message)
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -112,8 +110,8 @@ def run_stage(
     wrap_source: Callable[[Source], Source] | None = None,
     keeps: Mapping[str, str | None] | None = None,
     input_files: tuple[str, ...] = (),
-) -> NoReturn:
-    """Build the processor (bad settings are usage errors), open both sides, run, exit.
+) -> ExitStatus:
+    """Build the processor (bad settings are usage errors), open both sides, run to the end.
     `wrap_source` may put the opened source behind another (aggregate reads ahead); no output
     may overwrite the input or a file the stage `keeps`."""
     writes = {"--output": output_spec, "--dead-letter": dead_letter_spec or "", **(also_writes or {})}
@@ -156,4 +154,4 @@ def run_stage(
     status = run_filter(stage, processor, source, outputs, quiet=quiet,
                         max_line_bytes=max_line_bytes, idle_after=idle_after, on_batch=on_batch,
                         progress=reading(stage, source.extent(), source.offset, quiet))
-    sys.exit(status)
+    return status
