@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter
 from datetime import datetime
 
 
 def event_time(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    """Seconds since the epoch. Python 3.10's fromisoformat takes neither `Z` nor a fraction of
+    other than 3 or 6 digits, so the fraction is read apart."""
+    found = re.fullmatch(r"(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?(.*)", text.replace("Z", "+00:00"))
+    assert found is not None, text
+    whole, fraction, offset = found.groups()
+    seconds = datetime.fromisoformat(whole + offset).timestamp()
+    return seconds + (int(fraction) / 10 ** len(fraction) if fraction else 0.0)
 
 
 def reference(lines: list[bytes], window: float, lateness: float) -> dict:
