@@ -13,15 +13,9 @@ import click
 from evtool import __version__
 from evtool.cli.options import scope_envvars, unscoped_envvars
 from evtool.cli.packs import list_packs, show_pack
+from evtool.console import say
 from evtool.core.secrets import redact
-from evtool.runtime.loop import (
-    ExitStatus,
-    Interrupted,
-    StageFailed,
-    install_early_signals,
-    say,
-    silence_stdout,
-)
+from evtool.runtime.loop import ExitStatus, Interrupted, StageFailed, install_early_signals, silence_stdout
 from evtool.tuning import tune_runtime
 
 SUBCOMMANDS = ("gen", "validate", "aggregate", "audit", "replay", "watch")

@@ -8,10 +8,11 @@ import click
 
 from evtool.cli.options import Finite, derived_max_line_option, filter_options, input_of, option
 from evtool.cli.packs import pack_from_options
+from evtool.console import say
 from evtool.core.derived import DerivedChecker
 from evtool.core.lineshape import field_reader
 from evtool.core.stats import Stats
-from evtool.runtime.loop import ExitStatus, say
+from evtool.runtime.loop import ExitStatus
 from evtool.runtime.stage import fail, inputs, refuse_overwriting, run_stage
 from evtool.schemas import derived_schemas
 from evtool.store import StoreError, open_writer

@@ -10,10 +10,11 @@ import click
 from evtool.cli.gen import start_micros
 from evtool.cli.options import Finite, option, output_options
 from evtool.cli.packs import pack_from_options
+from evtool.console import say
 from evtool.core.instant import MICROS, iso_us
 from evtool.core.pacing import Pacer
 from evtool.core.printable import printable
-from evtool.runtime.loop import ExitStatus, say, say_summary, silence_stdout
+from evtool.runtime.loop import ExitStatus, say_summary, silence_stdout
 from evtool.runtime.produce import pump
 from evtool.runtime.progress import Meter, counting, on_terminal
 from evtool.runtime.stage import fail, open_output

@@ -17,9 +17,10 @@ from evtool.cli.options import SECONDS_OR_ZERO, input_of, io_options, metrics_po
 from evtool.cli.packs import pack_from_options
 from evtool.cli.screen import Keys, LiveScreen, colored
 from evtool.cli.serve import serve, serve_metrics
+from evtool.console import say
 from evtool.core.dashboard import DashboardStats
 from evtool.core.derived import DerivedChecker
-from evtool.runtime.loop import ExitStatus, Interrupted, Signals, say, say_summary
+from evtool.runtime.loop import ExitStatus, Interrupted, Signals, say_summary
 from evtool.runtime.stage import fail, inputs, refuse_overwriting
 from evtool.schemas import derived_schemas
 from evtool.transports.base import Source, TransportError

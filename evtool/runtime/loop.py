@@ -15,9 +15,8 @@ from typing import Protocol
 
 import orjson
 
-from evtool.core.printable import printable
+from evtool.console import say
 from evtool.core.records import deadletter, reject_oversize
-from evtool.core.secrets import redact
 from evtool.core.stats import Stats
 from evtool.runtime.progress import Meter
 from evtool.store.sqlite import StoreError
@@ -157,13 +156,6 @@ def say_summary(stage: str, line: str, counts: dict[str, object]) -> None:
         return
     with contextlib.suppress(OSError):
         sys.stderr.write(orjson.dumps({"stage": stage, **counts}).decode() + "\n")
-        sys.stderr.flush()
-
-
-def say(stage: str, message: str) -> None:
-    """One line on stderr, never a traceback."""
-    with contextlib.suppress(OSError):
-        sys.stderr.write(f"evtool {stage}: {printable(redact(message))}\n")
         sys.stderr.flush()
 
 

@@ -8,9 +8,10 @@ from collections.abc import Callable, Iterable
 from itertools import islice
 from operator import itemgetter
 
+from evtool.console import say
 from evtool.core.instant import TimeError
 from evtool.core.pacing import Pacer
-from evtool.runtime.loop import LAST_FLUSH_S, ExitStatus, Interrupted, Signals, say, say_summary
+from evtool.runtime.loop import LAST_FLUSH_S, ExitStatus, Interrupted, Signals, say_summary
 from evtool.runtime.progress import Meter
 from evtool.transports.base import OutputClosed, Sink, TransportError
 

@@ -3,35 +3,23 @@
 from __future__ import annotations
 
 import hashlib
-import sys
 from collections import Counter, deque
 from collections.abc import Callable, Collection
-from typing import Any, cast
+from typing import cast
 
 import orjson
 import pika
 
-from evtool.core.printable import printable
+from evtool.console import speaker
 from evtool.core.records import parse
 from evtool.transports.amqp.link import Delivery, Link, Outgoing
-from evtool.transports.amqp.topology import AmqpTarget, redact
+from evtool.transports.amqp.topology import AmqpTarget
 from evtool.transports.base import Batch, Sink, Source
 
 BATCH = 2000
 IDLE_POLL = 1.0
 ROUTING_BY_KIND = {"window": "analytics.window", "metric": "metrics.daily", "alert": "alerts.anomaly"}
 ID_FIELD = {"metric": "metric_id", "alert": "alert_id"}
-
-
-def stderr_logger(stage: str) -> Any:
-    def log(message: str) -> None:
-        try:
-            sys.stderr.write(f"evtool {stage}: {printable(redact(message))}\n")
-            sys.stderr.flush()
-        except OSError:
-            pass
-
-    return log
 
 
 # AMQP short strings (routing keys, message ids) hold at most 255 bytes.
@@ -51,7 +39,7 @@ class AmqpSource(Source):
 
     def __init__(self, target: AmqpTarget, stage: str, prefetch: int, connect_timeout: float) -> None:
         self.description = target.shown
-        self._log = stderr_logger(stage)
+        self._log = speaker(stage)
         self.link = Link(target, consume=True, prefetch=prefetch, connect_timeout=connect_timeout,
                          log=self._log)
         # (generation, last tag, lines, each line's tag) of what is read and not acked
@@ -190,9 +178,9 @@ class AmqpSink(Sink):
         self._refused: list[tuple[bytes, str]] = []
         self._said: set[str] = set()
         self._dropped = 0
-        self._log = stderr_logger(stage)
+        self._log = speaker(stage)
         self.link = Link(target, consume=False, prefetch=0, connect_timeout=connect_timeout,
-                         log=stderr_logger(stage))
+                         log=speaker(stage))
         self.link.start()
 
     def write(self, lines: list[bytes]) -> None:
