@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -67,6 +68,7 @@ def metric_lines(draw: st.DrawFn) -> bytes:
     return line
 
 
+@pytest.mark.slow
 @settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(metric_lines())
 def test_a_metric_read_without_a_parse_is_one_the_checks_accept_with_its_values(line: bytes) -> None:

@@ -172,6 +172,7 @@ def test_every_lab3_mutation_gets_the_original_verdict() -> None:
         assert pack_validator("lab3").error(event) is not None, mutation.name
 
 
+@pytest.mark.slow
 def test_gen_lab3_is_what_lab3s_validator_accepts_and_runs_through_the_pipeline(tmp) -> None:
     made = run(["gen", "--pack", "lab3", "--count", "100000", "--seed", "8", "--start", START,
                 "--fast", "--rate", "200", "--burst-probability", "0.01", "-q"]).stdout

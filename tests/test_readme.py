@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ELSEWHERE = {"amqp": "a broker", "--serve": "a server that runs until stopped",
              "postgresql://": "a PostgreSQL database", "/data/": "lab3's own audit database"}
 TOOLS = ("jq", "sqlite3")
+pytestmark = pytest.mark.slow          # real pipelines of several stages: the whole suite's job
 
 
 def commands() -> list[str]:
