@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -279,3 +280,18 @@ def test_serving_after_the_input_ends_is_said_and_lingers_as_long_as_asked(tmp_p
     done = subprocess.run(evtool_cmd(*args), capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and 2 <= time.monotonic() - started < 30
     assert "input ended; still serving" in done.stderr and "ends by itself in 2 s" in done.stderr
+
+
+def test_ctrl_c_ends_serving_after_the_input_ended(tmp_path: Path) -> None:
+    src = tmp_path / "flowed.ndjson"
+    src.write_bytes(flowed())
+    proc = subprocess.Popen(evtool_cmd("watch", "-i", str(src), "--serve", f"127.0.0.1:{free_port()}"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    said = ""
+    while "still serving" not in said:                 # the line on stderr, not a clock
+        line = proc.stderr.readline()
+        assert line, said
+        said += line
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=15) == 130
