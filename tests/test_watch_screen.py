@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,15 +23,22 @@ TITLE = re.compile(r"^evtool watch  ([\d,]+) records \(([\d,]+) windows")
 
 
 class Pane:
-    def __init__(self, name: str) -> None:
-        self.name = name
+    """One terminal on a tmux server of its own: a shared server exits when its last session is
+    killed, racing the next test's new-session ("server exited unexpectedly")."""
+
+    def __init__(self, socket: str) -> None:
+        self.socket = socket
+        self.name = "watch"
+
+    def tmux(self, *args: str, check: bool = True) -> str:
+        return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True,
+                              check=check).stdout
 
     def keys(self, *keys: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+        self.tmux("send-keys", "-t", self.name, *keys)
 
     def text(self, history: bool = False) -> str:
-        args = ["tmux", "capture-pane", "-p", "-J", "-t", self.name] + (["-S", "-200"] if history else [])
-        return subprocess.run(args, capture_output=True, text=True, check=True).stdout
+        return self.tmux("capture-pane", "-p", "-J", "-t", self.name, *(["-S", "-200"] if history else []))
 
     def until(self, done, within: float) -> str:  # type: ignore[no-untyped-def]
         deadline = time.monotonic() + within
@@ -44,14 +52,14 @@ class Pane:
 @pytest.fixture
 def pane(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Pane]:
     width, height = request.param
-    name = f"evtool-{os.getpid()}-{width}"
-    subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", str(width), "-y", str(height),
-                    "env", "-i", f"PATH={os.environ['PATH']}", "TERM=xterm-256color", "HOME=" + str(tmp_path),
-                    "bash", "--norc", "--noprofile"], check=True)
+    pane = Pane(f"evtool-test-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    pane.tmux("-f", os.devnull, "new-session", "-d", "-s", pane.name, "-x", str(width), "-y", str(height),
+              "env", "-i", f"PATH={os.environ['PATH']}", "TERM=xterm-256color", "HOME=" + str(tmp_path),
+              "bash", "--norc", "--noprofile")
     try:
-        yield Pane(name)
+        yield pane
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", name], check=False)
+        pane.tmux("kill-server", check=False)
 
 
 def start(pane: Pane) -> str:
@@ -88,8 +96,7 @@ def what_matters_is_visible(screen: str, width: int, height: int) -> None:
 @pytest.mark.parametrize("pane", [(80, 24), (120, 40)], indirect=True, ids=["80x24", "120x40"])
 def test_q_quits_with_exit_zero_and_the_screen_fits(pane: Pane) -> None:
     live = start(pane)
-    size = subprocess.run(["tmux", "display", "-p", "-t", pane.name, "#{pane_width} #{pane_height}"],
-                          capture_output=True, text=True, check=True).stdout.split()
+    size = pane.tmux("display", "-p", "-t", pane.name, "#{pane_width} #{pane_height}").split()
     what_matters_is_visible(live, int(size[0]), int(size[1]))
     assert "q quits" in live
     pane.keys("q")
