@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Install the test extras into .venv and run everything: ruff, mypy (strict on core/ and
-# transports/), then pytest. Extra arguments go to pytest (e.g. scripts/test.sh -k windows).
+# Install the test extras into .venv and run everything: ruff, mypy (strict on evtool/, and on
+# tests/ for wrong calls and values), then pytest. Extra arguments go to pytest (e.g. scripts/test.sh -k windows).
 # `scripts/test.sh --fast` is the lane to run between edits: no broker, PostgreSQL, browser,
 # terminal or slow test (markers follow from the fixtures a test uses, tests/conftest.py).
 set -euo pipefail
 fast=()
 if [ "${1:-}" = "--fast" ]; then
   shift
-  fast=(-m "not broker and not postgres and not browser and not tmux and not slow")
+  # in-process tests share nothing (own tmp dirs, free ports), so they run on every core
+  fast=(-n auto -m "not broker and not postgres and not browser and not tmux and not slow")
 fi
 cd "$(dirname "$0")/.."
 source scripts/_venv.sh
@@ -25,6 +26,6 @@ fi
 echo "== ruff"
 .venv/bin/ruff check evtool tests scripts
 echo "== mypy"
-.venv/bin/mypy evtool
+.venv/bin/mypy evtool tests
 echo "== pytest"
 .venv/bin/python -m pytest -p no:cacheprovider --durations=15 "${fast[@]}" "$@"

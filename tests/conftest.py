@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -33,7 +33,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for fixture in getattr(item, "fixturenames", ()):
             if fixture in NEEDS:
                 item.add_marker(NEEDS[fixture])
-        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        module = item.path.stem
         if module in MODULES:
             item.add_marker(MODULES[module])
 
@@ -189,7 +189,7 @@ def rabbitmqctl(*args: str) -> None:
 
 
 @pytest.fixture
-def vhost() -> str:
+def vhost() -> Iterator[str]:
     """A RabbitMQ vhost of this test's own (deleted after), as an amqp URL."""
     import uuid
 
@@ -213,7 +213,7 @@ def psql(db: str, sql: str) -> str:
 
 
 @pytest.fixture
-def pg_database() -> str:
+def pg_database() -> Iterator[str]:
     """A database of this test's own on the local PostgreSQL (dropped after)."""
     import uuid
 

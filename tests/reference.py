@@ -63,7 +63,7 @@ def windows_of(records: list[dict]) -> dict:
             continue
         start = event_time(rec["window_start"])
         assert start not in out, f"window {rec['window_start']} emitted twice"
-        counts = Counter()
+        counts: Counter[tuple[str, str]] = Counter()
         for region, by_source in rec["by_region_source"].items():
             for source, n in by_source.items():
                 counts[(region, source)] += n

@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pika
@@ -232,7 +233,7 @@ def test_a_reconnect_never_hands_a_stage_what_it_has_read_already(vhost) -> None
 
 
 def backlog(vhost: str, lines: list[bytes], into: str = "events_exchange", queue: str = "validator_queue",
-            out: str = "processing_exchange") -> tuple[pika.BlockingConnection, object, list[bytes]]:
+            out: str = "processing_exchange") -> tuple[pika.BlockingConnection, Any, list[bytes]]:
     """`lines` waiting in a stage's queue, and a queue `forwarded` that catches its output."""
     conn = pika.BlockingConnection(pika.URLParameters(vhost))
     ch = conn.channel()
@@ -247,7 +248,7 @@ def backlog(vhost: str, lines: list[bytes], into: str = "events_exchange", queue
     return conn, ch, lines
 
 
-def stop_at_random_moments(ch: object, stage: Stage, queue: str, times: int) -> int:
+def stop_at_random_moments(ch: Any, stage: Stage, queue: str, times: int) -> int:
     """SIGTERM `stage` at random moments while `queue` holds messages, starting it again each time."""
     rng = random.Random()
 
@@ -271,8 +272,8 @@ def stop_at_random_moments(ch: object, stage: Stage, queue: str, times: int) -> 
     return stops
 
 
-def drain(ch: object, queue: str) -> list[dict]:
-    got = []
+def drain(ch: Any, queue: str) -> list[dict]:
+    got: list[dict] = []
     while True:
         method, _props, body = ch.basic_get(queue, auto_ack=True)
         if method is None:
@@ -360,7 +361,7 @@ def test_unreadable_and_huge_messages_are_dead_lettered_once(vhost, tmp_path) ->
     ch = conn.channel()
     ch.basic_publish("events_exchange", "security.incident", b"this is not json")
     ch.basic_publish("events_exchange", "security.incident", b'{"x": "' + b"a" * 5_000_000 + b'"}')
-    deadline, letters = time.monotonic() + 30, []
+    deadline, letters = time.monotonic() + 30, list[dict]()
     while time.monotonic() < deadline and len(letters) < 2:
         method, _props, body = ch.basic_get("deadletter.validation", auto_ack=True)
         if method is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
+from typing import Any
 
 import orjson
 from hypothesis import given, settings
@@ -56,7 +57,7 @@ def good_record(rng: random.Random, i: int) -> dict:
 
 # Each breaks a rule of the contract whatever the record holds: a required field gone, a count
 # that is no count, a time that is no UTC time, ids that are not strings, totals that do not add up.
-BREAKS = {
+BREAKS: dict[str, list[tuple[str, Any]]] = {
     "window": [("total", "x"), ("duplicates", "x"), ("by_region", {"north": -1}), ("event_ids", [5]),
                ("window_start", "1-01-01T00:00:00Z"), ("window_end", [1]), ("total", 10**9),
                ("by_region_source", "cells"), ("event_ids", None)],

@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import re
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -39,7 +40,7 @@ def hostile_records(count: int, seed: int) -> list[bytes]:
     rng = random.Random(seed)
     made: list[bytes] = []
     while len(made) < count:
-        base = dict(rng.choice([WINDOW, METRIC, ALERT, LETTER]))
+        base: dict[str, Any] = dict(rng.choice([WINDOW, METRIC, ALERT, LETTER]))
         field = rng.choice([k for k in base if k != "kind"] + ["extra"])
         value = rng.choice([*HOSTILE, deep(rng.choice([50, 250, 300]))])
         if isinstance(base.get(field), dict) and rng.random() < 0.5:      # inside a map

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import Any
 
 import orjson
 
@@ -12,6 +15,10 @@ from evtool.core.stats import Stats
 from evtool.core.validation import ValidateStage
 from evtool.schemas import load_pack
 from tests.conftest import checker, gen_lines, pack_validator
+
+
+def dumped(build: Callable[[], Any]) -> str:
+    return orjson.dumps(build()).decode()
 
 PACK = load_pack()
 REGIONS, SOURCES = PACK.regions, PACK.sources
@@ -133,7 +140,8 @@ def test_lines_written_from_the_plan_equal_orjson_of_the_dicts() -> None:
                             max_delay=3)
             gen = Generator(cfg)
             if via_dicts:
-                gen._line = {s: (lambda s=s, b=gen._build: orjson.dumps(b[s]()).decode()) for s in gen._line}
+                build = gen._build
+                gen._line = {s: functools.partial(dumped, build[s]) for s in gen._line}
             made.append([line for _, line, _ in islice(gen, 20_000)])
         assert made[0] == made[1], name
 

@@ -7,6 +7,7 @@ import sqlite3
 import struct
 import time
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import orjson
 import pytest
@@ -15,7 +16,8 @@ from evtool.core.aggregate import AggregateConfig, AggregateStage
 from evtool.core.stats import Stats
 from tests.conftest import START, checker, gen_lines, pipeline, records, run
 
-EVENT = {"event_id": "6f1c0000-0000-4000-8000-000000000001", "timestamp": "2026-11-26T13:14:01Z",
+EVENT: dict[str, Any] = {
+         "event_id": "6f1c0000-0000-4000-8000-000000000001", "timestamp": "2026-11-26T13:14:01Z",
          "region": "maule", "source": "security.incident", "schema_version": "1.0",
          "correlation_id": "6f1c0000-0000-4000-8000-0000000000ff",
          "payload": {"incident_type": "robbery", "severity": 3, "reported_by": "citizen"}}

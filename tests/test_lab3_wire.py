@@ -80,7 +80,7 @@ def running(url: str, *args: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def eventually(check, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
+def eventually(check, timeout: float = 60) -> None:
     """Wait for what the test needs to see, never for a fixed time."""
     deadline = time.monotonic() + timeout
     while not check():
@@ -150,7 +150,7 @@ def test_aggregate_in_place_of_lab3s_aggregator(vhost) -> None:
     metrics: list[dict] = []
     tapped: list[dict] = []
 
-    def counted(records: list[dict], queue: str, total) -> bool:  # type: ignore[no-untyped-def]
+    def counted(records: list[dict], queue: str, total) -> bool:
         records += [orjson.loads(b) for b in drain(vhost, queue)]
         return total(records) >= len(events)
 

@@ -7,6 +7,7 @@ import json
 import random
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import orjson
@@ -240,7 +241,7 @@ TRAFFIC = {
     "if": {"properties": {"ticket": {"const": True}}, "required": ["ticket"]},
     "then": {"properties": {"speed": {"minimum": 120}}},
 }
-USER_PACK = {
+USER_PACK: dict[str, Any] = {
     "pack.json": {"name": "city", "description": "a city's sensors",
                   "sources": {"weather.reading": 2, "traffic.camera": 1}},
     "envelope.json": {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import threading
 from pathlib import Path
@@ -27,7 +28,15 @@ from tests.conftest import checker
 from tests.conftest import run as run_cli
 
 PACK = load_pack()
-READER = field_reader(PACK)
+
+
+def _reader() -> re.Pattern[str]:
+    reader = field_reader(PACK)
+    assert reader is not None, "the evtool pack reads lines without a parse"
+    return reader
+
+
+READER = _reader()
 T0_US = 1_795_000_000 * 1_000_000
 
 

@@ -51,9 +51,8 @@ def start_cluster(tmp, url: str, db: str) -> dict[str, Stage]:
 def wait_for_metrics(db: str, want: dict[str, int], timeout: float) -> dict[str, int]:
     deadline, got = time.monotonic() + timeout, {}
     while time.monotonic() < deadline:
-        got = dict(line.split("|") for line in psql(db, "SELECT metric_id, total FROM metrics_out")
-                   .splitlines() if line)
-        got = {k: int(v) for k, v in got.items()}
+        rows = psql(db, "SELECT metric_id, total FROM metrics_out").splitlines()
+        got = {k: int(v) for k, v in (line.split("|") for line in rows if line)}
         if got == want:
             break
         time.sleep(1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import random
+from typing import Any
 
 import jsonschema
 import orjson
@@ -24,14 +25,14 @@ from tests.conftest import checker, gen_lines, pack_validator, records, run
 SEC = {"incident_type": "robbery", "severity": 3, "reported_by": "citizen"}
 SUR = {"respondent_age": 40, "victimized": True, "perceived_safety": 3, "reported_to_police": True}
 MIG = {"case_type": "visa", "origin_country": "PE", "status": "open", "applicants": 2}
-BASE = {
+BASE: dict[str, Any] = {
     "event_id": "6f1c0a2e-5b1d-4e8e-9a57-6576746f6f6c", "timestamp": "2026-11-26T13:14:01.123456+00:00",
     "region": "metropolitana", "source": "security.incident", "schema_version": "1.0",
     "correlation_id": "9b2e0a2e-5b1d-4e8e-9a57-6576746f6f6c", "payload": SEC,
 }
 
 
-def ev(source_payload: dict | None = None, **fields) -> dict:
+def ev(source_payload: dict | None = None, **fields: Any) -> dict:
     out = copy.deepcopy(BASE)
     if source_payload is not None:
         out["source"] = {id(SEC): "security.incident", id(SUR): "survey.victimization",
@@ -50,7 +51,7 @@ def ev(source_payload: dict | None = None, **fields) -> dict:
     return out
 
 
-DROP = object()
+DROP: Any = object()
 VALID = [
     ev(), ev(SUR), ev(MIG), ev(event_id="6F1C0A2E-5B1D-4E8E-9A57-6576746F6F6C"),
     ev(timestamp="2026-11-26T13:14:01Z"), ev(timestamp="2026-11-26T13:14:01-03:00"),
@@ -279,7 +280,7 @@ class NotFast(Exception):
     """The line left validate's fast path for the parse and the compiled schemas."""
 
 
-def _line_ok(validator):  # type: ignore[no-untyped-def]
+def _line_ok(validator):
     """True for a line validate's own loop passes on its fast path, never parsing it."""
     from types import SimpleNamespace
 

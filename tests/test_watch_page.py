@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
@@ -118,7 +119,7 @@ def browser_or_skip() -> str:
     return found
 
 
-def records_shown(page) -> int:  # type: ignore[no-untyped-def]
+def records_shown(page) -> int:
     return int(page.text_content('[data-k="records"]').replace(",", "") or 0)
 
 
@@ -178,7 +179,12 @@ def test_markup_in_the_data_is_shown_as_text_never_run(tmp_path: Path) -> None:
             browser = pw.chromium.launch(executable_path=executable, args=["--no-sandbox"])
             page = browser.new_page()
             dialogs: list[str] = []
-            page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+            def dismissed(dialog: Any) -> None:
+                dialogs.append(dialog.message)
+                dialog.dismiss()
+
+            page.on("dialog", dismissed)
             page.goto(f"http://127.0.0.1:{port}/")
             page.wait_for_selector("#alerts tbody tr", timeout=20_000)
             cells = page.eval_on_selector_all("#alerts tbody td", "els => els.map(e => e.textContent)")
@@ -192,7 +198,7 @@ def test_markup_in_the_data_is_shown_as_text_never_run(tmp_path: Path) -> None:
     assert scripts == 1 and dialogs == []
 
 
-def open_page(port: int, size: tuple[int, int]):  # type: ignore[no-untyped-def]
+def open_page(port: int, size: tuple[int, int]):
     """A headless page on watch's server, and what it reported as errors."""
     from playwright.sync_api import sync_playwright
 

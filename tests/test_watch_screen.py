@@ -40,7 +40,7 @@ class Pane:
     def text(self, history: bool = False) -> str:
         return self.tmux("capture-pane", "-p", "-J", "-t", self.name, *(["-S", "-200"] if history else []))
 
-    def until(self, done, within: float) -> str:  # type: ignore[no-untyped-def]
+    def until(self, done, within: float) -> str:
         deadline = time.monotonic() + within
         while True:
             screen = self.text(history=True)
