@@ -123,6 +123,7 @@ def test_sigkill_validate_and_aggregate_twice_each_loses_nothing(vhost, tmp_path
     finish(stages, tmp_path)
 
 
+@pytest.mark.exclusive
 def test_broker_restart_midway_is_survived(vhost, tmp_path) -> None:
     want = expected_events()
     # An outage longer than --idle-flush closes aggregate's open windows, and the events still
@@ -165,6 +166,7 @@ def stored_metrics(db: Path) -> dict[str, tuple[int, dict, list[str]]]:
 
 
 @pytest.mark.slow
+@pytest.mark.exclusive
 def test_restarts_and_dropped_connections_do_not_change_the_answer(vhost, tmp_path) -> None:
     """Five broker restarts and five dropped connections at random moments: the same metrics,
     event for event, as over pipes, and no event late because of a fault."""
