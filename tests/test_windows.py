@@ -1,94 +1,159 @@
-"""Windows and watermark, told as timelines: `t=` is event time in seconds, window size 5."""
+"""aggregate's tally (windows, watermark, dedupe) told as timelines: `t=` is event time in whole
+units, window size 5. These drive `Tally.count`, the loop the stage runs, one batch per call."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import pytest
 
-from evtool.core.dedupe import Deduper, compact_id
-from evtool.core.windows import Windows
+from evtool.core.dedupe import compact_id
+from evtool.core.instant import MIN_US
+from evtool.core.tally import Tally
+from evtool.core.windows import Window
 
 
-def closed(ws: Windows, at: float) -> list[int]:
-    return [w.index for w in ws.observe(at)]
+class Refused:
+    """What the tally would not count, by reason: the ids."""
+
+    def __init__(self) -> None:
+        self.by: dict[str, list[str]] = {"late": [], "future": [], "unplaceable": []}
+
+    def late(self, line: bytes, event_id: str, index: int, watermark: float) -> None:
+        self.by["late"].append(event_id)
+
+    def future(self, line: bytes, event_id: str, at: int, newest: float) -> None:
+        self.by["future"].append(event_id)
+
+    def unplaceable(self, line: bytes, event_id: str, index: int) -> None:
+        self.by["unplaceable"].append(event_id)
+
+
+class Timeline:
+    """A tally fed batches of (id, t) events in region `r` from source `s`."""
+
+    def __init__(self, tally: Tally) -> None:
+        self.tally = tally
+        self.refused = Refused()
+        self.closed: list[Window] = []
+        self.duplicates = 0
+
+    def feed(self, *events: tuple[str, int]) -> list[int]:
+        """Count one batch; the indexes of the windows it closed, in the order they closed."""
+        before = len(self.closed)
+
+        def closed(windows: Iterator[Window], duplicates: int) -> None:
+            self.closed.extend(windows)
+            self.duplicates += duplicates
+
+        fields = [(event_id, "r", "s", at, compact_id(event_id)) for event_id, at in events]
+        self.tally.count([event_id.encode() for event_id, _ in events], list(fields),
+                         lambda line: None, self.refused, closed)
+        return [w.index for w in self.closed[before:]]
 
 
 def test_window_closes_when_watermark_reaches_its_end() -> None:
-    ws = Windows(5)
-    ws.add(0, "maule", "s", "a")          # t=1 -> window [0,5)
-    assert closed(ws, 1) == []
-    assert closed(ws, 4.999) == []        # watermark 4.999 < end 5
-    assert closed(ws, 5) == [0]           # watermark 5 == end 5: emitted
+    t = Timeline(Tally(5))
+    assert t.feed(("a", 1)) == []         # window [0,5)
+    assert t.feed(("b", 4)) == []         # watermark 4 < end 5
+    assert t.feed(("c", 5)) == [0]        # watermark 5 == end 5: emitted
+    assert t.closed[0].counts == {"r": {"s": 2}} and sorted(t.closed[0].ids["r"]) == ["a", "b"]
 
 
 def test_lateness_holds_windows_open_longer() -> None:
-    ws = Windows(5, lateness=2)
-    ws.add(0, "maule", "s", "a")
-    assert closed(ws, 6.5) == []          # watermark 4.5
-    assert not ws.is_late(0)              # an event for [0,5) is still accepted
-    assert closed(ws, 7) == [0]           # watermark 5
-    assert ws.is_late(0)
+    t = Timeline(Tally(5, lateness=2))
+    t.feed(("a", 1))
+    assert t.feed(("b", 6)) == []         # watermark 4
+    t.feed(("c", 3))                      # [0,5) still takes events
+    assert t.feed(("d", 7)) == [0]        # watermark 5
+    t.feed(("e", 2))
+    assert t.refused.by["late"] == ["e"]
+    assert sorted(t.closed[0].ids["r"]) == ["a", "c"]
 
 
-def test_window_without_events_counts_as_closed() -> None:
-    ws = Windows(5)
-    closed(ws, 23)                        # watermark 23: [0,5) .. [15,20) are all past
-    assert ws.is_late(3)                  # [15,20) never had events, yet it is closed
-    assert not ws.is_late(4)              # [20,25) is open
+def test_a_window_without_events_counts_as_closed() -> None:
+    t = Timeline(Tally(5))
+    t.feed(("a", 23))                     # watermark 23: [15,20) never had events, yet it is closed
+    t.feed(("b", 17), ("c", 21))          # [20,25) is open
+    assert t.refused.by["late"] == ["b"]
+    assert t.tally.windows.open[4].ids == {"r": ["a", "c"]}
 
 
 def test_several_windows_close_oldest_first() -> None:
-    ws = Windows(5)
-    for index in (2, 0, 1):
-        ws.add(index, "r", "s", str(index))
-    assert closed(ws, 100) == [0, 1, 2]
+    t = Timeline(Tally(5, lateness=20))
+    assert t.feed(("c", 11), ("a", 1), ("b", 6)) == []
+    assert t.feed(("z", 100)) == [0, 1, 2]
 
 
 def test_watermark_never_goes_back() -> None:
-    ws = Windows(5, lateness=1)
-    closed(ws, 10)
-    assert closed(ws, 3) == []
-    assert ws.watermark == 9
+    t = Timeline(Tally(5, lateness=1))
+    t.feed(("a", 10))
+    assert t.feed(("b", 3)) == []
+    assert t.tally.windows.watermark == 9 and t.refused.by["late"] == ["b"]
 
 
 def test_flush_closes_everything_and_later_events_are_late() -> None:
-    ws = Windows(5)
-    ws.add(0, "r", "s", "a")
-    ws.add(1, "r", "s", "b")
-    assert [w.index for w in ws.flush()] == [0, 1]
-    assert ws.is_late(1)                  # an idle flush is final: no second [5,10) window
+    t = Timeline(Tally(5, lateness=10))
+    t.feed(("a", 1), ("b", 6))
+    assert [w.index for w in t.tally.windows.flush()] == [0, 1]
+    t.feed(("c", 7))
+    assert t.refused.by["late"] == ["c"]  # an idle flush is final: no second [5,10) window
 
 
 def test_negative_times_align_to_epoch() -> None:
-    ws = Windows(5)
-    assert ws.index_of(-1) == -1          # [-5, 0)
-    assert ws.index_of(0) == 0
+    t = Timeline(Tally(5, lateness=10))
+    t.feed(("a", -1), ("b", 0))
+    assert sorted(t.tally.windows.open) == [-1, 0]    # [-5, 0) and [0, 5)
 
 
 def test_bad_settings() -> None:
     with pytest.raises(ValueError):
-        Windows(0)
+        Tally(0)
     with pytest.raises(ValueError):
-        Windows(5, lateness=-1)
+        Tally(5, lateness=-1)
+
+
+def test_a_duplicate_counts_once_and_rides_on_the_next_window() -> None:
+    t = Timeline(Tally(5))
+    t.feed(("a", 1), ("a", 2), ("A", 3))
+    t.feed(("a", 4), ("b", 6))
+    assert t.closed[0].ids == {"r": ["a", "A"]}       # ids are case-sensitive unless UUIDs
+    assert t.duplicates == 2
 
 
 def test_dedupe_remembers_within_horizon_and_forgets_after() -> None:
-    d = Deduper(horizon=160)              # slices of 10 s
-    d.add("a", at=0)
-    d.expire(now=100)
-    assert "a" in d
-    d.expire(now=170)                     # slice [0,10) ends at 10 <= 170 - 160
-    assert "a" not in d
+    t = Timeline(Tally(5, horizon=160))   # slices of 10
+    t.feed(("a", 0))
+    t.feed(("x", 100), ("a", 100))
+    assert t.duplicates == 1
+    t.feed(("y", 170))                    # slice [0,10) ends at 10 <= 170 - 160: forgotten
+    t.feed(("a", 171))
+    assert t.duplicates == 1
+    assert "a" in t.tally.windows.open[34].ids["r"]
+
+
+def test_an_event_far_ahead_is_refused_and_moves_nothing() -> None:
+    t = Timeline(Tally(5, ahead=10))
+    t.feed(("a", 0))
+    assert t.feed(("b", 11), ("c", 10)) == [0]        # c (10 ahead) counts and closes [0,5)
+    assert t.refused.by["future"] == ["b"]
+    assert t.tally.windows.max_seen == 10
+
+
+def test_an_unplaceable_event_is_refused_and_its_id_not_remembered() -> None:
+    t = Timeline(Tally(5))
+    t.feed(("a", MIN_US - 10))
+    t.feed(("a", 1))
+    assert t.refused.by["unplaceable"] == ["a"] and t.tally.windows.open[0].ids == {"r": ["a"]}
 
 
 def test_dedupe_memory_is_bounded_on_an_endless_stream() -> None:
-    d = Deduper(horizon=60)
-    for i in range(200_000):
-        d.add(i, at=i // 100)             # 100 events per unit of event time
-        if i % 1000 == 0:
-            d.expire(now=i // 100)
-    assert len(d) <= 100 * (60 + 60 / 16) + 1000
+    t = Timeline(Tally(10, horizon=60))
+    for start in range(0, 200_000, 1000):
+        t.feed(*((str(i), i // 100) for i in range(start, start + 1000)))   # 100 per unit of time
+    assert len(t.tally.seen.keys) <= 100 * (60 + 60 / 16) + 1000
+    assert sum(sum(w.counts["r"].values()) for w in t.closed) + 100 * 10 >= 200_000
 
 
 def test_compact_id_is_injective_on_ids_and_folds_uuid_case() -> None:
@@ -102,4 +167,4 @@ def test_compact_id_is_injective_on_ids_and_folds_uuid_case() -> None:
 
 
 def test_infinite_watermark_start() -> None:
-    assert Windows(5).watermark == -math.inf
+    assert Tally(5).windows.watermark == -math.inf

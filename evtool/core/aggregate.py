@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +13,7 @@ import orjson
 
 from evtool.core import lab3
 from evtool.core.anomaly import AlertConfig, AnomalyDetector
-from evtool.core.dedupe import Deduper, compact_id, fold_id
+from evtool.core.dedupe import compact_id, fold_id
 from evtool.core.derived import DerivedChecker
 from evtool.core.fields import Fields, LineFields, ReadFields
 from evtool.core.instant import (
@@ -27,7 +28,8 @@ from evtool.core.instant import (
 )
 from evtool.core.records import deadletter, dumps, name_ids, parse, reject_unparsable
 from evtool.core.stats import Stats
-from evtool.core.windows import Window, Windows
+from evtool.core.tally import Tally
+from evtool.core.windows import Window
 
 STAGE = "aggregate"
 
@@ -138,11 +140,9 @@ class AggregateStage:
         self.stats = stats
         self.derived = derived
         self.fields = fields or (LineFields(reader) if reader is not None else None)
-        size, lateness = micros_of(cfg.window, "--window"), round(cfg.lateness * MICROS)
-        self.windows = Windows(size, lateness)
-        self.seen = Deduper(max(round(cfg.dedupe_horizon * MICROS), size + lateness))
-        self._expired_at = -(1 << 62)
-        self._ahead = round(cfg.max_ahead * MICROS)
+        self.tally = Tally(micros_of(cfg.window, "--window"), round(cfg.lateness * MICROS),
+                           round(cfg.dedupe_horizon * MICROS), round(cfg.max_ahead * MICROS))
+        self.windows = self.tally.windows
         self._needs: deque[float] = deque()
         self.detector = AnomalyDetector(cfg.alerts) if cfg.alerts else None
         self._reported_duplicates = 0
@@ -166,7 +166,7 @@ class AggregateStage:
         """The lines that counted into a window not yet emitted. At a stop on the broker only
         these must come again: the rest are in windows already sent, or were dead letters or
         duplicates, and a restart would count them a second time."""
-        fields = self.fields(lines) if self.fields else [None] * len(lines)
+        fields: list[Fields | None] = self.fields(lines) if self.fields else [None] * len(lines)
         size, windows = self.windows.size, self.windows.open
         counted: dict[tuple[int, str], set[str]] = {}
         keep: list[bytes] = []
@@ -187,93 +187,18 @@ class AggregateStage:
 
     def process(self, lines: list[bytes], out: list[bytes], dead: list[bytes]) -> None:
         self.stats.in_ += len(lines)
-        self._count(lines, self.fields(lines) if self.fields else [None] * len(lines), out, dead)
-        self._needs.append(max(self.windows.open, default=-math.inf))
+        fields: list[Fields | None] = self.fields(lines) if self.fields else [None] * len(lines)
 
-    def _count(self, lines: list[bytes], fields: list[Fields | None], out: list[bytes],
-               dead: list[bytes]) -> None:
-        """The hot loop: per-event work is inlined; the state stays in `Windows` and `Deduper`."""
-        stats, windows, seen = self.stats, self.windows, self.seen
-        forward = self.cfg.forward
-        size, lateness, span = windows.size, windows.lateness, seen.span
-        open_get, keys = windows.open.get, seen.keys
-        max_seen, watermark, closes_at = windows.max_seen, windows.watermark, windows.closes_at
-        ahead = self._ahead
-        limit = max_seen + ahead if ahead and math.isfinite(max_seen) else math.inf
-        # slice and expiry boundaries as instants: `at // span` divides by a two-digit int
-        slice_end, slice_keys = 0, None
-        expires_at = (self._expired_at + 1) * span
-        counted = duplicates = 0
-        current: int | None = None
-        counts: dict[str, dict[str, int]] = {}
-        ids: dict[str, list[str]] = {}
-        for line, got in zip(lines, fields, strict=True):
-            if got is not None:         # an event laid out as gen writes it: no parse needed
-                event_id, region, source, at, key = got
-            else:
-                got = self._read_slowly(line, out, dead)
-                if got is None:
-                    continue
-                event_id, region, source, at, key = got
-            if at > limit:
-                dead.append(self._future(line, event_id, at, max_seen))
-                continue
-            known = len(keys)
-            keys.add(key)               # one lookup: a duplicate leaves the set as it was
-            if len(keys) == known:
-                duplicates += 1
-                continue
-            if slice_keys is None or at >= slice_end:
-                slice_keys = seen.slice_for(at // span)
-                slice_end = (seen.newest_slice + 1) * span
-            slice_keys.append(key)
-            index = at // size
-            if index != current:        # the open window of the event before is open still
-                if (index + 1) * size <= watermark:
-                    # the first copy of an id is the one that counts, late or not: audit keeps it
-                    dead.append(self._late(line, event_id, index, watermark))
-                    continue
-                window = open_get(index)
-                if window is None:
-                    if index * size < MIN_US or (index + 1) * size > MAX_US:
-                        keys.discard(key)
-                        dead.append(self._unplaceable(line, event_id, index))
-                        continue
-                    window = windows.create(index)
-                    closes_at = windows.closes_at
-                current, counts, ids = index, window.counts, window.ids
-            by_source = counts.get(region)
-            if by_source is None:
-                counts[region] = {source: 1}
-                ids[region] = [event_id]
-            else:
-                by_source[source] = by_source.get(source, 0) + 1
-                ids[region].append(event_id)
-            counted += 1
-            if forward:
-                out.append(line)
-            if at > max_seen:
-                max_seen = at
-                if ahead:
-                    limit = at + ahead
-                if at - lateness > watermark:
-                    watermark = at - lateness
-                if at >= closes_at:
-                    # the window record carries the duplicates dropped before it in the input,
-                    # never as many as the read it closed in happened to hold
-                    stats.duplicates += duplicates
-                    duplicates = 0
-                    self._emit(windows.observe(at), out)
-                    watermark, closes_at = windows.watermark, windows.closes_at
-                    current = None          # closing may have closed it
-                if at >= expires_at:
-                    # expiry follows event time alone, never how the input was cut into reads
-                    self._expired_at = at // span
-                    expires_at = (self._expired_at + 1) * span
-                    seen.expire(at)
-        stats.events += counted
-        stats.duplicates += duplicates
-        self._emit(windows.observe(max_seen), out)
+        def read(line: bytes) -> Fields | None:
+            return self._read_slowly(line, out, dead)
+
+        def closed(windows: Iterator[Window], duplicates: int) -> None:
+            self.stats.duplicates += duplicates
+            self._emit(windows, out)
+
+        self.stats.events += self.tally.count(lines, fields, read, _Refused(self, dead), closed,
+                                              out if self.cfg.forward else None)
+        self._needs.append(max(self.windows.open, default=-math.inf))
 
     def _read_slowly(self, line: bytes, out: list[bytes], dead: list[bytes]) -> Fields | None:
         """A line the expression did not read: its fields, or None when it was passed on (a
@@ -343,7 +268,7 @@ class AggregateStage:
         """One bad clock must not close every window: an event too far ahead of the newest one is
         set aside, and the watermark does not move for it."""
         self.stats.add_dead("future")
-        error = (f"timestamp {iso_us(at)} is more than --max-ahead {seconds_value(self._ahead)} s "
+        error = (f"timestamp {iso_us(at)} is more than --max-ahead {seconds_value(self.tally.ahead)} s "
                  f"past the newest event, {iso_us(int(newest))}")
         return deadletter(STAGE, "future", error, line, event_id)
 
@@ -359,7 +284,7 @@ class AggregateStage:
     def finish(self, out: list[bytes], dead: list[bytes]) -> None:
         self._emit(self.windows.flush(), out)
 
-    def _emit(self, closed: Any, out: list[bytes]) -> None:
+    def _emit(self, closed: Iterable[Window], out: list[bytes]) -> None:
         """Each closed window's records, then its alerts; duplicates dropped since the last
         window ride on the window record, so a dashboard downstream can show them."""
         size, seconds = self.windows.size, seconds_value(self.windows.size)
@@ -370,3 +295,20 @@ class AggregateStage:
             if self.detector is not None:
                 records += self.detector.observe(window.index * size, seconds, window.counts)
             out.extend(dumps(record) for record in records)
+
+
+@dataclass
+class _Refused:
+    """The tally's refusals as the stage's dead letters."""
+
+    stage: AggregateStage
+    dead: list[bytes]
+
+    def late(self, line: bytes, event_id: str, index: int, watermark: float) -> None:
+        self.dead.append(self.stage._late(line, event_id, index, watermark))
+
+    def future(self, line: bytes, event_id: str, at: int, newest: float) -> None:
+        self.dead.append(self.stage._future(line, event_id, at, newest))
+
+    def unplaceable(self, line: bytes, event_id: str, index: int) -> None:
+        self.dead.append(self.stage._unplaceable(line, event_id, index))

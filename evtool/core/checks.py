@@ -135,3 +135,34 @@ def describe(exc: fastjsonschema.JsonSchemaValueException, what: str = "event") 
     elif message.startswith("data "):
         message = f"{what} " + message[len("data "):]
     return f"{message} (rule: {exc.rule})" if exc.rule else message
+
+
+def simple_predicate(schema: Schema) -> Check | None:
+    """The common `if` (some properties with const or enum, maybe required) as plain Python;
+    None for anything else, which the compiled schema then decides."""
+    if set(schema) - {"properties", "required"} or not isinstance(schema.get("properties"), dict):
+        return None
+    required = schema.get("required", [])
+    tests: list[tuple[str, list[Any]]] = []
+    for name, sub in schema["properties"].items():
+        if not isinstance(sub, dict) or len(sub) != 1:
+            return None
+        if "const" in sub:
+            tests.append((name, [sub["const"]]))
+        elif isinstance(sub.get("enum"), list):
+            tests.append((name, sub["enum"]))
+        else:
+            return None
+
+    if len(tests) == 1 and len(tests[0][1]) == 1 and required == [tests[0][0]]:
+        (key, (want,)), kind = tests[0], type(tests[0][1][0])
+        return lambda obj: key in obj and obj[key] == want and type(obj[key]) is kind
+
+    def holds(obj: Any) -> bool:
+        if not isinstance(obj, dict) or any(r not in obj for r in required):
+            return False
+        # JSON equality: 0 is not false, so the type must match too
+        return all(name not in obj or any(obj[name] == v and type(obj[name]) is type(v) for v in allowed)
+                   for name, allowed in tests)
+
+    return holds

@@ -38,17 +38,6 @@ class Deduper:
         self.keys: set[Key] = set()
         self._slices: deque[tuple[int, list[Key]]] = deque()
 
-    def __len__(self) -> int:
-        return len(self.keys)
-
-    def __contains__(self, key: Key) -> bool:
-        return key in self.keys
-
-    def add(self, key: Key, at: int) -> None:
-        """Remember `key` from event time `at`; an older id joins the newest slice (kept longer)."""
-        self.keys.add(key)
-        self.slice_for(at // self.span).append(key)
-
     def slice_for(self, index: int) -> list[Key]:
         """The list that keeps keys of slice `index` (or of the newest, if that one is newer)."""
         slices = self._slices

@@ -15,11 +15,12 @@ from typing import Any
 
 import orjson
 
+from evtool.core.builders import Make, Uuid4, dict_builder, line_builder
 from evtool.core.checks import predicate
 from evtool.core.instant import MAX_US, MICROS, TimeError, iso_us
 from evtool.core.invalid import Mutation, mutations_for
 from evtool.core.pack import Pack, PackError, Schema
-from evtool.core.plan import Make, Planner, Uuid4, dict_builder, for_generation, line_builder
+from evtool.core.plan import Planner, for_generation
 from evtool.core.validation import EventValidator
 
 BURST_SPEEDUP = 50

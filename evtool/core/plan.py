@@ -14,185 +14,16 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-import orjson
-
+from evtool.core.builders import Choice, Coin, Const, IntRange, Make, dict_builder, line_builder
+from evtool.core.checks import Check, simple_predicate
 from evtool.core.pack import GENERATE, PackError, Schema
 from evtool.core.patterns import linear
 from evtool.core.regexgen import Unsupported, regex_generator
 from evtool.core.schema_rules import follow
 
-Make = Callable[[], Any]
-Check = Callable[[Any], bool]
-OPTIONAL_P = 0.5
 MAX_DEPTH = 24
 _LETTERS = string.ascii_lowercase
 _TYPES = ("string", "integer", "number", "boolean", "object", "array", "null")
-
-
-class Const:
-    """A fixed scalar."""
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def __call__(self) -> Any:
-        return self.value
-
-    def expr(self, var: str) -> str:
-        return var
-
-    def bound(self) -> Any:
-        return self.value
-
-
-class Choice:
-    """One of a list of scalars."""
-
-    def __init__(self, options: list[Any], rand: Callable[[], float]) -> None:
-        self.options, self.n, self.rand = options, len(options), rand
-
-    def __call__(self) -> Any:
-        return self.options[int(self.rand() * self.n)]
-
-    def expr(self, var: str) -> str:
-        return f"{var}[int(rand() * {self.n})]"
-
-    def bound(self) -> Any:
-        return self.options
-
-
-class IntRange:
-    """An integer in [low, low + span)."""
-
-    def __init__(self, low: int, span: int, rand: Callable[[], float]) -> None:
-        self.low, self.span, self.rand = low, span, rand
-
-    def __call__(self) -> int:
-        return self.low + int(self.rand() * self.span)
-
-    def expr(self, var: str) -> str:
-        return f"({self.low} + int(rand() * {self.span}))"
-
-    def bound(self) -> Any:
-        return None
-
-
-class Coin:
-    """True or False, evenly."""
-
-    def __init__(self, rand: Callable[[], float]) -> None:
-        self.rand = rand
-
-    def __call__(self) -> bool:
-        return self.rand() < 0.5
-
-    def expr(self, var: str) -> str:
-        return "(rand() < 0.5)"
-
-    def bound(self) -> Any:
-        return None
-
-
-class Uuid4:
-    """A version-4-shaped UUID from a seeded generator's bits (uuid4() would break
-    reproducibility): the bytes randbytes(16) would draw, its version and variant bits set."""
-
-    KEEP = ~((0xF0 << 48) | (0xC0 << 64))     # in the integer whose little-endian bytes are the UUID
-    SET = (0x40 << 48) | (0x80 << 64)
-
-    def __init__(self, getrandbits: Callable[[int], int]) -> None:
-        self.getrandbits = getrandbits
-
-    def __call__(self) -> str:
-        b = ((self.getrandbits(128) & self.KEEP) | self.SET).to_bytes(16, "little")
-        return f"{b[:10].hex('-', 2).replace('-', '', 1)}-{b[10:].hex()}"
-
-    def text(self, var: str) -> str:
-        """The same draw and text as a call, as the inside of a line plan's f-string (no call)."""
-        return (f'{{(u_ := (({var}(128) & {self.KEEP}) | {self.SET}).to_bytes(16, "little"))[:10]'
-                f'.hex("-", 2).replace("-", "", 1)}}-{{u_[10:].hex()}}')
-
-
-Inline = (Const, Choice, IntRange, Coin)
-
-
-def dict_builder(fields: list[tuple[str, Make, bool]], rand: Callable[[], float]) -> Make:
-    """One straight-line function that builds the object: no loop, scalar draws inlined.
-
-    Optional fields are kept in order, each present with probability OPTIONAL_P.
-    """
-    ns: dict[str, Any] = {"rand": rand}
-    body, literal = [], True
-    head: list[str] = []
-    for i, (name, make, required) in enumerate(fields):
-        var = f"m{i}"
-        if isinstance(make, Inline):
-            ns[var] = make.bound()
-            value = make.expr(var)
-        else:
-            ns[var] = make
-            value = f"{var}()"
-        if literal and required:
-            head.append(f"{name!r}: {value}")
-            continue
-        literal = False
-        line = f"    d[{name!r}] = {value}"
-        body.append(line if required else f"    if rand() < {OPTIONAL_P}:\n    {line}")
-    source = "def build():\n    d = {" + ", ".join(head) + "}\n" + "\n".join(body) + "\n    return d\n"
-    exec(compile(source, "<evtool plan>", "exec"), ns)
-    built: Make = ns["build"]
-    return built
-
-
-def _json_text(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-def line_builder(fields: list[tuple[str, Make, bool]], rand: Callable[[], float],
-                 safe: Callable[[Make], bool]) -> Callable[[], str]:
-    """The same object as `dict_builder` makes from the same draws, written straight as compact
-    JSON text (what orjson.dumps would write), without building the dict. `safe` says which
-    makers return strings that need no escaping (ids and timestamps gen makes itself). Keys and
-    constants are bound as variables, so nothing from a pack is ever part of the code."""
-    ns: dict[str, Any] = {"rand": rand, "_json": _json_text}
-    members: list[tuple[str, bool]] = []
-    for i, (name, make, required) in enumerate(fields):
-        var = f"m{i}"
-        ns[f"k{i}"] = _json_text(name) + ":"
-        if isinstance(make, Const):
-            ns[var] = _json_text(make.value)
-            value = f"{{{var}}}"
-        elif isinstance(make, Choice):
-            ns[var] = [_json_text(option) for option in make.options]
-            value = f"{{{var}[int(rand() * {make.n})]}}"
-        elif isinstance(make, IntRange):
-            value = f"{{{make.low} + int(rand() * {make.span})}}"
-        elif isinstance(make, Coin):
-            value = "{T if rand() < 0.5 else F}"
-        elif isinstance(make, Uuid4):
-            ns[var] = make.getrandbits
-            value = f'"{make.text(var)}"'
-        elif getattr(make, "line", None) is not None:       # a nested object writing itself
-            ns[var] = make.line  # type: ignore[attr-defined]
-            value = f"{{{var}()}}"
-        elif safe(make):
-            ns[var] = make
-            value = f'"{{{var}()}}"'
-        else:
-            ns[var] = make
-            value = f"{{_json({var}())}}"
-        members.append((f"{{k{i}}}{value}", required))
-    ns["T"], ns["F"] = "true", "false"
-    if all(required for _, required in members):
-        body = "    return f'{{" + ",".join(m for m, _ in members) + "}}'\n"
-    else:
-        body = "    p = []\n" + "".join(
-            f"    p.append(f'{m}')\n" if required
-            else f"    if rand() < {OPTIONAL_P}:\n        p.append(f'{m}')\n" for m, required in members)
-        body += "    return '{' + ','.join(p) + '}'\n"
-    exec(compile("def line():\n" + body, "<evtool line plan>", "exec"), ns)
-    built: Callable[[], str] = ns["line"]
-    return built
 
 
 class Clock(Protocol):
@@ -399,37 +230,6 @@ class Planner:
             return out
 
         return build
-
-
-def simple_predicate(schema: Schema) -> Check | None:
-    """The common `if` (some properties with const or enum, maybe required) as plain Python;
-    None for anything else, which the compiled schema then decides."""
-    if set(schema) - {"properties", "required"} or not isinstance(schema.get("properties"), dict):
-        return None
-    required = schema.get("required", [])
-    tests: list[tuple[str, list[Any]]] = []
-    for name, sub in schema["properties"].items():
-        if not isinstance(sub, dict) or len(sub) != 1:
-            return None
-        if "const" in sub:
-            tests.append((name, [sub["const"]]))
-        elif isinstance(sub.get("enum"), list):
-            tests.append((name, sub["enum"]))
-        else:
-            return None
-
-    if len(tests) == 1 and len(tests[0][1]) == 1 and required == [tests[0][0]]:
-        (key, (want,)), kind = tests[0], type(tests[0][1][0])
-        return lambda obj: key in obj and obj[key] == want and type(obj[key]) is kind
-
-    def holds(obj: Any) -> bool:
-        if not isinstance(obj, dict) or any(r not in obj for r in required):
-            return False
-        # JSON equality: 0 is not false, so the type must match too
-        return all(name not in obj or any(obj[name] == v and type(obj[name]) is type(v) for v in allowed)
-                   for name, allowed in tests)
-
-    return holds
 
 
 def _merge(base: Schema, extra: Any) -> Schema:

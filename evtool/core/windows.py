@@ -9,20 +9,12 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Window:
-    """Counts of one window: per region, per source, and the ids counted per region."""
+    """Counts of one window: per region, per source, and the ids counted per region (`Tally`
+    adds to them)."""
 
     index: int
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     ids: dict[str, list[str]] = field(default_factory=dict)
-
-    def add(self, region: str, source: str, event_id: str) -> None:
-        by_source = self.counts.get(region)
-        if by_source is None:
-            self.counts[region] = {source: 1}
-            self.ids[region] = [event_id]
-            return
-        by_source[source] = by_source.get(source, 0) + 1
-        self.ids[region].append(event_id)
 
 
 class Windows:
@@ -41,21 +33,8 @@ class Windows:
         self.open: dict[int, Window] = {}
         self._next_end: float = math.inf
 
-    def index_of(self, at: int) -> int:
-        return at // self.size
-
     def end_of(self, index: int) -> int:
         return (index + 1) * self.size
-
-    def is_late(self, index: int) -> bool:
-        """The window of this index has closed: its end is at or before the watermark."""
-        return self.end_of(index) <= self.watermark
-
-    def add(self, index: int, region: str, source: str, event_id: str) -> None:
-        window = self.open.get(index)
-        if window is None:
-            window = self.create(index)
-        window.add(region, source, event_id)
 
     def create(self, index: int) -> Window:
         window = self.open[index] = Window(index)

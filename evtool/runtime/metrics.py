@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from evtool.core.stats import Stats
+from evtool.transports.base import Sink, Source
 
 LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, float("inf"))
 
@@ -54,5 +54,5 @@ class StageMetrics:
             self.latency.labels(stage).observe(max(0.0, time.time() - event_time))
 
 
-def reconnects_of(*ends: Any) -> int:
-    return sum(int(getattr(getattr(end, "link", None), "reconnects", 0)) for end in ends)
+def reconnects_of(*ends: Source | Sink | None) -> int:
+    return sum(end.reconnects() for end in ends if end is not None)

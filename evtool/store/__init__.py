@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from typing import Any, Protocol
 
 from evtool.store.sqlite import Conflicts, Rows, SqliteStore, StoreError
@@ -13,18 +14,18 @@ class Writer(Protocol):
     kind: str
     reads_trace: bool           # derives a metric's trace rows from its line (see sqlite.py)
 
+    @property
+    def submit(self) -> Callable[[Rows], Future[Conflicts]] | None:
+        """Queues a batch behind the one being written (a writer process of its own), or None."""
+
     def write(self, rows: Rows) -> Conflicts: ...
     def close(self) -> None: ...
 
 
-class Store(Protocol):
-    path: str
-    kind: str
-    reads_trace: bool
+class Store(Writer, Protocol):
+    """A writer that can also be read (replay, verify)."""
 
-    def write(self, rows: Rows) -> Conflicts: ...
     def query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]: ...
-    def close(self) -> None: ...
 
 
 def open_store(db: str, *, readonly: bool = False) -> Store:

@@ -45,8 +45,9 @@ def _window_id(rec: dict[str, Any]) -> str:
 
 
 Identity = tuple[str, str, int]
-# a metric or window sent to the store: where its line sits in the batch, and its identity
-Kept = tuple[int, int, Identity, bytes]
+# a metric or window sent to the store: where its line sits in the batch's forward and mirror
+# lists, and its identity
+Versioned = tuple[int, int, Identity, bytes]
 
 
 def _identity(rec: dict[str, Any]) -> Identity:
@@ -64,15 +65,15 @@ def _event_row(ev: dict[str, Any], line: bytes, now: str) -> tuple[Any, ...]:
 
 
 @dataclass
-class Flight:
-    """A batch being committed: what goes out once it has, and the metrics and windows in it
-    (the copies its commit reports as conflicts become dead letters)."""
+class Pending:
+    """A batch whose commit is under way: the lines that go out once it has committed, and the
+    metrics and windows in it (the copies its commit reports as conflicts become dead letters)."""
 
     done: Future[Conflicts]
-    held: list[bytes | None]
-    held_dead: list[bytes]
-    stored: list[bytes | None]
-    kept: list[Kept]
+    forward: list[bytes | None]
+    dead: list[bytes]
+    mirror: list[bytes | None]
+    versioned: list[Versioned]
     batches: int
 
 
@@ -96,12 +97,12 @@ class AuditStage:
         self._writer: ThreadPoolExecutor | None = None
         self._submit: Callable[[Rows], Future[Conflicts]] | None = None
         self._depth = 1
-        if overlap and hasattr(store, "submit"):
+        if overlap and store.submit is not None:
             self._submit, self._depth = store.submit, 2
         elif overlap:
             writer = self._writer = ThreadPoolExecutor(1, "audit-writer")
             self._submit = lambda rows: writer.submit(store.write, rows)
-        self._flights: deque[Flight] = deque()
+        self._pending: deque[Pending] = deque()
         self.stats = stats
         self.derived = derived
         self.lab3 = wire == "lab3"
@@ -112,11 +113,11 @@ class AuditStage:
         self.reader = reader
         self._groups = (reader.groupindex["event_id"], reader.groupindex["ts_timestamp"]) if reader else ()
         self.rows = Rows()
-        self._held: list[bytes | None] = []
+        self._forward: list[bytes | None] = []
         self._totals: dict[str, int] = {}
-        self._kept: list[Kept] = []
-        self._held_dead: list[bytes] = []
-        self._stored: list[bytes | None] = []
+        self._versioned: list[Versioned] = []
+        self._dead: list[bytes] = []
+        self._mirror: list[bytes | None] = []
         self._since = 0.0
         self.unsafe_batches = 0
         self.newest_event_time: float | None = None
@@ -126,16 +127,16 @@ class AuditStage:
         return lines
 
     def process(self, lines: list[bytes], out: list[bytes], dead: list[bytes]) -> None:
-        while self._flights and self._flights[0].done.done():
-            self._land(out, dead)
-        if not (self._held or self._held_dead):
+        while self._pending and self._pending[0].done.done():
+            self._release_oldest(out, dead)
+        if not (self._forward or self._dead):
             self._since = self.clock()
         self.stats.in_ += len(lines)
         now = _now()
         events = self.rows.by_table["events_in"]
         read = self.reader.fullmatch if self.reader else None
         read_metric = metricline.read
-        stored, held = self._stored, self._held
+        mirror, forward = self._mirror, self._forward
         for line in lines:
             text = line.decode("utf-8", "replace")
             if read is not None:
@@ -148,19 +149,19 @@ class AuditStage:
                     if at is not None:          # else the parsing path below says why
                         events.append((event_id, text, now, at))
                         self.stats.events += 1
-                        stored.append(line)
-                        held.append(line)
+                        mirror.append(line)
+                        forward.append(line)
                         continue
             metric = read_metric(text)
             if metric is not None:                  # a metric laid out as aggregate writes it
-                self._keep(("metrics_out", metric.metric_id, metric.total), metric, line, now)
+                self._add_versioned(("metrics_out", metric.metric_id, metric.total), metric, line, now)
                 continue
             try:
                 record = parse(line)
             except orjson.JSONDecodeError as exc:
                 rejected = reject_unparsable(STAGE, line, exc, self.stats)
                 if rejected is not None:
-                    self._hold_dead(rejected, now)
+                    self._add_dead_letter(rejected, now)
                 continue
             try:
                 if type(record) is not dict:
@@ -168,37 +169,38 @@ class AuditStage:
                 adapted = lab3.as_evtool(record) if self.lab3 and "kind" not in record else None
                 if adapted is not None:                     # lab3's own shapes, checked there
                     self._add_derived(adapted, line, now)
-                    self._stored.append(line)
+                    self._mirror.append(line)
                 elif "kind" in record:
                     problem = self.derived.problem(record)
                     if problem is not None:
                         self._reject(problem, line, None, now)
                         continue
                     if record["kind"] in VERSIONED:
-                        self._keep(_identity(record), record, line, now)
+                        self._add_versioned(_identity(record), record, line, now)
                         continue
                     if self._add_derived(record, line, now):
-                        self._stored.append(line)
+                        self._mirror.append(line)
                 else:
                     events.append(_event_row(record, line, now))
                     self.stats.events += 1
-                    self._stored.append(line)
+                    self._mirror.append(line)
             except (KeyError, TypeError, ValueError) as exc:
                 event_id = record.get("event_id") if type(record) is dict else None
                 what = f"{exc.args[0]}: missing" if isinstance(exc, KeyError) else str(exc)
                 self._reject(f"cannot store: {what}", line, event_id, now)
                 continue
-            self._held.append(line)
+            self._forward.append(line)
         self.unsafe_batches += 1
-        eager = self._submit is not None and not self._flights and len(self.rows) >= EAGER_ROWS
+        eager = self._submit is not None and not self._pending and len(self.rows) >= EAGER_ROWS
         if eager or len(self.rows) >= self.batch_records or self.clock() - self._since >= self.batch_seconds:
             self._commit(out, dead, wait=self._submit is None)
 
-    def _keep(self, key: Identity, record: dict[str, Any] | MetricLine, line: bytes, now: str) -> None:
+    def _add_versioned(self, key: Identity, record: dict[str, Any] | MetricLine, line: bytes,
+                       now: str) -> None:
         """A metric or window whose id came before with another total is a conflict (two
         aggregates on one queue, or one restarted after emitting): the first copy is kept, the
         later one becomes a dead letter naming both totals instead of vanishing. A copy in this
-        batch is checked here; one in the store, by the store as it writes (see `_land`)."""
+        batch is checked here; one in the store, by the store as it writes (see `_release_oldest`)."""
         prior = self._totals.setdefault(key[1], key[2])
         if prior != key[2]:
             self._conflict(key, prior, line, now)
@@ -207,26 +209,26 @@ class AuditStage:
             self._add_metric((*record[:-1], now, line.decode("utf-8")), record.event_ids)
         else:
             self._add_derived(record, line, now)
-        self._kept.append((len(self._held), len(self._stored), key, line))
-        self._held.append(line)
-        self._stored.append(line)
+        self._versioned.append((len(self._forward), len(self._mirror), key, line))
+        self._forward.append(line)
+        self._mirror.append(line)
 
     def _conflict(self, key: Identity, prior: int, line: bytes, now: str) -> None:
         table, ident, total = key
         self.stats.add_dead("conflict")
         error = (f"{'metric' if table == 'metrics_out' else 'window'} {ident}: the stored copy "
                  f"has total {prior}, this one {total}; the stored one is kept")
-        self._hold_dead(deadletter(STAGE, "conflict", error, line), now)
+        self._add_dead_letter(deadletter(STAGE, "conflict", error, line), now)
 
     def _reject(self, problem: str, line: bytes, event_id: Any, now: str) -> None:
         self.stats.add_dead("schema")
-        self._hold_dead(deadletter(STAGE, "schema", problem, line, event_id), now)
+        self._add_dead_letter(deadletter(STAGE, "schema", problem, line, event_id), now)
 
-    def _hold_dead(self, letter: bytes, now: str) -> None:
+    def _add_dead_letter(self, letter: bytes, now: str) -> None:
         """audit's own rejects are stored too, and go out with the batch that commits them."""
         self._add_derived(orjson.loads(letter), letter, now)
-        self._held_dead.append(letter)
-        self._stored.append(letter)
+        self._dead.append(letter)
+        self._mirror.append(letter)
 
     def _add_derived(self, rec: dict[str, Any], line: bytes, now: str) -> bool:
         """Rows for a derived record; False for kinds audit does not store (forwarded only)."""
@@ -267,15 +269,15 @@ class AuditStage:
     def _commit(self, out: list[bytes], dead: list[bytes], wait: bool = True) -> None:
         """Write the batch in one transaction (alongside reading when it can); its lines
         go out once it has committed, and never before the batch written ahead of it."""
-        self._send(out, dead)
-        while wait and self._flights:
-            self._land(out, dead)
-            if not self._flights and (len(self.rows) or self._held_dead):
-                self._send(out, dead)           # the dead letters of conflicts found on landing
+        self._start_commit(out, dead)
+        while wait and self._pending:
+            self._release_oldest(out, dead)
+            if not self._pending and (len(self.rows) or self._dead):
+                self._start_commit(out, dead)           # the dead letters of conflicts found on landing
 
-    def _send(self, out: list[bytes], dead: list[bytes]) -> None:
-        if len(self._flights) >= self._depth:
-            self._land(out, dead)
+    def _start_commit(self, out: list[bytes], dead: list[bytes]) -> None:
+        if len(self._pending) >= self._depth:
+            self._release_oldest(out, dead)
         rows, self.rows = self.rows, Rows()
         done: Future[Conflicts] = Future()
         if not rows:
@@ -287,37 +289,37 @@ class AuditStage:
                 done.set_result(self.store.write(rows))
             except StoreError as exc:
                 done.set_exception(exc)
-        self._flights.append(Flight(done, self._held, self._held_dead, self._stored, self._kept,
-                                    self.unsafe_batches - sum(f.batches for f in self._flights)))
-        self._held, self._held_dead, self._stored, self._kept, self._totals = [], [], [], [], {}
+        self._pending.append(Pending(done, self._forward, self._dead, self._mirror, self._versioned,
+                                    self.unsafe_batches - sum(p.batches for p in self._pending)))
+        self._forward, self._dead, self._mirror, self._versioned, self._totals = [], [], [], [], {}
 
-    def _land(self, out: list[bytes], dead: list[bytes]) -> None:
+    def _release_oldest(self, out: list[bytes], dead: list[bytes]) -> None:
         """Wait for the oldest batch in flight to commit, then log it and let its lines go.
         Copies the store kept out become dead letters of the batch being gathered, and until
         that one commits no input batch counts as safe."""
-        flight = self._flights[0]
-        found = flight.done.result()
-        self._flights.popleft()
+        batch = self._pending[0]
+        found = batch.done.result()
+        self._pending.popleft()
         if found:
             now = _now()
-            for held_at, stored_at, key, line in flight.kept:
+            for forward_at, mirror_at, key, line in batch.versioned:
                 prior = found.get(key)
                 if prior is not None:
-                    flight.held[held_at] = flight.stored[stored_at] = None
+                    batch.forward[forward_at] = batch.mirror[mirror_at] = None
                     self._conflict(key, prior, line, now)
-            for later in self._flights:
+            for later in self._pending:
                 later.batches = 0
         else:
-            self.unsafe_batches -= flight.batches
-        stored = [line for line in flight.stored if line is not None]
-        if self.jsonl is not None and stored:
+            self.unsafe_batches -= batch.batches
+        mirror = [line for line in batch.mirror if line is not None]
+        if self.jsonl is not None and mirror:
             try:
-                self.jsonl.write(b"\n".join(stored) + b"\n")
+                self.jsonl.write(b"\n".join(mirror) + b"\n")
                 self.jsonl.flush()
             except OSError as exc:
                 raise StoreError(f"cannot write {self.jsonl.name}: {exc.strerror}") from None
-        out.extend(line for line in flight.held if line is not None)
-        dead.extend(flight.held_dead)
+        out.extend(line for line in batch.forward if line is not None)
+        dead.extend(batch.dead)
 
     def idle(self, out: list[bytes], dead: list[bytes]) -> None:
         self._commit(out, dead)

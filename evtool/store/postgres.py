@@ -62,6 +62,7 @@ class PostgresStore:
 
     kind = "postgresql"
     reads_trace = False
+    submit = None               # writes in the caller's thread
 
     def __init__(self, url: str, *, readonly: bool = False) -> None:
         try:

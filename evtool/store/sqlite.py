@@ -95,6 +95,7 @@ class SqliteStore:
 
     kind = "sqlite"
     reads_trace = True          # trace rows are needed only for lines holding NUL_ESCAPE
+    submit = None               # writes in the caller's thread
 
     def __init__(self, path: str, *, synchronous: str = "FULL", readonly: bool = False) -> None:
         self.path = path

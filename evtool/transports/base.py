@@ -45,6 +45,10 @@ class Source(ABC):
         """How far into its input file the source has read."""
         return 0
 
+    def reconnects(self) -> int:
+        """How often the source has connected again after losing its connection."""
+        return 0
+
     def ack(self, token: object) -> None:  # noqa: B027 - acking is a no-op for pipes and files
         """Everything produced from the batch with this token is safe downstream."""
 
@@ -68,6 +72,10 @@ class Sink(ABC):
     @abstractmethod
     def write(self, lines: list[bytes]) -> None:
         """Queue lines for output (no newline at their ends)."""
+
+    def reconnects(self) -> int:
+        """How often the sink has connected again after losing its connection."""
+        return 0
 
     def dropped(self) -> int:
         """How many flushed lines the other end dropped since the last call (a broker with no

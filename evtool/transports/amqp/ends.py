@@ -50,6 +50,9 @@ class AmqpSource(Source):
         self._skipped = 0
         self.link.start()
 
+    def reconnects(self) -> int:
+        return self.link.reconnects
+
     def read(self, timeout: float | None = None) -> Batch | None:
         while True:
             got = self.link.take(BATCH, timeout if timeout is not None else IDLE_POLL)
@@ -182,6 +185,9 @@ class AmqpSink(Sink):
         self.link = Link(target, consume=False, prefetch=0, connect_timeout=connect_timeout,
                          log=speaker(stage))
         self.link.start()
+
+    def reconnects(self) -> int:
+        return self.link.reconnects
 
     def write(self, lines: list[bytes]) -> None:
         if not lines:
