@@ -204,7 +204,7 @@ def test_restarts_and_dropped_connections_do_not_change_the_answer(vhost, tmp_pa
 
 
 def test_a_reconnect_never_hands_a_stage_what_it_has_read_already(vhost) -> None:
-    from evtool.transports.endpoint import Endpoint
+    from evtool.transports.endpoint import Endpoint, Side
     from evtool.transports.factory import open_source
 
     conn = pika.BlockingConnection(pika.URLParameters(vhost))
@@ -212,7 +212,7 @@ def test_a_reconnect_never_hands_a_stage_what_it_has_read_already(vhost) -> None
     ch.queue_declare("q", durable=True)
     for n in range(10):
         ch.basic_publish("", "q", b'{"n": %d}' % n)
-    source = open_source(Endpoint(f"{vhost}?queue=q&exchange=", role="in", stage="test"), 1 << 20)
+    source = open_source(Endpoint(f"{vhost}?queue=q&exchange=", role=Side.IN, stage="test"), 1 << 20)
     try:
         first = source.read(5)
         assert first is not None and first.lines == [b'{"n": %d}' % n for n in range(10)]

@@ -24,7 +24,7 @@ from evtool.runtime.loop import ExitStatus, Interrupted, Signals, say_summary
 from evtool.runtime.stage import fail, inputs, refuse_overwriting
 from evtool.schemas import derived_schemas
 from evtool.transports.base import Source, TransportError
-from evtool.transports.endpoint import Endpoint
+from evtool.transports.endpoint import Endpoint, Side
 from evtool.transports.factory import open_source
 from evtool.tui.render import render
 
@@ -124,7 +124,7 @@ def watch(files: tuple[str, ...], input_spec: str, output_spec: str, amqp_url: s
         say("watch", f"serving beyond this machine on {where[0]}: anyone who can reach it can "
                      "read the dashboard")
     try:
-        source = open_source(Endpoint(input_spec, amqp_url, "in", "watch", prefetch, connect_timeout,
+        source = open_source(Endpoint(input_spec, amqp_url, Side.IN, "watch", prefetch, connect_timeout,
                                       wire=pack.wire, files=files), 64 << 20)
     except TransportError as exc:
         fail("watch", str(exc))

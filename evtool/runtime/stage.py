@@ -13,7 +13,7 @@ from evtool.runtime.loop import ExitStatus, Outputs, Processor, StageFailed, run
 from evtool.runtime.metrics import StageMetrics, reconnects_of
 from evtool.runtime.progress import reading
 from evtool.transports.base import Sink, Source, TransportError
-from evtool.transports.endpoint import Endpoint
+from evtool.transports.endpoint import Endpoint, Side
 from evtool.transports.factory import broker_of, is_amqp, open_sink, open_source
 
 
@@ -71,7 +71,7 @@ def open_output(stage: str, spec: str, amqp_url: str, connect_timeout: float,
     2 if it would overwrite what it `keeps`."""
     refuse_overwriting({"--output": spec}, keeps or {})
     try:
-        return open_sink(Endpoint(spec, amqp_url, "out", stage, connect_timeout=connect_timeout,
+        return open_sink(Endpoint(spec, amqp_url, Side.OUT, stage, connect_timeout=connect_timeout,
                                   wire=wire))
     except TransportError as exc:
         fail(stage, str(exc))
@@ -83,10 +83,10 @@ def dead_letter_endpoint(spec: str | None, output: Endpoint) -> Endpoint | None:
     if spec is None:
         if not is_amqp(output.spec):
             return None
-        return replace(output, spec="amqp", amqp_url=broker_of(output), role="dead")
+        return replace(output, spec="amqp", amqp_url=broker_of(output), role=Side.DEAD)
     if spec == output.spec and not is_amqp(spec):
         return None
-    return replace(output, spec=spec, role="dead")
+    return replace(output, spec=spec, role=Side.DEAD)
 
 
 def run_stage(
@@ -122,7 +122,7 @@ def run_stage(
         raise click.UsageError(str(exc)) from None
     source: Source | None = None
     try:
-        inp = Endpoint(input_spec, amqp_url, "in", stage, prefetch, connect_timeout, partitions,
+        inp = Endpoint(input_spec, amqp_url, Side.IN, stage, prefetch, connect_timeout, partitions,
                        partition, wire, input_files)
         source = open_source(inp, max_line_bytes)
         if wrap_source is not None:
@@ -132,7 +132,7 @@ def run_stage(
                 source.close()
                 raise click.UsageError(f"{option_name} {path} is the input file: writing it would "
                                        "destroy (or endlessly grow) what this stage reads")
-        output = replace(inp, spec=output_spec, role="out")
+        output = replace(inp, spec=output_spec, role=Side.OUT)
         sink = open_sink(output)
         dead = dead_letter_endpoint(dead_letter_spec, output)
         outputs = Outputs(sink, open_sink(dead) if dead else None, processor.stats, stage)

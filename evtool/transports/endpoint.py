@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
+
+
+class Side(str, Enum):
+    """Which end of a stage: what it reads, what it writes, where its dead letters go."""
+
+    IN = "in"
+    OUT = "out"
+    DEAD = "dead"
 
 
 @dataclass(frozen=True)
@@ -11,7 +20,7 @@ class Endpoint:
 
     spec: str
     amqp_url: str = ""
-    role: str = ""
+    role: Side = Side.IN
     stage: str = ""
     prefetch: int = 5000
     connect_timeout: float = 30.0

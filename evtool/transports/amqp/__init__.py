@@ -5,11 +5,11 @@ from __future__ import annotations
 from evtool.transports.amqp.ends import AmqpSink, AmqpSource
 from evtool.transports.amqp.topology import resolve
 from evtool.transports.base import Sink, Source
-from evtool.transports.endpoint import Endpoint
+from evtool.transports.endpoint import Endpoint, Side
 
 
 def open_amqp_source(end: Endpoint, max_line_bytes: int) -> Source:
-    target = resolve(end.spec, end.amqp_url, end.stage, "in", end.partitions, end.partition,
+    target = resolve(end.spec, end.amqp_url, end.stage, Side.IN, end.partitions, end.partition,
                      end.wire)
     return AmqpSource(target, end.stage, end.prefetch, end.connect_timeout)
 

@@ -10,6 +10,7 @@ import pika
 
 from evtool.core.secrets import redact
 from evtool.transports.base import TransportError
+from evtool.transports.endpoint import Side
 
 __all__ = ["redact"]
 
@@ -168,7 +169,7 @@ def connection_url(spec: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, rest, ""))
 
 
-def resolve(spec: str, amqp_url: str, stage: str, role: str, partitions: int = 1,
+def resolve(spec: str, amqp_url: str, stage: str, role: Side, partitions: int = 1,
             partition: int = 0, wire: str = "evtool") -> AmqpTarget:
     """`amqp` means the stage's default topology (of the pack's wire) at --amqp-url; a URL names
     its own."""
