@@ -80,7 +80,7 @@ def aggregate(
     alerts = None if no_alerts else AlertConfig(threshold=alert_threshold, min_excess=alert_min_count)
     cfg = AggregateConfig(window=window, lateness=lateness, forward=forward,
                           dedupe_horizon=dedupe_horizon, alerts=alerts, max_ahead=max_ahead,
-                          wire=pack.wire,
+                          wire=pack.wire, roles=pack.roles,
                           partition=partition if partitions > 1 else None)
     reader = field_reader(pack)
     # reading lines needs no state: a child reads the next batches while this counts

@@ -62,7 +62,7 @@ def audit(files: tuple[str, ...], input_spec: str, output_spec: str, amqp_url: s
             fail("audit", f"cannot open {jsonl}: {exc.strerror}")
     stage = AuditStage(store, Stats(), DerivedChecker(derived_schemas()), batch_records=batch_records,
                        batch_seconds=batch_seconds, jsonl=log, wire=pack.wire, overlap=True,
-                       reader=field_reader(pack))
+                       reader=field_reader(pack), roles=pack.roles)
     try:
         return run_stage("audit", lambda: stage,
                   input_spec=input_spec, input_files=files, output_spec=output_spec,

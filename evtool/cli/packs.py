@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from evtool.core.pack import Pack, PackError
+from evtool.core.roles import Roles
 from evtool.schemas import builtin_packs, load_pack, schema_dir
 
 
@@ -76,7 +77,8 @@ def describe_pack(pack: Pack) -> str:
     lines = [f"{pack.name}: {pack.description}", f"  from: {pack.where.rstrip(': ')}",
              "  sources (weight for gen): " + ", ".join(
                  f"{s} {pack.weights[s] / total:.0%}" for s in pack.sources),
-             f"  regions: {' '.join(pack.regions)}",
+             f"  roles: {describe_roles(pack.roles)}",
+             f"  regions: {' '.join(pack.regions) or '(any)'}",
              f"  burst: {pack.burst.source}, {pack.burst.low}-{pack.burst.high} events",
              "  envelope:", *_fields(pack.envelope, "    ")]
     for source in pack.sources:
@@ -92,6 +94,19 @@ def list_packs(ctx: click.Context, _param: click.Parameter, value: bool) -> None
         click.echo(f"{name:10} {pack.description}")
     click.echo("\nevtool --show-pack NAME|DIR shows what a pack holds; --pack DIR uses your own.")
     ctx.exit()
+
+
+def describe_roles(roles: Roles) -> str:
+    """Where each role lives, as the pack says it."""
+    time = roles.time + (f" (epoch {roles.time_unit})" if roles.time_unit else "")
+    time += f" (without an offset: in {roles.time_zone})" if roles.time_zone else ""
+    parts = [f"id {roles.id or '(none: sha256 of the event)'}", f"time {time}",
+             f"source {roles.source or f'(none: {roles.only_source})'}",
+             f"region {roles.region or '(none: all)'}",
+             f"payload {roles.payload or '(the whole event)'}"]
+    if roles.unknown_sources == "accept":
+        parts.append("unknown sources accepted")
+    return ", ".join(parts)
 
 
 def show_pack(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:

@@ -20,13 +20,13 @@ from evtool.core.instant import (
     MAX_US,
     MICROS,
     MIN_US,
-    instant_us,
     iso_us,
     micros_of,
     quick_us,
     seconds_value,
 )
 from evtool.core.records import deadletter, dumps, name_ids, parse, reject_unparsable
+from evtool.core.roles import RoleError, Roles
 from evtool.core.stats import Stats
 from evtool.core.tally import Tally
 from evtool.core.windows import Window
@@ -44,6 +44,7 @@ class AggregateConfig:
     partition: int | None = None
     max_ahead: float = 86400.0
     wire: str = "evtool"
+    roles: Roles = field(default_factory=Roles)
 
 
 _METRIC_ID = name_ids("metric")
@@ -102,33 +103,6 @@ def window_records(window: Window, size: int, duplicates: int = 0,
     return [record, *metrics]
 
 
-def _field_problem(event: dict[str, Any]) -> str | None:
-    bad = [n for n in ("event_id", "region", "source", "timestamp") if type(event.get(n)) is not str]
-    if not bad:
-        return None
-    return f"{', '.join(bad)}: missing or not a string (aggregate needs all four)"
-
-
-def _where(line: bytes) -> tuple[str, str, int] | None:
-    """(folded id, region, time) of an event line, or None: no side effects, no dead letter."""
-    try:
-        event = parse(line)
-    except orjson.JSONDecodeError:
-        return None
-    if type(event) is not dict or "kind" in event:
-        return None
-    event_id, region, ts = event.get("event_id"), event.get("region"), event.get("timestamp")
-    if type(event_id) is not str or type(region) is not str:
-        return None
-    at = quick_us(ts)
-    if at is None:
-        try:
-            at = instant_us(ts)
-        except (ValueError, TypeError):
-            return None
-    return fold_id(event_id), region, at
-
-
 class AggregateStage:
     """Processes batches of lines; output order: forwarded events, then windows as they close."""
 
@@ -144,6 +118,7 @@ class AggregateStage:
                            round(cfg.dedupe_horizon * MICROS), round(cfg.max_ahead * MICROS))
         self.windows = self.tally.windows
         self._needs: deque[float] = deque()
+        self._default_roles = cfg.roles.is_default
         self.detector = AnomalyDetector(cfg.alerts) if cfg.alerts else None
         self._reported_duplicates = 0
 
@@ -171,7 +146,7 @@ class AggregateStage:
         counted: dict[tuple[int, str], set[str]] = {}
         keep: list[bytes] = []
         for line, got in zip(lines, fields, strict=True):
-            where = (got[0], got[1], got[3]) if got is not None else _where(line)
+            where = (got[0], got[1], got[3]) if got is not None else self._where(line)
             if where is None:
                 continue
             event_id, region, at = where
@@ -184,6 +159,20 @@ class AggregateStage:
             if event_id in ids:
                 keep.append(line)
         return keep
+
+    def _where(self, line: bytes) -> tuple[str, str, int] | None:
+        """(folded id, region, time) of an event line, or None: no side effects, no dead letter."""
+        try:
+            event = parse(line)
+        except orjson.JSONDecodeError:
+            return None
+        roles = self.cfg.roles
+        if type(event) is not dict or roles.is_derived(event):
+            return None
+        try:
+            return fold_id(roles.event_id(event)), roles.region_of(event), roles.time_us(event)
+        except RoleError:
+            return None
 
     def process(self, lines: list[bytes], out: list[bytes], dead: list[bytes]) -> None:
         self.stats.in_ += len(lines)
@@ -215,21 +204,24 @@ class AggregateStage:
             stats.add_dead("schema")
             dead.append(deadletter(STAGE, "schema", "an event must be a JSON object", line))
             return None
-        if "kind" in event or (self.cfg.wire == "lab3" and lab3.as_evtool_or_none(event) is not None):
-            problem = self.derived.problem(event) if "kind" in event else None
+        roles = self.cfg.roles
+        derived = roles.is_derived(event)
+        if derived or (self.cfg.wire == "lab3" and lab3.as_evtool_or_none(event) is not None):
+            problem = self.derived.problem(event) if derived else None
             if problem is None:
                 out.append(line)
             else:
                 stats.add_dead("schema")
                 dead.append(deadletter(STAGE, "schema", problem, line))
             return None
-        event_id, region = event.get("event_id"), event.get("region")
-        source, ts = event.get("source"), event.get("timestamp")
-        if type(event_id) is str and type(region) is str and type(source) is str:
-            at = quick_us(ts)
-            if at is not None and MIN_US <= at <= MAX_US:
-                event_id = fold_id(event_id)
-                return event_id, region, source, at, compact_id(event_id)
+        if self._default_roles:
+            event_id, region = event.get("event_id"), event.get("region")
+            source, ts = event.get("source"), event.get("timestamp")
+            if type(event_id) is str and type(region) is str and type(source) is str:
+                at = quick_us(ts)
+                if at is not None and MIN_US <= at <= MAX_US:
+                    event_id = fold_id(event_id)
+                    return event_id, region, source, at, compact_id(event_id)
         fields = self._fields_slowly(event, line, dead)
         if fields is None:
             return None
@@ -239,18 +231,20 @@ class AggregateStage:
     def _fields_slowly(
         self, event: dict[str, Any], line: bytes, dead: list[bytes]
     ) -> tuple[str, str, str, int] | None:
-        """What the fast path refused: the time rule's slow cases (leap seconds, offsets in
-        lower case), or a dead letter naming the problem."""
-        problem = _field_problem(event)
-        if problem is None:
+        """The pack's roles read the slow way (nested pointers, epoch numbers, naive times, the
+        time rule's slow cases), or a dead letter naming every role that cannot be read."""
+        roles = self.cfg.roles
+        problems: list[str] = []
+        values: list[Any] = []
+        for read in (roles.event_id, roles.region_of, roles.source_of, roles.time_us):
             try:
-                at = instant_us(event["timestamp"])
-            except ValueError as exc:
-                problem = str(exc)
-            else:
-                return event["event_id"], event["region"], event["source"], at
+                values.append(read(event))
+            except RoleError as exc:
+                problems.append(str(exc))
+        if not problems:
+            return values[0], values[1], values[2], values[3]
         self.stats.add_dead("schema")
-        dead.append(deadletter(STAGE, "schema", problem, line, event.get("event_id")))
+        dead.append(deadletter(STAGE, "schema", "; ".join(problems), line, roles.event_id_or_none(event)))
         return None
 
     def _late(self, line: bytes, event_id: str, index: int, watermark: float) -> bytes:

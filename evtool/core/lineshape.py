@@ -202,7 +202,7 @@ def _for_pack(pack: Pack) -> str | None:
 def line_matcher(pack: Pack) -> Callable[[bytes], re.Match[bytes] | None] | None:
     """`fullmatch` over raw lines: a match is a valid event once `is_instant` accepts its
     `ts_timestamp` group (validate's fast path)."""
-    text = _for_pack(pack)
+    text = _for_pack(pack) if pack.roles.is_default else None
     return None if text is None else re.compile(text.encode()).fullmatch
 
 
@@ -213,7 +213,7 @@ def field_reader(pack: Pack) -> re.Pattern[str] | None:
     """The expression over decoded lines, for aggregate and audit: a full match is an event with
     no duplicate key whose `event_id`, `ts_timestamp`, `region` and `source` groups are its
     fields."""
-    text = _for_pack(pack)
+    text = _for_pack(pack) if pack.roles.is_default else None
     return None if text is None else re.compile(text)
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from evtool.core.roles import Roles, roles_from
 from evtool.core.schema_rules import RuleError, check_rules
 
 Schema = dict[str, Any]
@@ -42,6 +43,7 @@ class Pack:
     builtin: bool = False
     wire: str = "evtool"                  # whose broker topology and record shapes on the wire
     overlaid: frozenset[str] = field(default_factory=frozenset)
+    roles: Roles = field(default_factory=Roles)
 
     @property
     def sources(self) -> list[str]:
@@ -49,6 +51,8 @@ class Pack:
 
     @property
     def regions(self) -> tuple[str, ...]:
+        if self.roles.region != "/region":
+            return ()
         enum = self.envelope.get("properties", {}).get("region", {}).get("enum")
         return tuple(enum) if isinstance(enum, list) else ()
 
@@ -112,7 +116,12 @@ def make_pack(meta: Any, envelope: Any, payloads: dict[str, Any], where: str,
     wire = meta.get("wire", "evtool")
     if wire not in WIRES:
         raise PackError(f"{where}pack.json: 'wire' must be one of {', '.join(WIRES)}")
-    return Pack(name, description, weights, envelope, payloads, burst, where, builtin, wire=wire)
+    try:
+        roles = roles_from(meta, sorted(payloads), where)
+    except ValueError as exc:
+        raise PackError(str(exc)) from None
+    return Pack(name, description, weights, envelope, payloads, burst, where, builtin, wire=wire,
+                roles=roles)
 
 
 def check_schema(schema: Any, where: str) -> None:

@@ -15,6 +15,7 @@ from evtool.core.instant import is_instant
 from evtool.core.lineshape import line_matcher
 from evtool.core.pack import Pack
 from evtool.core.records import deadletter, parse, reject_unparsable
+from evtool.core.roles import RoleError
 from evtool.core.stats import Stats
 
 STAGE = "validate"
@@ -31,13 +32,16 @@ class EventValidator:
             source: compile_schema(schema, f"{where}payloads/{source}.json")
             for source, schema in pack.payloads.items()
         }
-        if pack.is_shipped_evtool:
+        self.roles = roles = pack.roles
+        if pack.is_shipped_evtool and roles.is_default:
             shipped = set(pack.payloads) - pack.overlaid
             self.accept = fast_accept(pack.envelope, pack.payloads, shipped)
         else:
             self.accept = _never
         # whole lines laid out as gen writes them are judged without parsing (any pack it mirrors)
-        self.line_match = line_matcher(pack)
+        self.line_match = line_matcher(pack) if roles.is_default else None
+        payload = roles.payload.lstrip("/").replace("/", ".")
+        self._payload_name = payload or "data"
 
     @property
     def sources(self) -> list[str]:
@@ -52,20 +56,21 @@ class EventValidator:
         """The compiled schemas' verdict and, for an invalid event, what is wrong."""
         if not isinstance(event, dict):
             return f"an event must be a JSON object, not {json_type(event)}"
+        roles = self.roles
         try:
             self._envelope(event)
-            source = event.get("source")
-            if type(source) is not str:
-                return "source: missing or not a string"
+            source = roles.source_of(event)
             check = self._payloads.get(source)
-            if check is None:
+            if check is None and roles.unknown_sources != "accept":
                 known = ", ".join(self.sources)
-                return f"source {source!r} is not one of the known sources ({known})"
-            if "payload" not in event:
-                return "payload: missing"
-            check(event["payload"], name_prefix="payload")
+                return f"{roles.name('source')} {source!r} is not one of the known sources ({known})"
+            payload = roles.payload_of(event)
+            if check is not None:
+                check(payload, name_prefix=self._payload_name)
         except Invalid as exc:
             return describe(exc)
+        except RoleError as exc:
+            return str(exc)
         return None
 
 
@@ -116,7 +121,7 @@ class ValidateStage:
                 valid += 1
                 out.append(line)
                 continue
-            if type(obj) is dict and "kind" in obj:
+            if type(obj) is dict and self.validator.roles.is_derived(obj):
                 problem = self.derived.problem(obj)
                 if problem is None:
                     out.append(line)
@@ -130,7 +135,7 @@ class ValidateStage:
                 out.append(line)
             else:
                 stats.add_dead("schema")
-                eid = obj.get("event_id") if type(obj) is dict else None
+                eid = self.validator.roles.event_id_or_none(obj) if type(obj) is dict else None
                 dead.append(self._shaped(deadletter(STAGE, "schema", problem, line, eid)))
         stats.events += valid
 

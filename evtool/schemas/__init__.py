@@ -58,11 +58,20 @@ def _load(folder: Traversable | Path, where: str, builtin: bool) -> Pack:
         if isinstance(path, Path) and isinstance(folder, Path) and path.exists() and \
                 not path.resolve().is_relative_to(folder.resolve()):
             raise PackError(f"{where}{needed}: leads out of the pack (a link to {path.resolve()})")
-        if not path.is_file():
+        if not path.is_file() and needed == "pack.json":
             raise PackError(f"{where}{needed}: missing (a pack holds pack.json, envelope.json "
                             "and payloads/<source>.json)")
     meta = _read(folder.joinpath("pack.json"), f"{where}pack.json")
-    envelope = _read(folder.joinpath("envelope.json"), f"{where}envelope.json")
+    # a pack whose payload is the whole event may leave the envelope out
+    fields = meta.get("fields") if isinstance(meta, dict) else None
+    whole = isinstance(fields, dict) and fields.get("payload") == ""
+    if folder.joinpath("envelope.json").is_file() or not whole:
+        if not folder.joinpath("envelope.json").is_file():
+            raise PackError(f"{where}envelope.json: missing (a pack holds pack.json, envelope.json "
+                            "and payloads/<source>.json)")
+        envelope = _read(folder.joinpath("envelope.json"), f"{where}envelope.json")
+    else:
+        envelope = {"type": "object"}
     payload_dir = folder.joinpath("payloads")
     payloads: dict[str, Any] = {}
     if payload_dir.is_dir():

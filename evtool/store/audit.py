@@ -17,9 +17,10 @@ import orjson
 from evtool.core import lab3, metricline
 from evtool.core.dedupe import fold_id
 from evtool.core.derived import DerivedChecker
-from evtool.core.instant import MICROS, bound_us, instant_us, shaped_us
+from evtool.core.instant import MICROS, bound_us, shaped_us
 from evtool.core.metricline import MetricLine
 from evtool.core.records import deadletter, name_id, parse, reject_unparsable
+from evtool.core.roles import Roles
 from evtool.core.stats import Stats
 from evtool.store import Conflicts, StoreError, Writer
 from evtool.store.sqlite import NUL_ESCAPE, Rows
@@ -57,11 +58,8 @@ def _identity(rec: dict[str, Any]) -> Identity:
     return "windows", _window_id(rec), rec["total"]
 
 
-def _event_row(ev: dict[str, Any], line: bytes, now: str) -> tuple[Any, ...]:
-    event_id = ev["event_id"]
-    if type(event_id) is not str:
-        raise TypeError("event_id is missing or not a string")
-    return (fold_id(event_id), line.decode("utf-8"), now, instant_us(ev["timestamp"]))
+def _event_row(roles: Roles, ev: dict[str, Any], line: bytes, now: str) -> tuple[Any, ...]:
+    return (fold_id(roles.event_id(ev)), line.decode("utf-8"), now, roles.time_us(ev))
 
 
 @dataclass
@@ -86,7 +84,8 @@ class AuditStage:
                  batch_records: int = 100_000,
                  batch_seconds: float = 1.0, jsonl: BinaryIO | None = None, wire: str = "evtool",
                  clock: Callable[[], float] = time.monotonic,
-                 reader: re.Pattern[str] | None = None, overlap: bool = False) -> None:
+                 reader: re.Pattern[str] | None = None, overlap: bool = False,
+                 roles: Roles | None = None) -> None:
         """`reader`: the pack's whole-line expression (lineshape): such events are not parsed.
         `overlap`: a batch commits while the next one is read, and a store with `submit` (the
         SQLite writer process) holds two, the second queued behind the first (lines still go
@@ -111,6 +110,7 @@ class AuditStage:
         self.jsonl = jsonl
         self.clock = clock
         self.reader = reader
+        self.roles = roles or Roles()
         self._groups = (reader.groupindex["event_id"], reader.groupindex["ts_timestamp"]) if reader else ()
         self.rows = Rows()
         self._forward: list[bytes | None] = []
@@ -166,11 +166,12 @@ class AuditStage:
             try:
                 if type(record) is not dict:
                     raise ValueError("a record must be a JSON object")
-                adapted = lab3.as_evtool(record) if self.lab3 and "kind" not in record else None
+                derived = self.roles.is_derived(record)
+                adapted = lab3.as_evtool(record) if self.lab3 and not derived else None
                 if adapted is not None:                     # lab3's own shapes, checked there
                     self._add_derived(adapted, line, now)
                     self._mirror.append(line)
-                elif "kind" in record:
+                elif derived:
                     problem = self.derived.problem(record)
                     if problem is not None:
                         self._reject(problem, line, None, now)
@@ -181,11 +182,11 @@ class AuditStage:
                     if self._add_derived(record, line, now):
                         self._mirror.append(line)
                 else:
-                    events.append(_event_row(record, line, now))
+                    events.append(_event_row(self.roles, record, line, now))
                     self.stats.events += 1
                     self._mirror.append(line)
             except (KeyError, TypeError, ValueError) as exc:
-                event_id = record.get("event_id") if type(record) is dict else None
+                event_id = self.roles.event_id_or_none(record) if type(record) is dict else None
                 what = f"{exc.args[0]}: missing" if isinstance(exc, KeyError) else str(exc)
                 self._reject(f"cannot store: {what}", line, event_id, now)
                 continue
