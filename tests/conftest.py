@@ -1,14 +1,19 @@
 from __future__ import annotations
 
+import array
 import contextlib
+import fcntl
 import functools
 import json
 import os
+import signal
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -135,6 +140,31 @@ def forked(args: list[str], stdin: bytes | None, env: dict, timeout: float) -> s
         thread.join()
     code = os.waitstatus_to_exitcode(status)
     return subprocess.CompletedProcess(evtool_cmd(*args), code, got[ends[1][0]], got[ends[2][0]])
+
+
+def handles_signals(proc: subprocess.Popen, timeout: float = 60) -> None:
+    """Wait until `proc` catches SIGTERM (its SigCgt mask in /proc): a signal sent before evtool
+    has its handlers ends the interpreter instead of the stage, and a busy machine may take
+    seconds to get there."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+            mask = int(status.split("SigCgt:")[1].split()[0], 16)
+        except (OSError, IndexError):
+            mask = 0
+        if mask & (1 << (signal.SIGTERM - 1)):
+            return
+        assert proc.poll() is None, "the stage ended before it caught signals"
+        assert time.monotonic() < deadline, "the stage did not catch SIGTERM in time"
+        time.sleep(0.01)
+
+
+def pending(pipe: IO[bytes]) -> int:
+    """How many bytes a pipe holds, unread (FIONREAD answers on either end)."""
+    held = array.array("i", [0])
+    fcntl.ioctl(pipe.fileno(), termios.FIONREAD, held)
+    return held[0]
 
 
 def pipeline(*stages: Sequence[str], timeout: float = 120,

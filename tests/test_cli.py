@@ -14,7 +14,17 @@ from click.testing import CliRunner
 
 from evtool.cli import cli
 from evtool.core.validation import EventValidator
-from tests.conftest import START, evtool_cmd, gen_lines, pack_validator, pipeline, records, run
+from tests.conftest import (
+    START,
+    evtool_cmd,
+    gen_lines,
+    handles_signals,
+    pack_validator,
+    pending,
+    pipeline,
+    records,
+    run,
+)
 from tests.reference import reference, windows_of
 
 
@@ -70,16 +80,20 @@ def test_closed_pipe_downstream_ends_quietly() -> None:
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signal_stops_a_live_stage_flushing_open_windows(sig, code) -> None:
-    agg = subprocess.Popen(evtool_cmd("aggregate", "--window", "3600"), stdin=subprocess.PIPE,
+    agg = subprocess.Popen(evtool_cmd("aggregate", "--window", "3600", "--forward"), stdin=subprocess.PIPE,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert agg.stdin is not None and agg.stdout is not None
     agg.stdin.write(gen_lines(50, 1))
     agg.stdin.flush()
-    time.sleep(1.0)
+    # what a stage has taken off a pipe but not yet counted (a read-ahead child's batch) ends
+    # with it: the signal comes once all 50 are counted, which --forward shows
+    forwarded = [agg.stdout.readline() for _ in range(50)]
     agg.send_signal(sig)
-    out, err = agg.communicate(timeout=20)
+    rest, err = agg.communicate(timeout=20)
+    out = b"".join(forwarded) + rest
     assert agg.returncode == code, err
     assert b"Traceback" not in err
-    windows = [r for r in records(out) if r["kind"] == "window"]
+    windows = [r for r in records(out) if r.get("kind") == "window"]
     assert sum(w["total"] for w in windows) == 50   # nothing counted is lost on a pipe
 
 
@@ -91,7 +105,12 @@ def test_a_signal_while_the_reader_lags_leaves_no_cut_line(tmp_path) -> None:
     with open(source, "rb") as src:
         proc = subprocess.Popen(evtool_cmd("validate", "-q"), stdin=src, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)
-        time.sleep(1.5)                              # nobody reads: the pipe fills
+        handles_signals(proc)
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 60
+        while pending(proc.stdout) < 60_000:            # nobody reads: the pipe fills
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
