@@ -185,3 +185,40 @@ def test_audit_keeps_the_ids_and_times_the_roles_give(tmp_path: Path) -> None:
     with sqlite3.connect(db2) as conn:
         ids = [r[0] for r in conn.execute("SELECT event_id FROM events_in ORDER BY ts_us")]
     assert ids == [content_id(e) for e in downloads]
+
+
+def test_gen_writes_each_pack_in_its_own_layout(tmp_path: Path) -> None:
+    import jsonschema
+
+    sensors = str(write_pack(tmp_path / "sensors", SENSORS))
+    made = run(["gen", "--pack", DOWNLOADS, "--count", "300", "--fast", "--seed", "5", "-q"]).stdout
+    schema = json.loads((Path(DOWNLOADS) / "payloads" / "download.json").read_text())
+    for event in records(made):
+        jsonschema.validate(event, schema)                         # a foreign validator's verdict
+        assert "+" not in event["timestamp"] and not event["timestamp"].endswith("Z")
+    made = run(["gen", "--pack", sensors, "--count", "3000", "--fast", "--seed", "5", "--duplicates",
+                "0.05", "-q"]).stdout
+    events = records(made)
+    assert all(type(e["ts"]) is int and e["kind"] in ("temp", "door") for e in events)
+    out = run(["aggregate", "--pack", sensors, "--window", "1", "-q"],
+              stdin=run(["validate", "--pack", sensors, "-q"], stdin=made).stdout).stdout
+    first: dict[str, dict[str, Any]] = {}
+    for e in events:
+        first.setdefault(e["meta"]["id"], e)
+    want = Counter(e["ts"] // 1000 for e in first.values())
+    got = {w["window_start"]: w["total"] for w in windows_of(out).values()}
+    assert got == {datetime.fromtimestamp(i, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"): n
+                   for i, n in want.items()}
+    assert len(events) - len(first) > 100                           # duplicates by /meta/id
+
+
+@pytest.mark.parametrize("pack", ["downloads", "sensors"])
+def test_every_invalid_line_gen_writes_is_a_dead_letter(tmp_path: Path, pack: str) -> None:
+    folder = DOWNLOADS if pack == "downloads" else str(write_pack(tmp_path / "sensors", SENSORS))
+    made = run(["gen", "--pack", folder, "--count", "4000", "--fast", "--seed", "8", "--invalid", "0.1"])
+    said = re.search(rb"(\d+) invalid", made.stderr)
+    assert said is not None and int(said[1]) > 300
+    judged = run(["validate", "--pack", folder, "--dead-letter", str(tmp_path / "dead.ndjson"), "-q"],
+                 stdin=made.stdout)
+    assert len(records((tmp_path / "dead.ndjson").read_bytes())) == int(said[1])
+    assert len(records(judged.stdout)) == 4000 - int(said[1])

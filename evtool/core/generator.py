@@ -21,6 +21,7 @@ from evtool.core.instant import MAX_US, MICROS, TimeError, iso_us
 from evtool.core.invalid import Mutation, mutations_for
 from evtool.core.pack import Pack, PackError, Schema
 from evtool.core.plan import Planner, for_generation
+from evtool.core.roles import UNITS, parse_pointer
 from evtool.core.validation import EventValidator
 
 BURST_SPEEDUP = 50
@@ -37,6 +38,8 @@ TIMESTAMP_FORMS: tuple[tuple[str, int, str], ...] = (
     ("secondZ", 0, "Z"),
     ("second+00:00", 0, "+00:00"),
 )
+# a pack that reads times without an offset in its time_zone: those forms come first
+NAIVE_FORMS: tuple[tuple[str, int, str], ...] = (("micro", 6, ""), ("milli", 3, ""), ("second", 0, ""))
 _D2 = [f"{i:02d}" for i in range(60)]
 _D3 = [f"{i:03d}" for i in range(1000)]      # a table lookup writes digits cheaper than format()
 
@@ -94,7 +97,11 @@ class Generator:
         self._cumulative, self._total_weight = cumulative, total
         self._even = len(set(self.pack.weights[s] for s in self._sources)) == 1
         self._digits, self._tail = TIMESTAMP_FORMS[0][1:]
+        roles = self.pack.roles
+        self._forms = (NAIVE_FORMS + TIMESTAMP_FORMS) if roles.time_zone else TIMESTAMP_FORMS
+        self._shift_us = zone_offset_us(roles.time_zone)
         self._build: dict[str, Make] = {}
+        self._line: dict[str, Callable[[], str]] = {}
         self._compile()
         self._mutations = list(mutations_for(self.pack, lambda s: predicate(s, "an if")))
         self._next_mutation = len(self._mutations)
@@ -115,7 +122,7 @@ class Generator:
 
     def _now_timestamp(self) -> str:
         """The clock's instant in the pack's form."""
-        at_us = self.now_us
+        at_us = self.now_us + self._shift_us
         if not self._ts_from <= at_us < self._ts_to:
             self._enter_second(at_us)
         micro, digits = at_us - self._ts_from, self._digits
@@ -129,6 +136,9 @@ class Generator:
         """Per source, the envelope's fields in order, each with its maker; then a check that what
         they make passes the pack, and the first timestamp form it accepts."""
         pack, rng = self.pack, self.rng
+        if not pack.roles.is_default:
+            self._compile_layout()
+            return
         envelope = for_generation(pack.envelope)
         env_planner = Planner(pack.envelope, rng, self, f"{pack.where}envelope.json",
                               lambda s: predicate(s, "an if"))
@@ -159,12 +169,51 @@ class Generator:
                       for source, f in fields.items()}
         self._pick_form(EventValidator(pack))
 
+    def _compile_layout(self) -> None:
+        """A pack with roles of its own: each event built from its schemas as an object, then the
+        roles set where the pack says: the seeded UUIDs as ids, the clock as the time (in the
+        pack's unit, or its form), the source's name."""
+        pack, rng, roles = self.pack, self.rng, self.pack.roles
+        check: Callable[[Schema], Callable[[Any], bool]] = lambda s: predicate(s, "an if")  # noqa: E731
+        envelope = None
+        if roles.payload:
+            envelope = Planner(pack.envelope, rng, self, f"{pack.where}envelope.json", check).value(
+                pack.envelope)
+        for source in pack.sources:
+            where = f"{pack.where}payloads/{source}.json"
+            payload = Planner(pack.payloads[source], rng, self, where, check).value(
+                pack.payloads[source], "payload")
+            self._build[source] = self._layout_builder(envelope, payload, source)
+            self._line[source] = _as_line(self._build[source])
+        self._pick_form(EventValidator(pack))
+
+    def _layout_builder(self, envelope: Make | None, payload: Make, source: str) -> Make:
+        roles = self.pack.roles
+        unit = UNITS[roles.time_unit] if roles.time_unit else 0
+        uuid, stamp = self.uuid, self._now_timestamp
+
+        def build() -> Any:
+            event = envelope() if envelope is not None else None
+            body = payload()
+            if event is None or not roles.payload:
+                event = body if isinstance(body, dict) else {}
+            else:
+                set_at(event, roles.payload, body)
+            if roles.id is not None:
+                set_at(event, roles.id, uuid())
+            set_at(event, roles.time, self.now_us // unit if unit else stamp())
+            if roles.source is not None:
+                set_at(event, roles.source, source)
+            return event
+
+        return build
+
     def _id_maker(self, schema: Schema | None, planner: Planner) -> Make:
         return planner.value(schema) if schema else self.uuid
 
     def _pick_form(self, validator: EventValidator) -> None:
         first_error, start = "", self.now_us
-        for _name, digits, tail in TIMESTAMP_FORMS:
+        for _name, digits, tail in self._forms:
             self._digits, self._tail, self._ts_to = digits, tail, self._ts_from
             error = next(filter(None, (validator.slow_error(self.event(start + i * 123_457, s))
                                        for s in self.pack.sources for i in range(SAMPLES))), None)
@@ -270,3 +319,26 @@ class Generator:
             made += 1
         while held:
             yield from self._release(held[0][0])
+
+
+def set_at(doc: dict[str, Any], pointer: str, value: Any) -> None:
+    """Put `value` at a JSON Pointer inside `doc`, making the objects on the way."""
+    tokens = parse_pointer(pointer)
+    for token in tokens[:-1]:
+        inner = doc.get(token)
+        if not isinstance(inner, dict):
+            inner = doc[token] = {}
+        doc = inner
+    doc[tokens[-1]] = value
+
+
+def zone_offset_us(zone: str | None) -> int:
+    """How far a time_zone's wall clock is ahead of UTC, in µs."""
+    if zone is None or zone in ("UTC", "Z"):
+        return 0
+    sign = -1 if zone[0] == "-" else 1
+    return sign * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60) * MICROS
+
+
+def _as_line(build: Make) -> Callable[[], str]:
+    return lambda: orjson.dumps(build()).decode()

@@ -16,6 +16,7 @@ import orjson
 
 from evtool.core.pack import Pack, Schema
 from evtool.core.plan import resolve
+from evtool.core.roles import parse_pointer
 
 Event = dict[str, Any]
 Path = tuple[Any, ...]
@@ -233,17 +234,31 @@ MALFORMED: tuple[Mutation, ...] = (
 )
 
 
+def _top(pointer: str) -> str:
+    return parse_pointer(pointer)[0]
+
+
 def mutations_for(pack: Pack, predicate: Callable[[Schema], Holds]) -> tuple[Mutation, ...]:
     """One mutation per rule of the pack's envelope and payload schemas, then the malformed lines."""
-    found: list[Mutation] = list(RuleWalker(pack.envelope, None, predicate).container(
-        pack.envelope, (), None, 0))
+    roles = pack.roles
+    found: list[Mutation] = []
+    if roles.payload:
+        found += RuleWalker(pack.envelope, None, predicate).container(pack.envelope, (), None, 0)
     for role in ("source", "payload"):
-        if role not in pack.envelope.get("required", []):
+        pointer = getattr(roles, role)
+        if pointer and _top(pointer) not in pack.envelope.get("required", []):
+            *parent, last = parse_pointer(pointer)
             found.append(Mutation(f"envelope: {role} missing (required)", None,
-                                  _edit((), _dropper(role))))
-    found.append(Mutation("envelope: source unknown to the pack", None,
-                          _edit((), _setter("source", NO_SOURCE))))
+                                  _edit(tuple(parent), _dropper(last))))
+    if roles.source is not None and roles.unknown_sources == "reject":
+        *parent, last = parse_pointer(roles.source)
+        found.append(Mutation("envelope: source unknown to the pack", None,
+                              _edit(tuple(parent), _setter(last, NO_SOURCE))))
     for source in pack.sources:
         walker = RuleWalker(pack.payloads[source], source, predicate)
-        found.extend(walker.walk(pack.payloads[source], (), "payload"))
+        if roles.payload:
+            *parent, last = parse_pointer(roles.payload)
+            found.extend(walker.walk(pack.payloads[source], tuple(parent), last))
+        else:
+            found.extend(walker.container(pack.payloads[source], (), None, 0))
     return (*found, *MALFORMED)
