@@ -8,14 +8,19 @@ import signal
 import subprocess
 import time
 
+import pika
 import pytest
 
+from evtool.transports.amqp.topology import partition_queue
 from tests.conftest import PG, START, evtool_cmd, gen_lines, psql, records, run
 from tests.test_broker import Stage
 
 pytestmark = pytest.mark.broker
 GEN = ["--count", "100000", "--seed", "31", "--start", START, "--duplicates", "0.02", "--rate", "10000"]
 LATENESS = "600"      # three validates interleave their batches: order is kept to within a few 100 s
+# The whole input spans 10 s of event time, so windows close by the idle flush alone: a busy
+# machine stalls a stage for seconds (2 s once closed windows midway, the rest of them late).
+IDLE_FLUSH = "15"
 
 
 @pytest.fixture
@@ -41,11 +46,31 @@ def start_cluster(tmp, url: str, db: str) -> dict[str, Stage]:
     for k in range(2):
         stages[f"aggregate{k}"] = Stage(tmp, f"aggregate{k}", "aggregate", "-i", "amqp", "-o", "amqp",
                                         "--partition", str(k), "--lateness", LATENESS,
-                                        "--idle-flush", "2", env=env)
+                                        "--idle-flush", IDLE_FLUSH, env=env)
     for i in range(2):
         stages[f"audit{i}"] = Stage(tmp, f"audit{i}", "audit", "-i", "amqp", "--db", dsn, env=env)
-    time.sleep(2)
+    consuming(url, {"validator_queue": 3, partition_queue(2, 0): 1, partition_queue(2, 1): 1,
+                    "audit_queue": 2})
     return stages
+
+
+def consuming(url: str, want: dict[str, int], timeout: float = 120) -> None:
+    """Wait until each queue has its consumers: gen publishing before would find no queue."""
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        ch = conn.channel()
+        deadline = time.monotonic() + timeout
+        for queue, n in want.items():
+            while True:
+                try:
+                    if ch.queue_declare(queue, passive=True).method.consumer_count >= n:
+                        break
+                except pika.exceptions.ChannelClosedByBroker:     # not declared yet
+                    ch = conn.channel()
+                assert time.monotonic() < deadline, f"{queue}: fewer than {n} consumers"
+                time.sleep(0.05)
+    finally:
+        conn.close()
 
 
 def wait_for_metrics(db: str, want: dict[str, int], timeout: float) -> dict[str, int]:
