@@ -196,7 +196,7 @@ def test_gen_lab3_is_what_lab3s_validator_accepts_and_runs_through_the_pipeline(
 
 
 def test_packs_are_listed_and_shown_without_reading_the_source() -> None:
-    assert builtin_packs() == ["evtool", "lab3"]
+    assert builtin_packs() == ["cloudevents", "evtool", "lab3"]
     listing = run(["--list-packs"]).stdout.decode()
     assert "evtool" in listing and "lab3" in listing
     shown = run(["--show-pack", "lab3"]).stdout.decode()

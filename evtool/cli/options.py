@@ -131,7 +131,7 @@ prefetch_option = option(
 )
 pack_option = option(
     "--pack", "pack_spec", default="evtool", show_default=True, metavar="NAME|DIR",
-    help="The pipeline's vocabulary: a built-in pack (evtool, lab3) or a pack folder "
+    help="The pipeline's vocabulary: a built-in pack (evtool, lab3, cloudevents) or a pack folder "
          "(see evtool --list-packs).",
 )
 output_options = compose(output_option, amqp_option, connect_timeout_option, quiet_option,

@@ -64,9 +64,8 @@ class EventValidator:
             if check is None and roles.unknown_sources != "accept":
                 known = ", ".join(self.sources)
                 return f"{roles.name('source')} {source!r} is not one of the known sources ({known})"
-            payload = roles.payload_of(event)
             if check is not None:
-                check(payload, name_prefix=self._payload_name)
+                check(roles.payload_of(event), name_prefix=self._payload_name)
         except Invalid as exc:
             return describe(exc)
         except RoleError as exc:
