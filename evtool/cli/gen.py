@@ -99,7 +99,7 @@ def gen(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool, pa
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     sink = open_output("gen", output_spec, amqp_url, connect_timeout, cfg.pack.wire)
-    expected = Truth(window, lateness) if truth else None
+    expected = Truth(window, lateness, cfg.pack.roles) if truth else None
     made = generator if expected is None else _with_truth(generator, expected)
     # unpaced, no step per line in Python: the instants are not needed
     items = (zip(repeat(0.0), map(itemgetter(1), made)) if fast

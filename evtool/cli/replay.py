@@ -14,6 +14,7 @@ from evtool.console import say
 from evtool.core.instant import MICROS, iso_us
 from evtool.core.pacing import Pacer
 from evtool.core.printable import printable
+from evtool.core.roles import Roles
 from evtool.runtime.loop import ExitStatus, say_summary, silence_stdout
 from evtool.runtime.produce import pump
 from evtool.runtime.progress import Meter, counting, on_terminal
@@ -61,7 +62,8 @@ def replay(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool,
         since_us=start_micros(since, "--since") if since else None,
         until_us=start_micros(until, "--until") if until else None,
         source=source, region=region, metric_id=metric_id)
-    wire = pack_from_options(pack_spec).wire
+    pack = pack_from_options(pack_spec)
+    wire = pack.wire
     found = lab3_kind(db) if not db.startswith(("postgresql://", "postgres://")) else None
     if found is None and _is_text(db):
         raise click.UsageError(f"--db {db} is neither an audit database nor lab3's audit_log.jsonl "
@@ -75,7 +77,7 @@ def replay(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool,
     except StoreError as exc:
         fail("replay", str(exc))
     if verify_metrics:
-        return run_verify(store, quiet)
+        return run_verify(store, quiet, pack.roles)
     if metric_id is not None:
         known(store, db, metric_id)
     if (since or until) and not quiet:
@@ -141,7 +143,7 @@ def replay_lab3(record: Lab3Record, filters: Filters, verify_metrics: bool, outp
     return status
 
 
-def run_verify(store: Store, quiet: bool) -> ExitStatus:
+def run_verify(store: Store, quiet: bool, roles: Roles) -> ExitStatus:
     meter: Meter | None = None
 
     def progress(done: int, total: int) -> None:
@@ -152,7 +154,7 @@ def run_verify(store: Store, quiet: bool) -> ExitStatus:
 
     try:
         try:
-            verdict = verify(store, progress if not quiet and on_terminal() else None)
+            verdict = verify(store, progress if not quiet and on_terminal() else None, roles)
         finally:
             if meter is not None:
                 meter.close()

@@ -10,13 +10,15 @@ from typing import Any
 import orjson
 
 from evtool.core.dedupe import fold_id
-from evtool.core.instant import instant_us, iso_us, micros_of
+from evtool.core.instant import iso_us, micros_of
+from evtool.core.roles import Roles
 
 
 class Truth:
     """Fed the valid lines in the order gen emits them; exact (no expiry, no shortcuts)."""
 
-    def __init__(self, window: float, lateness: float) -> None:
+    def __init__(self, window: float, lateness: float, roles: Roles | None = None) -> None:
+        self.roles = roles or Roles()
         self.window = micros_of(window, "--window")
         self.lateness = round(lateness * 1_000_000)
         self.seen: set[str] = set()
@@ -27,18 +29,20 @@ class Truth:
 
     def add(self, line: bytes) -> None:
         event = orjson.loads(line)
-        event_id = fold_id(event["event_id"])
+        roles = self.roles
+        event_id = fold_id(roles.event_id(event))
         if event_id in self.seen:
             self.duplicates += 1
             return
         self.seen.add(event_id)     # the first copy counts, or is late: later ones are duplicates
-        at = instant_us(event["timestamp"])
+        at = roles.time_us(event)
         index = at // self.window
         if (index + 1) * self.window <= self.newest - self.lateness:
             self.late += 1
             return
-        by_source = self.counts.setdefault(index, {}).setdefault(event["region"], {})
-        by_source[event["source"]] = by_source.get(event["source"], 0) + 1
+        by_source = self.counts.setdefault(index, {}).setdefault(roles.region_of(event), {})
+        source = roles.source_of(event)
+        by_source[source] = by_source.get(source, 0) + 1
         self.newest = max(self.newest, at)
 
     def windows(self) -> Iterator[dict[str, Any]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -10,6 +10,7 @@ import orjson
 
 from evtool.core.dedupe import fold_id
 from evtool.core.instant import micros_of
+from evtool.core.roles import RoleError, Roles
 from evtool.core.verify import StoredMetric, Verdict, verify_by_trace, verify_size
 from evtool.store import Store
 
@@ -54,9 +55,11 @@ class Pass(Protocol):
     def __call__(self, done: int, total: int) -> None: ...
 
 
-def verify(store: Store, progress: Pass | None = None) -> Verdict:
+def verify(store: Store, progress: Pass | None = None, roles: Roles | None = None) -> Verdict:
     """Every stored metric checked against the stored events, with its own window size: one pass
-    over the events per size."""
+    over the events per size. `roles`: where the pack's events keep region and source (the
+    database's columns read evtool's own layout)."""
+    roles = roles or Roles()
     metrics: dict[float, list[StoredMetric]] = {}
     for row in store.query("SELECT metric_id, region, window_start, window_seconds, counts, total "
                            "FROM metrics_out ORDER BY window_start, region"):
@@ -76,7 +79,7 @@ def verify(store: Store, progress: Pass | None = None) -> Verdict:
     done = 0
     for seconds, stored in sorted(metrics.items()):
         if seconds == 0:
-            verify_by_trace(stored, lambda ids: _traces(store, ids), lambda ids: _events(store, ids),
+            verify_by_trace(stored, lambda ids: _traces(store, ids), lambda ids: _events(store, ids, roles),
                             verdict)
             continue
         try:
@@ -85,11 +88,10 @@ def verify(store: Store, progress: Pass | None = None) -> Verdict:
             verdict.unchecked.append(f"{len(stored)} metrics have window_seconds {seconds:g}, "
                                      "which is no window size")
             continue
-        events = store.query("SELECT event_id, region, source, ts_us FROM events_in "
-                             "ORDER BY ts_us, event_id")
+        events = _event_rows(store, "ORDER BY ts_us, event_id", (), roles)
         if progress is not None:
             events = _counted(events, done, total, progress)
-        verify_size(stored, events, lambda ids: _traces(store, ids), lambda ids: _events(store, ids),
+        verify_size(stored, events, lambda ids: _traces(store, ids), lambda ids: _events(store, ids, roles),
                     late, verdict)
         done += total // passes
     return verdict
@@ -115,15 +117,29 @@ def _traces(store: Store, metric_ids: list[str]) -> dict[str, list[str]]:
     return found
 
 
-def _events(store: Store, ids: list[str]) -> dict[str, tuple[str, str, str, int]]:
+def _events(store: Store, ids: list[str], roles: Roles) -> dict[str, tuple[str, str, str, int]]:
     found: dict[str, tuple[str, str, str, int]] = {}
     for at in range(0, len(ids), 500):
         chunk = ids[at:at + 500]
         marks = ", ".join("?" for _ in chunk)
-        for row in store.query(f"SELECT event_id, region, source, ts_us FROM events_in "
-                               f"WHERE event_id IN ({marks})", chunk):
+        for row in _event_rows(store, f"WHERE event_id IN ({marks})", chunk, roles):
             found[row[0]] = (row[0], row[1], row[2], int(row[3]))
     return found
+
+
+def _event_rows(store: Store, tail: str, params: Sequence[Any], roles: Roles
+                ) -> Iterator[tuple[str, str, str, int]]:
+    """(event_id, region, source, ts_us) of stored events: the database's columns for evtool's
+    layout, else read out of each stored line by the pack's roles."""
+    if roles.is_default:
+        yield from store.query(f"SELECT event_id, region, source, ts_us FROM events_in {tail}", params)
+        return
+    for event_id, raw, ts_us in store.query(f"SELECT event_id, raw, ts_us FROM events_in {tail}", params):
+        try:
+            event = orjson.loads(raw)
+            yield event_id, roles.region_of(event), roles.source_of(event), ts_us
+        except (orjson.JSONDecodeError, RoleError):
+            yield event_id, "", "", ts_us
 
 
 def metric_count(store: Store) -> int:
