@@ -251,3 +251,12 @@ def test_gen_truth_for_any_layout_is_what_aggregate_counts(tmp_path: Path, pack:
     want = [(w["window_start"], w["by_region_source"]) for w in records(truth.read_bytes())]
     got = [(w["window_start"], w["by_region_source"]) for w in records(counted) if w.get("kind") == "window"]
     assert got == want and len(want) > 3
+
+
+def test_watch_tells_events_from_derived_records_by_the_packs_roles(tmp_path: Path) -> None:
+    folder = str(write_pack(tmp_path / "sensors", SENSORS))          # its events have a `kind`
+    made = run(["gen", "--pack", folder, "--count", "500", "--fast", "--seed", "2", "-q"]).stdout
+    forwarded = run(["aggregate", "--pack", folder, "--forward", "-q"], stdin=made).stdout
+    shown = json.loads(run(["watch", "--pack", folder, "--once", "--json"], stdin=forwarded).stdout)
+    assert shown["events"] == 500 and shown["rejected"] == 0
+    assert shown["totals"]["total"] == 500 and set(shown["totals"]["by_source"]) == {"temp", "door"}

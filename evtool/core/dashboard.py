@@ -12,6 +12,7 @@ from evtool.core import lab3
 from evtool.core.derived import DerivedChecker
 from evtool.core.instant import MICROS, instant_us
 from evtool.core.records import parse
+from evtool.core.roles import Roles
 
 TREND = 60
 ALERTS = 10
@@ -62,6 +63,7 @@ class DashboardStats:
     ids: Recent = field(default_factory=Recent)
     checker: DerivedChecker | None = None
     wire: str = "evtool"
+    roles: Roles = field(default_factory=Roles)
 
     def _repeat(self, key: Any) -> bool:
         """A window, metric or alert seen before (broker redelivery, or an aggregate restarted
@@ -86,7 +88,7 @@ class DashboardStats:
             if type(rec) is not dict:
                 self.unreadable += 1
                 continue
-            kind = rec.get("kind")
+            kind = rec.get("kind") if self.roles.is_derived(rec) else None
             if kind is None and self.wire == "lab3":
                 adapted = lab3.as_evtool_or_none(rec)      # lab3's own shapes, checked there
                 if adapted is not None:
