@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
+import pika
 import pytest
 
 from evtool.core.derived import DerivedChecker
@@ -165,6 +166,25 @@ def pending(pipe: IO[bytes]) -> int:
     held = array.array("i", [0])
     fcntl.ioctl(pipe.fileno(), termios.FIONREAD, held)
     return held[0]
+
+
+def consuming(url: str, want: dict[str, int], timeout: float = 120) -> None:
+    """Wait until each queue has its consumers: gen publishing before would find no queue."""
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        ch = conn.channel()
+        deadline = time.monotonic() + timeout
+        for queue, n in want.items():
+            while True:
+                try:
+                    if ch.queue_declare(queue, passive=True).method.consumer_count >= n:
+                        break
+                except pika.exceptions.ChannelClosedByBroker:     # not declared yet
+                    ch = conn.channel()
+                assert time.monotonic() < deadline, f"{queue}: fewer than {n} consumers"
+                time.sleep(0.05)
+    finally:
+        conn.close()
 
 
 def pipeline(*stages: Sequence[str], timeout: float = 120,

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import re
 import sqlite3
+import subprocess
+import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,7 +21,7 @@ import pytest
 from evtool.core.pack import PackError
 from evtool.core.roles import MISSING, RoleError, Roles, content_id, parse_pointer, resolve
 from evtool.schemas import load_pack
-from tests.conftest import records, run
+from tests.conftest import consuming, evtool_cmd, records, run
 from tests.test_packs import write_pack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -260,3 +263,44 @@ def test_watch_tells_events_from_derived_records_by_the_packs_roles(tmp_path: Pa
     shown = json.loads(run(["watch", "--pack", folder, "--once", "--json"], stdin=forwarded).stdout)
     assert shown["events"] == 500 and shown["rejected"] == 0
     assert shown["totals"]["total"] == 500 and set(shown["totals"]["by_source"]) == {"temp", "door"}
+
+
+def test_on_the_broker_events_route_by_the_packs_source_with_their_ids() -> None:
+    from evtool.core.roles import roles_from
+    from evtool.transports.amqp.ends import record_route
+
+    roles = roles_from(SENSORS["pack.json"], ["door", "temp"], "")
+    event = {"meta": {"id": "s-1", "site": "north"}, "ts": 1, "kind": "temp", "body": {}}
+    assert record_route(json.dumps(event).encode(), True, roles) == ("temp", "s-1", {"region": "north"})
+    window = {"kind": "window", "window_start": "x"}
+    assert record_route(json.dumps(window).encode(), False, roles)[0] == "analytics.window"
+
+
+def test_a_foreign_layout_runs_through_the_broker_as_over_pipes(tmp_path: Path, vhost: str) -> None:
+    folder = str(write_pack(tmp_path / "sensors", SENSORS))
+    gen = ["gen", "--pack", folder, "--count", "4000", "--seed", "12", "--duplicates", "0.05",
+           "--start", "2026-12-02T10:00:00Z", "--fast", "-q"]
+    over_pipes = run(["aggregate", "--pack", folder, "-q"],
+                     stdin=run(["validate", "--pack", folder, "-q"], stdin=run(gen).stdout).stdout).stdout
+    want = sorted((m["metric_id"], m["total"]) for m in records(over_pipes) if m.get("kind") == "metric")
+    env = {**os.environ, "EVTOOL_AMQP_URL": vhost, "EVTOOL_PACK": folder}
+    db = tmp_path / "audit.db"
+    stages = [subprocess.Popen(evtool_cmd(*argv), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+              for argv in (["validate", "-i", "amqp", "-o", "amqp"],
+                           ["aggregate", "-i", "amqp", "-o", "amqp", "--idle-flush", "3"],
+                           ["audit", "-i", "amqp", "--db", str(db)])]
+    try:
+        consuming(vhost, {"validator_queue": 1, "aggregator_queue": 1, "audit_queue": 1})
+        assert run([*gen[:-1], "-o", "amqp", "-q"], env=env).returncode == 0
+        got: list[tuple[str, int]] = []
+        deadline = time.monotonic() + 120
+        while got != want and time.monotonic() < deadline:
+            time.sleep(0.5)
+            if db.exists():
+                with sqlite3.connect(db) as conn:
+                    got = sorted(conn.execute("SELECT metric_id, total FROM metrics_out").fetchall())
+        assert got == want
+    finally:
+        for stage in stages:
+            stage.terminate()
+            stage.wait(timeout=60)

@@ -8,11 +8,10 @@ import signal
 import subprocess
 import time
 
-import pika
 import pytest
 
 from evtool.transports.amqp.topology import partition_queue
-from tests.conftest import PG, START, evtool_cmd, gen_lines, psql, records, run
+from tests.conftest import PG, START, consuming, evtool_cmd, gen_lines, psql, records, run
 from tests.test_broker import Stage
 
 pytestmark = pytest.mark.broker
@@ -52,25 +51,6 @@ def start_cluster(tmp, url: str, db: str) -> dict[str, Stage]:
     consuming(url, {"validator_queue": 3, partition_queue(2, 0): 1, partition_queue(2, 1): 1,
                     "audit_queue": 2})
     return stages
-
-
-def consuming(url: str, want: dict[str, int], timeout: float = 120) -> None:
-    """Wait until each queue has its consumers: gen publishing before would find no queue."""
-    conn = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        ch = conn.channel()
-        deadline = time.monotonic() + timeout
-        for queue, n in want.items():
-            while True:
-                try:
-                    if ch.queue_declare(queue, passive=True).method.consumer_count >= n:
-                        break
-                except pika.exceptions.ChannelClosedByBroker:     # not declared yet
-                    ch = conn.channel()
-                assert time.monotonic() < deadline, f"{queue}: fewer than {n} consumers"
-                time.sleep(0.05)
-    finally:
-        conn.close()
 
 
 def wait_for_metrics(db: str, want: dict[str, int], timeout: float) -> dict[str, int]:

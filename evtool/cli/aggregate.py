@@ -93,4 +93,5 @@ def aggregate(
               connect_timeout=connect_timeout, prefetch=prefetch,
               metrics_port=metrics_port, partitions=partitions, partition=partition,
               idle_after=idle_flush if idle_flush is not None else 2 * window, wire=pack.wire,
+              roles=pack.roles,
               wrap_source=ahead.wrap if ahead is not None else None)

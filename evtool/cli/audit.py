@@ -70,7 +70,8 @@ def audit(files: tuple[str, ...], input_spec: str, output_spec: str, amqp_url: s
                   amqp_url=amqp_url, quiet=quiet, max_line_bytes=max_line_bytes,
                   connect_timeout=connect_timeout, prefetch=prefetch,
                   metrics_port=metrics_port, idle_after=batch_seconds,
-                  also_writes={"--jsonl": jsonl} if jsonl else None, wire=pack.wire, keeps=keeps)
+                  also_writes={"--jsonl": jsonl} if jsonl else None, wire=pack.wire, keeps=keeps,
+                  roles=pack.roles)
     finally:
         stage.close()
         store.close()

@@ -82,7 +82,8 @@ def replay(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool,
         known(store, db, metric_id)
     if (since or until) and not quiet:
         hint_when_empty(store, filters)
-    sink = open_output("replay", output_spec, amqp_url, connect_timeout, wire, keeps={"--db": db})
+    sink = open_output("replay", output_spec, amqp_url, connect_timeout, wire, keeps={"--db": db},
+                       roles=pack.roles)
     items = ((ts_us / MICROS, raw.encode("utf-8")) for ts_us, raw in stored_events(store, filters))
     pacer = Pacer(time.monotonic, speed) if speed else None
     progress = counting("replay", count_events(store, filters) if on_terminal() else None, quiet)

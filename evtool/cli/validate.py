@@ -66,4 +66,5 @@ def validate(
     return run_stage("validate", make, input_spec=input_spec, input_files=files, output_spec=output_spec,
               dead_letter_spec=dead_letter_spec, amqp_url=amqp_url, quiet=quiet,
               max_line_bytes=max_line_bytes, connect_timeout=connect_timeout, prefetch=prefetch,
-              metrics_port=metrics_port, partitions=partitions, wire=pack.wire)
+              metrics_port=metrics_port, partitions=partitions, wire=pack.wire,
+              roles=pack.roles)

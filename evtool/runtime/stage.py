@@ -9,6 +9,7 @@ from typing import NoReturn
 
 import click
 
+from evtool.core.roles import Roles
 from evtool.runtime.loop import ExitStatus, Outputs, Processor, StageFailed, run_filter
 from evtool.runtime.metrics import StageMetrics, reconnects_of
 from evtool.runtime.progress import reading
@@ -66,13 +67,14 @@ def _holds_sqlite(path: str) -> bool:
 
 
 def open_output(stage: str, spec: str, amqp_url: str, connect_timeout: float,
-                wire: str = "evtool", keeps: Mapping[str, str | None] | None = None) -> Sink:
+                wire: str = "evtool", keeps: Mapping[str, str | None] | None = None,
+                roles: Roles | None = None) -> Sink:
     """The sink of a stage that only produces (gen, replay); exits 1 with one line if it cannot,
     2 if it would overwrite what it `keeps`."""
     refuse_overwriting({"--output": spec}, keeps or {})
     try:
         return open_sink(Endpoint(spec, amqp_url, Side.OUT, stage, connect_timeout=connect_timeout,
-                                  wire=wire))
+                                  wire=wire, roles=roles or Roles()))
     except TransportError as exc:
         fail(stage, str(exc))
 
@@ -107,6 +109,7 @@ def run_stage(
     partition: int = 0,
     also_writes: dict[str, str] | None = None,
     wire: str = "evtool",
+    roles: Roles | None = None,
     wrap_source: Callable[[Source], Source] | None = None,
     keeps: Mapping[str, str | None] | None = None,
     input_files: tuple[str, ...] = (),
@@ -123,7 +126,7 @@ def run_stage(
     source: Source | None = None
     try:
         inp = Endpoint(input_spec, amqp_url, Side.IN, stage, prefetch, connect_timeout, partitions,
-                       partition, wire, input_files)
+                       partition, wire, input_files, roles or Roles())
         source = open_source(inp, max_line_bytes)
         if wrap_source is not None:
             source = wrap_source(source)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
+
+from evtool.core.roles import Roles
 
 
 class Side(str, Enum):
@@ -28,3 +30,4 @@ class Endpoint:
     partition: int = 0
     wire: str = "evtool"                   # whose default topology 'amqp' means (a pack's wire)
     files: tuple[str, ...] = ()            # input files read one after another (FILE... arguments)
+    roles: Roles = field(default_factory=Roles)     # where events keep source, id and region
