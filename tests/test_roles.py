@@ -304,3 +304,42 @@ def test_a_foreign_layout_runs_through_the_broker_as_over_pipes(tmp_path: Path, 
         for stage in stages:
             stage.terminate()
             stage.wait(timeout=60)
+
+
+def test_the_download_monitors_rejects_go_to_its_queue_as_they_came(tmp_path: Path, vhost: str) -> None:
+    import pika
+
+    gen = ["gen", "--pack", DOWNLOADS, "--count", "2000", "--seed", "21", "--invalid", "0.05",
+           "--start", "2026-12-02T10:00:00Z", "--fast", "-q"]
+    made = run(gen).stdout
+    judged = run(["validate", "--pack", DOWNLOADS, "--dead-letter", str(tmp_path / "rejects"),
+                  "--dead-letter-body", "raw", "-q"], stdin=made)
+    rejected = (tmp_path / "rejects").read_bytes().splitlines()
+    assert len(rejected) > 50 and set(rejected) <= set(made.splitlines())      # byte for byte
+    assert len(records(judged.stdout)) + len(rejected) == 2000
+    queue = f"{vhost}?exchange=&routing_key={{0}}&queue={{0}}"
+    env = {**os.environ, "EVTOOL_PACK": DOWNLOADS}
+    validate = subprocess.Popen(evtool_cmd("validate", "-i", f"{vhost}?queue=arrivals", "-o",
+                                           queue.format("accepted"), "--dead-letter", queue.format("rejects"),
+                                           "--dead-letter-body", "raw"),
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        consuming(vhost, {"arrivals": 1})
+        assert run([*gen, "-o", queue.format("arrivals")]).returncode == 0     # the default exchange
+        conn = pika.BlockingConnection(pika.URLParameters(vhost))
+        ch = conn.channel()
+        got: list[tuple[bytes, dict[str, Any]]] = []
+        deadline = time.monotonic() + 60
+        while len(got) < len(rejected) and time.monotonic() < deadline:
+            method, props, body = ch.basic_get("rejects", auto_ack=True)
+            if method is None:
+                time.sleep(0.1)
+                continue
+            got.append((body, props.headers))
+        conn.close()
+    finally:
+        validate.terminate()
+        validate.wait(timeout=60)
+    assert sorted(body for body, _ in got) == sorted(rejected)
+    assert all(h["x-evtool-reason"] in ("schema", "json", "encoding") and h["x-evtool-stage"] == "validate"
+               and h["x-evtool-error"] for _, h in got)

@@ -53,7 +53,7 @@ from evtool.schemas import derived_schemas
 def aggregate(
     files: tuple[str, ...], input_spec: str, output_spec: str, amqp_url: str, connect_timeout: float,
     prefetch: int,
-    quiet: bool, pack_spec: str, dead_letter_spec: str | None,
+    quiet: bool, pack_spec: str, dead_letter_spec: str | None, dead_letter_body: str,
     max_line_bytes: int, metrics_port: int | None, partitions: int, partition: int, window: float,
     lateness: float, forward: bool,
     dedupe_horizon: float,
@@ -88,7 +88,8 @@ def aggregate(
     return run_stage("aggregate", lambda: AggregateStage(cfg, Stats(), DerivedChecker(derived_schemas()),
                                                   reader, ahead),
               input_spec=input_spec, input_files=files,
-              output_spec=output_spec, dead_letter_spec=dead_letter_spec, amqp_url=amqp_url,
+              output_spec=output_spec, dead_letter_spec=dead_letter_spec,
+              dead_letter_body=dead_letter_body, amqp_url=amqp_url,
               quiet=quiet, max_line_bytes=max_line_bytes,
               connect_timeout=connect_timeout, prefetch=prefetch,
               metrics_port=metrics_port, partitions=partitions, partition=partition,

@@ -30,7 +30,8 @@ from evtool.store.audit import AuditStage
         help="... or after this many seconds, whichever comes first.")
 def audit(files: tuple[str, ...], input_spec: str, output_spec: str, amqp_url: str, connect_timeout: float,
           prefetch: int, quiet: bool, pack_spec: str,
-          dead_letter_spec: str | None, max_line_bytes: int, metrics_port: int | None, db: str,
+          dead_letter_spec: str | None, dead_letter_body: str, max_line_bytes: int,
+          metrics_port: int | None, db: str,
           jsonl: str | None,
           batch_records: int, batch_seconds: float) -> ExitStatus:
     """Store events, metrics (with their trace), windows, alerts and dead letters; forward all.
@@ -66,7 +67,7 @@ def audit(files: tuple[str, ...], input_spec: str, output_spec: str, amqp_url: s
     try:
         return run_stage("audit", lambda: stage,
                   input_spec=input_spec, input_files=files, output_spec=output_spec,
-                  dead_letter_spec=dead_letter_spec,
+                  dead_letter_spec=dead_letter_spec, dead_letter_body=dead_letter_body,
                   amqp_url=amqp_url, quiet=quiet, max_line_bytes=max_line_bytes,
                   connect_timeout=connect_timeout, prefetch=prefetch,
                   metrics_port=metrics_port, idle_after=batch_seconds,

@@ -162,6 +162,14 @@ dead_letter_option = option(
          "deadletter.validation queue].",
 )
 
+dead_letter_body_option = option(
+    "--dead-letter-body", type=click.Choice(["record", "raw"]), default="record", show_default=True,
+    help="record: a dead-letter record (reason, error, the line); raw: the rejected bytes as they "
+         "came, nothing added (on the broker the reason, error and stage go in x-evtool-* "
+         "headers). raw needs a --dead-letter of its own or the broker.",
+)
+
+
 def max_line_option_of(default: int) -> Callable[[F], F]:
     return option(
         "--max-line-bytes", type=click.IntRange(min=64), default=default, show_default=True,
@@ -186,7 +194,7 @@ metrics_port_option = option(
 
 def filter_options(max_line: Callable[[F], F]) -> Callable[[F], F]:
     """What validate, aggregate and audit each take: I/O, dead letters, a line cap, metrics."""
-    return compose(io_options, dead_letter_option, max_line, metrics_port_option)
+    return compose(io_options, dead_letter_option, dead_letter_body_option, max_line, metrics_port_option)
 
 
 partitions_option = option(

@@ -38,7 +38,7 @@ def utc_now_text() -> str:
 def validate(
     files: tuple[str, ...], input_spec: str, output_spec: str, amqp_url: str, connect_timeout: float,
     prefetch: int,
-    quiet: bool, dead_letter_spec: str | None,
+    quiet: bool, dead_letter_spec: str | None, dead_letter_body: str,
     max_line_bytes: int, metrics_port: int | None, partitions: int, pack_spec: str,
     schema_dir_path: str | None, regions: str | None,
 ) -> ExitStatus:
@@ -64,7 +64,8 @@ def validate(
                              max_line_bytes, stamp)
 
     return run_stage("validate", make, input_spec=input_spec, input_files=files, output_spec=output_spec,
-              dead_letter_spec=dead_letter_spec, amqp_url=amqp_url, quiet=quiet,
+              dead_letter_spec=dead_letter_spec, dead_letter_body=dead_letter_body,
+              amqp_url=amqp_url, quiet=quiet,
               max_line_bytes=max_line_bytes, connect_timeout=connect_timeout, prefetch=prefetch,
               metrics_port=metrics_port, partitions=partitions, wire=pack.wire,
               roles=pack.roles)

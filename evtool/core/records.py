@@ -94,6 +94,32 @@ def dumps(record: dict[str, Any]) -> bytes:
     return orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
 
 
+class Originals:
+    """The rejected lines, byte for byte, of the dead letters made while `keep` is on (a stage
+    whose dead letters go out as the bytes that came: --dead-letter-body raw); the sink takes
+    each as it writes its letter, so it holds one batch at the most."""
+
+    def __init__(self) -> None:
+        self.keep = False
+        self._by_letter: dict[bytes, list[bytes]] = {}
+
+    def remember(self, letter: bytes, raw: bytes) -> None:
+        if self.keep:
+            self._by_letter.setdefault(letter, []).append(raw)
+
+    def take(self, letter: bytes) -> bytes | None:
+        kept = self._by_letter.get(letter)
+        if not kept:
+            return None
+        raw = kept.pop(0)
+        if not kept:
+            del self._by_letter[letter]
+        return raw
+
+
+ORIGINALS = Originals()
+
+
 def deadletter(
     stage: str, reason: str, error: str, raw: bytes, event_id: str | None = None,
     extra: dict[str, Any] | None = None,
@@ -110,7 +136,18 @@ def deadletter(
         record["event_id"] = event_id
     if extra:
         record.update(extra)
-    return orjson.dumps(record)
+    letter = orjson.dumps(record)
+    ORIGINALS.remember(letter, raw)
+    return letter
+
+
+def raw_body(letter: bytes) -> tuple[bytes, dict[str, str]]:
+    """The rejected bytes as they came, and the reason, error and stage for message headers."""
+    record = orjson.loads(letter)
+    original = ORIGINALS.take(letter)
+    if original is None:
+        original = str(record.get("raw", "")).encode()
+    return original, {f"x-evtool-{name}": str(record.get(name, "")) for name in ("reason", "error", "stage")}
 
 
 def reject_unparsable(stage: str, line: bytes, exc: Exception, stats: Stats) -> bytes | None:

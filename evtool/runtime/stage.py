@@ -9,6 +9,7 @@ from typing import NoReturn
 
 import click
 
+from evtool.core.records import ORIGINALS
 from evtool.core.roles import Roles
 from evtool.runtime.loop import ExitStatus, Outputs, Processor, StageFailed, run_filter
 from evtool.runtime.metrics import StageMetrics, reconnects_of
@@ -79,16 +80,22 @@ def open_output(stage: str, spec: str, amqp_url: str, connect_timeout: float,
         fail(stage, str(exc))
 
 
-def dead_letter_endpoint(spec: str | None, output: Endpoint) -> Endpoint | None:
+def dead_letter_endpoint(spec: str | None, output: Endpoint, raw: bool = False) -> Endpoint | None:
     """None when rejects share the output stream: the default on pipes and files. On the broker
-    they default to the deadletter.validation queue, on the broker and vhost of the output."""
+    they default to the deadletter.validation queue, on the broker and vhost of the output.
+    `raw`: the rejected bytes as they came, which cannot share a stream of records."""
     if spec is None:
         if not is_amqp(output.spec):
+            if raw:
+                raise click.UsageError("--dead-letter-body raw: give rejects a --dead-letter of "
+                                       "their own (raw bytes would mix into the output's records)")
             return None
-        return replace(output, spec="amqp", amqp_url=broker_of(output), role=Side.DEAD)
+        return replace(output, spec="amqp", amqp_url=broker_of(output), role=Side.DEAD, raw_body=raw)
     if spec == output.spec and not is_amqp(spec):
+        if raw:
+            raise click.UsageError("--dead-letter-body raw: the dead letters cannot share the output")
         return None
-    return replace(output, spec=spec, role=Side.DEAD)
+    return replace(output, spec=spec, role=Side.DEAD, raw_body=raw)
 
 
 def run_stage(
@@ -98,6 +105,7 @@ def run_stage(
     input_spec: str,
     output_spec: str,
     dead_letter_spec: str | None,
+    dead_letter_body: str = "record",
     amqp_url: str,
     quiet: bool,
     max_line_bytes: int,
@@ -137,7 +145,8 @@ def run_stage(
                                        "destroy (or endlessly grow) what this stage reads")
         output = replace(inp, spec=output_spec, role=Side.OUT)
         sink = open_sink(output)
-        dead = dead_letter_endpoint(dead_letter_spec, output)
+        dead = dead_letter_endpoint(dead_letter_spec, output, dead_letter_body == "raw")
+        ORIGINALS.keep = dead is not None and dead.raw_body
         outputs = Outputs(sink, open_sink(dead) if dead else None, processor.stats, stage)
     except TransportError as exc:
         if source is not None:

@@ -31,3 +31,4 @@ class Endpoint:
     wire: str = "evtool"                   # whose default topology 'amqp' means (a pack's wire)
     files: tuple[str, ...] = ()            # input files read one after another (FILE... arguments)
     roles: Roles = field(default_factory=Roles)     # where events keep source, id and region
+    raw_body: bool = False                 # a dead-letter side that sends the rejected bytes as they came

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from evtool.core.records import raw_body
 from evtool.transports.base import Sink, Source, TransportError
 from evtool.transports.endpoint import Endpoint
 from evtool.transports.stdio import ChainSource, FdSink, FdSource
@@ -62,10 +63,15 @@ def open_sink(end: Endpoint) -> Sink:
         from evtool.transports.amqp import open_amqp_sink
 
         return open_amqp_sink(end)
+    transform = _raw_line if end.raw_body else None
     if end.spec == STDIO:
-        return FdSink(1, "standard output")
+        return FdSink(1, "standard output", transform=transform)
     try:
         fd = os.open(end.spec, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     except OSError as exc:
         raise TransportError(f"cannot open {end.spec} for writing: {exc.strerror}") from None
-    return FdSink(fd, end.spec, owned=True)
+    return FdSink(fd, end.spec, owned=True, transform=transform)
+
+
+def _raw_line(letter: bytes) -> bytes:
+    return raw_body(letter)[0]

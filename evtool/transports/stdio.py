@@ -6,6 +6,7 @@ import contextlib
 import os
 import select
 import stat
+from collections.abc import Callable
 
 from evtool.transports.base import Batch, OutputClosed, Sink, Source, TransportError
 
@@ -161,8 +162,11 @@ class FdSink(Sink):
 
     stops_mid_flush = False
 
-    def __init__(self, fd: int, description: str, owned: bool = False, fsync: bool = False) -> None:
+    def __init__(self, fd: int, description: str, owned: bool = False, fsync: bool = False,
+                 transform: Callable[[bytes], bytes] | None = None) -> None:
+        """`transform`: what each line becomes as it is written (a dead letter's raw bytes)."""
         widen_pipe(fd)
+        self._transform = transform
         self._cut = False
         self.fd = fd
         self.description = description
@@ -174,6 +178,8 @@ class FdSink(Sink):
     def write(self, lines: list[bytes]) -> None:
         if not lines:
             return
+        if self._transform is not None:
+            lines = [self._transform(line) for line in lines]
         data = b"\n".join(lines) + b"\n"
         self._parts.append(data)
         self._size += len(data)

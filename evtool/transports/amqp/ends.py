@@ -11,7 +11,7 @@ import orjson
 import pika
 
 from evtool.console import speaker
-from evtool.core.records import parse
+from evtool.core.records import parse, raw_body
 from evtool.core.roles import RoleError, Roles
 from evtool.transports.amqp.link import Delivery, Link, Outgoing
 from evtool.transports.amqp.topology import AmqpTarget
@@ -195,8 +195,10 @@ class AmqpSink(Sink):
     """Publishes persistent JSON messages with confirms; `flush` waits for every confirm."""
 
     def __init__(self, target: AmqpTarget, stage: str, connect_timeout: float,
-                 roles: Roles = DEFAULT_ROLES) -> None:
+                 roles: Roles = DEFAULT_ROLES, raw_body: bool = False) -> None:
+        """`raw_body`: dead letters go out as the rejected bytes, the reason in headers."""
         self.roles = roles
+        self.raw_body = raw_body
         self.description = target.shown
         self.topology = target.topology
         self.region_header = bool(target.topology.hash_exchanges)
@@ -218,7 +220,13 @@ class AmqpSink(Sink):
         fixed = self.topology.routing_key
         batch = []
         for line in lines:
-            key, message_id, headers = record_route(line, self.region_header, self.roles)
+            content_type: str | None = "application/json"
+            headers: dict[str, str] | None
+            if self.raw_body:
+                line, headers = raw_body(line)
+                key, message_id, content_type = "deadletter.raw", hashlib.sha1(line).hexdigest(), None
+            else:
+                key, message_id, headers = record_route(line, self.region_header, self.roles)
             key = fixed or key
             if len(key.encode()) > SHORTSTR:
                 self._refused.append((line, f"its routing key would be {len(key.encode())} bytes "
@@ -230,7 +238,7 @@ class AmqpSink(Sink):
                           "broker drops it (counted apart from out)")
             if len(message_id.encode()) > SHORTSTR:
                 message_id = hashlib.sha1(message_id.encode()).hexdigest()
-            props = pika.BasicProperties(content_type="application/json", delivery_mode=2,
+            props = pika.BasicProperties(content_type=content_type, delivery_mode=2,
                                          message_id=message_id, headers=headers)
             batch.append(Outgoing(exchange, key, line, props))
         if batch:
