@@ -29,8 +29,6 @@ SHORTSTR = 255
 LAST_WAIT = 5.0
 
 
-DEFAULT_ROLES = Roles()
-
 
 class AmqpSource(Source):
     """Consumes with manual acks; a token acks its whole batch (multiple=True).
@@ -155,7 +153,7 @@ def one_line(body: bytes) -> bytes:
         return body
 
 
-def record_route(line: bytes, region_header: bool = False, roles: Roles = DEFAULT_ROLES
+def record_route(line: bytes, region_header: bool = False, roles: Roles | None = None
                  ) -> tuple[str, str, dict[str, str] | None]:
     """(routing key, message id, headers) of a record: events by source, derived records by kind
     (both where the pack's roles say). Events get a `region` header only where partitioned
@@ -167,7 +165,7 @@ def record_route(line: bytes, region_header: bool = False, roles: Roles = DEFAUL
         return "unknown", hashlib.sha1(line).hexdigest(), None
     if type(rec) is not dict:
         return "unknown", hashlib.sha1(line).hexdigest(), None
-    if roles is not DEFAULT_ROLES and not roles.is_derived(rec):
+    if roles is not None and not roles.is_derived(rec):
         return _event_route(rec, region_header, roles)
     kind = rec.get("kind")
     if kind is None:
@@ -195,9 +193,10 @@ class AmqpSink(Sink):
     """Publishes persistent JSON messages with confirms; `flush` waits for every confirm."""
 
     def __init__(self, target: AmqpTarget, stage: str, connect_timeout: float,
-                 roles: Roles = DEFAULT_ROLES, raw_body: bool = False) -> None:
-        """`raw_body`: dead letters go out as the rejected bytes, the reason in headers."""
-        self.roles = roles
+                 roles: Roles | None = None, raw_body: bool = False) -> None:
+        """`roles`: where a pack keeps source, id and region (None or evtool's own: read by name).
+        `raw_body`: dead letters go out as the rejected bytes, the reason in headers."""
+        self.roles = None if roles is None or roles.is_default else roles
         self.raw_body = raw_body
         self.description = target.shown
         self.topology = target.topology
