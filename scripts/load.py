@@ -50,4 +50,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:          # Ctrl-C: the cluster was closed on the way out
+        sys.exit(130)
