@@ -143,7 +143,19 @@ def test_validate_on_the_broker_accounts_for_every_message(vhost) -> None:
                                        "-o", f"{vhost}?exchange=&routing_key=ok_q&queue=ok_q",
                                        "--dead-letter", f"{vhost}?exchange=&routing_key=dl_q&queue=dl_q"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    time.sleep(4)
+    conn = pika.BlockingConnection(pika.URLParameters(vhost))
+    ch = conn.channel()
+    deadline = time.monotonic() + 60
+    while True:                       # until every message is out, one way or the other
+        try:
+            routed = sum(ch.queue_declare(q, passive=True).method.message_count for q in ("ok_q", "dl_q"))
+        except pika.exceptions.ChannelClosedByBroker:       # the stage has not declared them yet
+            ch, routed = conn.channel(), 0
+        if routed >= len(lines):
+            break
+        assert time.monotonic() < deadline and proc.poll() is None, routed
+        time.sleep(0.05)
+    conn.close()
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 143
     err = proc.stderr.read()
