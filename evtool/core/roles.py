@@ -79,32 +79,35 @@ class Roles:
     # the pack's one source, for a pack whose events do not say theirs
     only_source: str | None = None
     _paths: dict[str, tuple[str, ...] | None] = field(default_factory=dict, compare=False, repr=False)
+    _default: bool = field(default=False, compare=False, repr=False)
+    _uses_kind: bool = field(default=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        """Pointers parsed once; what the per-record questions need, worked out once."""
         paths = {name: None if getattr(self, name) is None else parse_pointer(getattr(self, name))
                  for name in DEFAULTS}
         object.__setattr__(self, "_paths", paths)
+        default = all(getattr(self, name) == pointer for name, pointer in DEFAULTS.items()) and \
+            self.time_zone is None and self.time_unit is None and self.only_source is None
+        object.__setattr__(self, "_default", default)
+        object.__setattr__(self, "_uses_kind", any(p and p[0] == "kind" for p in paths.values()))
 
     @property
     def is_default(self) -> bool:
         """evtool's own layout, which the whole-line fast paths read without a parse."""
-        return self == Roles(unknown_sources=self.unknown_sources)
+        return self._default
 
     def name(self, role: str) -> str:
         """How a dead letter names the field of a role: its pointer without the first '/'."""
         pointer = getattr(self, role)
         return pointer[1:] if pointer else "the event"
 
-    def uses_kind(self) -> bool:
-        """An event field called `kind` is one of the roles (derived records are told apart then
-        by their kinds)."""
-        return any(p and p[0] == "kind" for p in self._paths.values())
-
     def is_derived(self, record: dict[str, Any]) -> bool:
-        """A window, metric, alert or dead letter rather than an event."""
+        """A window, metric, alert or dead letter rather than an event: by its `kind`, and when
+        an event field of that name is one of the roles, by the derived kinds alone."""
         if "kind" not in record:
             return False
-        return not self.uses_kind() or record["kind"] in DERIVED_KINDS
+        return not self._uses_kind or record["kind"] in DERIVED_KINDS
 
     def get(self, event: Any, role: str) -> Any:
         path = self._paths[role]
