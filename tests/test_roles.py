@@ -273,7 +273,8 @@ def test_on_the_broker_events_route_by_the_packs_source_with_their_ids() -> None
     event = {"meta": {"id": "s-1", "site": "north"}, "ts": 1, "kind": "temp", "body": {}}
     assert record_route(json.dumps(event).encode(), True, roles) == ("temp", "s-1", {"region": "north"})
     window = {"kind": "window", "window_start": "x"}
-    assert record_route(json.dumps(window).encode(), False, roles)[0] == "analytics.window"
+    routes = load_pack("evtool").wire.routes
+    assert record_route(json.dumps(window).encode(), False, roles, routes)[0] == "analytics.window"
 
 
 def test_a_foreign_layout_runs_through_the_broker_as_over_pipes(tmp_path: Path, vhost: str) -> None:

@@ -288,7 +288,8 @@ def _line_ok(validator):
         raise NotFast
 
     assert validator.line_match is not None
-    shim = SimpleNamespace(line_match=validator.line_match, accept=slow, slow_error=slow)
+    shim = SimpleNamespace(line_match=validator.line_match, accept=slow, slow_error=slow,
+                           pack=validator.pack)
     stage = ValidateStage(shim, None, Stats(), 1 << 20)  # type: ignore[arg-type]
 
     def ok(line: bytes) -> bool:

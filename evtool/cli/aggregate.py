@@ -85,14 +85,13 @@ def aggregate(
     reader = field_reader(pack)
     # reading lines needs no state: a child reads the next batches while this counts
     ahead = Ahead(LineFields(reader)) if reader is not None else None
-    return run_stage("aggregate", lambda: AggregateStage(cfg, Stats(), DerivedChecker(derived_schemas()),
-                                                  reader, ahead),
+    checker = DerivedChecker(derived_schemas(), pack.wire)
+    return run_stage("aggregate", lambda: AggregateStage(cfg, Stats(), checker, reader, ahead),
               input_spec=input_spec, input_files=files,
               output_spec=output_spec, dead_letter_spec=dead_letter_spec,
               dead_letter_body=dead_letter_body, amqp_url=amqp_url,
               quiet=quiet, max_line_bytes=max_line_bytes,
               connect_timeout=connect_timeout, prefetch=prefetch,
               metrics_port=metrics_port, partitions=partitions, partition=partition,
-              idle_after=idle_flush if idle_flush is not None else 2 * window, wire=pack.wire,
-              roles=pack.roles,
+              idle_after=idle_flush if idle_flush is not None else 2 * window, pack=pack,
               wrap_source=ahead.wrap if ahead is not None else None)

@@ -61,7 +61,8 @@ def audit(files: tuple[str, ...], input_spec: str, output_spec: str, amqp_url: s
             log = open_log(jsonl)
         except OSError as exc:
             fail("audit", f"cannot open {jsonl}: {exc.strerror}")
-    stage = AuditStage(store, Stats(), DerivedChecker(derived_schemas()), batch_records=batch_records,
+    checker = DerivedChecker(derived_schemas(), pack.wire)
+    stage = AuditStage(store, Stats(), checker, batch_records=batch_records,
                        batch_seconds=batch_seconds, jsonl=log, wire=pack.wire, overlap=True,
                        reader=field_reader(pack), roles=pack.roles)
     try:
@@ -71,8 +72,7 @@ def audit(files: tuple[str, ...], input_spec: str, output_spec: str, amqp_url: s
                   amqp_url=amqp_url, quiet=quiet, max_line_bytes=max_line_bytes,
                   connect_timeout=connect_timeout, prefetch=prefetch,
                   metrics_port=metrics_port, idle_after=batch_seconds,
-                  also_writes={"--jsonl": jsonl} if jsonl else None, wire=pack.wire, keeps=keeps,
-                  roles=pack.roles)
+                  also_writes={"--jsonl": jsonl} if jsonl else None, pack=pack, keeps=keeps)
     finally:
         stage.close()
         store.close()

@@ -98,7 +98,7 @@ def gen(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool, pa
         generator = Generator(cfg)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    sink = open_output("gen", output_spec, amqp_url, connect_timeout, cfg.pack.wire, roles=cfg.pack.roles)
+    sink = open_output("gen", output_spec, amqp_url, connect_timeout, cfg.pack)
     expected = Truth(window, lateness, cfg.pack.roles) if truth else None
     made = generator if expected is None else _with_truth(generator, expected)
     # unpaced, no step per line in Python: the instants are not needed

@@ -158,15 +158,16 @@ io_options = compose(files_argument, input_option, output_option, amqp_option, c
 
 dead_letter_option = option(
     "--dead-letter", "dead_letter_spec", default=None, metavar="SPEC", callback=spec_scheme,
-    help="Where rejects go [default: the output stream; on the broker, the "
-         "deadletter.validation queue].",
+    help="Where rejects go [default: the output stream; on the broker, the pack's dead-letter "
+         "exchange].",
 )
 
 dead_letter_body_option = option(
-    "--dead-letter-body", type=click.Choice(["record", "raw"]), default="record", show_default=True,
+    "--dead-letter-body", type=click.Choice(["record", "raw"]), default=None,
     help="record: a dead-letter record (reason, error, the line); raw: the rejected bytes as they "
          "came, nothing added (on the broker the reason, error and stage go in x-evtool-* "
-         "headers). raw needs a --dead-letter of its own or the broker.",
+         "headers). raw needs a --dead-letter of its own or the broker. [default: the pack's "
+         "wire.json, else record]",
 )
 
 

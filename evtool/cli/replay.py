@@ -13,14 +13,16 @@ from evtool.cli.packs import pack_from_options
 from evtool.console import say
 from evtool.core.instant import MICROS, iso_us
 from evtool.core.pacing import Pacer
+from evtool.core.pack import Pack
 from evtool.core.printable import printable
 from evtool.core.roles import Roles
 from evtool.runtime.loop import ExitStatus, say_summary, silence_stdout
 from evtool.runtime.produce import pump
 from evtool.runtime.progress import Meter, counting, on_terminal
 from evtool.runtime.stage import fail, open_output
+from evtool.schemas import builtin_packs, load_pack
 from evtool.store import Store, StoreError, open_store
-from evtool.store.lab3 import Lab3Record, lab3_kind
+from evtool.store.foreign import ForeignRecord, foreign_kind
 from evtool.store.replay import (
     Filters,
     count_events,
@@ -63,15 +65,14 @@ def replay(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool,
         until_us=start_micros(until, "--until") if until else None,
         source=source, region=region, metric_id=metric_id)
     pack = pack_from_options(pack_spec)
-    wire = pack.wire
-    found = lab3_kind(db) if not db.startswith(("postgresql://", "postgres://")) else None
+    found = foreign_record(db, pack)
     if found is None and _is_text(db):
-        raise click.UsageError(f"--db {db} is neither an audit database nor lab3's audit_log.jsonl "
-                               "(whose lines hold event_content); to replay NDJSON, give it to a "
-                               "stage's -i")
+        raise click.UsageError(f"--db {db} is neither an audit database nor a log a pack's wire.json "
+                               "reads (such as lab3's audit_log.jsonl); to replay NDJSON, give it to "
+                               "a stage's -i")
     if found is not None:
-        return replay_lab3(Lab3Record(db, found), filters, verify_metrics, output_spec, amqp_url,
-                           connect_timeout, wire, speed, quiet)
+        return replay_foreign(found, filters, verify_metrics, output_spec, amqp_url,
+                              connect_timeout, speed, quiet)
     try:
         store = open_store(db, readonly=True)
     except StoreError as exc:
@@ -82,8 +83,7 @@ def replay(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool,
         known(store, db, metric_id)
     if (since or until) and not quiet:
         hint_when_empty(store, filters)
-    sink = open_output("replay", output_spec, amqp_url, connect_timeout, wire, keeps={"--db": db},
-                       roles=pack.roles)
+    sink = open_output("replay", output_spec, amqp_url, connect_timeout, pack, keeps={"--db": db})
     items = ((ts_us / MICROS, raw.encode("utf-8")) for ts_us, raw in stored_events(store, filters))
     pacer = Pacer(time.monotonic, speed) if speed else None
     progress = counting("replay", count_events(store, filters) if on_terminal() else None, quiet)
@@ -122,15 +122,28 @@ def _is_text(path: str) -> bool:
         return False
 
 
-def replay_lab3(record: Lab3Record, filters: Filters, verify_metrics: bool, output_spec: str,
-                amqp_url: str, connect_timeout: float, wire: str, speed: float | None,
-                quiet: bool) -> ExitStatus:
-    """lab3's own record: said as such, replayed with the same filters."""
+def foreign_record(db: str, pack: Pack) -> ForeignRecord | None:
+    """Another pipeline's audit record at `db`, as the given pack's wire.json or else a built-in
+    pack's reads it; None for an evtool audit database (or nothing readable)."""
+    if db.startswith(("postgresql://", "postgres://")):
+        return None
+    for candidate in (pack, *(load_pack(name) for name in builtin_packs() if name != pack.name)):
+        kind = foreign_kind(db, candidate)
+        if kind is not None:
+            return ForeignRecord(db, kind, candidate)
+    return None
+
+
+def replay_foreign(record: ForeignRecord, filters: Filters, verify_metrics: bool, output_spec: str,
+                   amqp_url: str, connect_timeout: float, speed: float | None,
+                   quiet: bool) -> ExitStatus:
+    """Another pipeline's own record: said as such, replayed with the same filters, published
+    as its pack's wire says."""
     if verify_metrics:
-        raise click.UsageError(f"{record.path} is lab3's {record.kind}: its metrics have no "
+        raise click.UsageError(f"{record.path} is {record.shown}: its metrics have no "
                                "window to recompute (--verify needs an evtool audit database)")
-    say("replay", f"reading lab3's {record.kind} at {record.path}")
-    sink = open_output("replay", output_spec, amqp_url, connect_timeout, wire,
+    say("replay", f"reading {record.shown} at {record.path}")
+    sink = open_output("replay", output_spec, amqp_url, connect_timeout, record.pack,
                        keeps={"--db": record.path})
     pacer = Pacer(time.monotonic, speed) if speed else None
     items = ((at / MICROS, line) for at, line in record.events(filters))
@@ -139,8 +152,8 @@ def replay_lab3(record: Lab3Record, filters: Filters, verify_metrics: bool, outp
     except StoreError as exc:
         fail("replay", str(exc))
     if record.skipped:
-        say("replay", f"{record.skipped} of lab3's records skipped: not events with a time "
-                      "evtool can place")
+        say("replay", f"{record.skipped} of {record.pack.name}'s records skipped: not events "
+                      "with a time and id evtool can place")
     return status
 
 

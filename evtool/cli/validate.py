@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import click
 
 from evtool.cli.options import (
@@ -20,11 +18,6 @@ from evtool.core.validation import EventValidator, ValidateStage
 from evtool.runtime.loop import ExitStatus
 from evtool.runtime.stage import run_stage
 from evtool.schemas import derived_schemas
-
-
-def utc_now_text() -> str:
-    """lab3 stamps its dead letters with the wall clock, to the second."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 @click.command()
@@ -59,13 +52,11 @@ def validate(
     pack = pack_from_options(pack_spec, schema_dir_path, regions)
 
     def make() -> ValidateStage:
-        stamp = utc_now_text if pack.wire == "lab3" else None
-        return ValidateStage(EventValidator(pack), DerivedChecker(derived_schemas()), Stats(),
-                             max_line_bytes, stamp)
+        return ValidateStage(EventValidator(pack), DerivedChecker(derived_schemas(), pack.wire),
+                             Stats(), max_line_bytes)
 
     return run_stage("validate", make, input_spec=input_spec, input_files=files, output_spec=output_spec,
               dead_letter_spec=dead_letter_spec, dead_letter_body=dead_letter_body,
               amqp_url=amqp_url, quiet=quiet,
               max_line_bytes=max_line_bytes, connect_timeout=connect_timeout, prefetch=prefetch,
-              metrics_port=metrics_port, partitions=partitions, wire=pack.wire,
-              roles=pack.roles)
+              metrics_port=metrics_port, partitions=partitions, pack=pack)

@@ -20,7 +20,7 @@ from evtool.cli.serve import serve, serve_metrics
 from evtool.console import say
 from evtool.core.dashboard import DashboardStats
 from evtool.core.derived import DerivedChecker
-from evtool.core.roles import Roles
+from evtool.core.pack import Pack
 from evtool.runtime.loop import ExitStatus, Interrupted, Signals, say_summary
 from evtool.runtime.stage import fail, inputs, refuse_overwriting
 from evtool.schemas import derived_schemas
@@ -35,10 +35,10 @@ REDRAW_S = 0.25
 class Reader:
     """Reads on its own thread so drawing never slows reading (and the reverse)."""
 
-    def __init__(self, source: Source, wire: str = "evtool", roles: Roles | None = None) -> None:
+    def __init__(self, source: Source, pack: Pack) -> None:
         self.source = source
-        self.stats = DashboardStats(checker=DerivedChecker(derived_schemas()), wire=wire,
-                                    roles=roles or Roles())
+        self.stats = DashboardStats(checker=DerivedChecker(derived_schemas(), pack.wire),
+                                    wire=pack.wire, roles=pack.roles)
         self.lock = threading.Lock()
         self.done = threading.Event()
         self.halted = False
@@ -127,10 +127,10 @@ def watch(files: tuple[str, ...], input_spec: str, output_spec: str, amqp_url: s
                      "read the dashboard")
     try:
         source = open_source(Endpoint(input_spec, amqp_url, Side.IN, "watch", prefetch, connect_timeout,
-                                      wire=pack.wire, files=files), 64 << 20)
+                                      wire=pack.wire, roles=pack.roles, files=files), 64 << 20)
     except TransportError as exc:
         fail("watch", str(exc))
-    reader = Reader(source, pack.wire, pack.roles)
+    reader = Reader(source, pack)
     signals = Signals()
     signals.install()
     status = ExitStatus.OK

@@ -11,7 +11,6 @@ from typing import Any
 
 import orjson
 
-from evtool.core import lab3
 from evtool.core.anomaly import AlertConfig, AnomalyDetector
 from evtool.core.dedupe import compact_id, fold_id
 from evtool.core.derived import DerivedChecker
@@ -30,6 +29,7 @@ from evtool.core.roles import RoleError, Roles
 from evtool.core.stats import Stats
 from evtool.core.tally import Tally
 from evtool.core.windows import Window
+from evtool.core.wire import Topology, Wire
 
 STAGE = "aggregate"
 
@@ -43,7 +43,7 @@ class AggregateConfig:
     alerts: AlertConfig | None = field(default_factory=AlertConfig)
     partition: int | None = None
     max_ahead: float = 86400.0
-    wire: str = "evtool"
+    wire: Wire = field(default_factory=lambda: Wire({}, Topology()))
     roles: Roles = field(default_factory=Roles)
 
 
@@ -51,7 +51,7 @@ _METRIC_ID = name_ids("metric")
 
 
 def window_records(window: Window, size: int, duplicates: int = 0,
-                   partition: int | None = None, wire: str = "evtool") -> list[dict[str, Any]]:
+                   partition: int | None = None, wire: Wire | None = None) -> list[dict[str, Any]]:
     """The `window` record of a closed window followed by one `metric` per region, by region;
     `size` in microseconds."""
     start = window.index * size
@@ -96,10 +96,10 @@ def window_records(window: Window, size: int, duplicates: int = 0,
     }
     if partition is not None:
         record["partition"] = partition
-    if wire == "lab3":
-        record.update(lab3.window_fields(record))
+    if wire is not None and wire.records:
+        record.update(wire.extra("window", record))
         for metric in metrics:
-            metric.update(lab3.metric_fields(metric))
+            metric.update(wire.extra("metric", metric))
     return [record, *metrics]
 
 
@@ -206,7 +206,7 @@ class AggregateStage:
             return None
         roles = self.cfg.roles
         derived = roles.is_derived(event)
-        if derived or (self.cfg.wire == "lab3" and lab3.as_evtool_or_none(event) is not None):
+        if derived or self.cfg.wire.as_evtool_or_none(event) is not None:
             problem = self.derived.problem(event) if derived else None
             if problem is None:
                 out.append(line)

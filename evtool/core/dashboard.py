@@ -8,11 +8,11 @@ from typing import Any
 
 import orjson
 
-from evtool.core import lab3
 from evtool.core.derived import DerivedChecker
 from evtool.core.instant import MICROS, instant_us
 from evtool.core.records import parse
 from evtool.core.roles import Roles
+from evtool.core.wire import Topology, Wire
 
 TREND = 60
 ALERTS = 10
@@ -62,7 +62,7 @@ class DashboardStats:
     rejected: int = 0
     ids: Recent = field(default_factory=Recent)
     checker: DerivedChecker | None = None
-    wire: str = "evtool"
+    wire: Wire = field(default_factory=lambda: Wire({}, Topology()))
     roles: Roles = field(default_factory=Roles)
 
     def _repeat(self, key: Any) -> bool:
@@ -89,8 +89,8 @@ class DashboardStats:
                 self.unreadable += 1
                 continue
             kind = rec.get("kind") if self.roles.is_derived(rec) else None
-            if kind is None and self.wire == "lab3":
-                adapted = lab3.as_evtool_or_none(rec)      # lab3's own shapes, checked there
+            if kind is None:
+                adapted = self.wire.as_evtool_or_none(rec)  # the pack's foreign shapes, checked there
                 if adapted is not None:
                     rec, kind = adapted, adapted["kind"]
                     self._fold(rec, kind)

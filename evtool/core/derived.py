@@ -7,10 +7,10 @@ from typing import Any
 
 from evtool.core.checks import Check, Invalid, compile_schema, describe
 from evtool.core.instant import bound_us
+from evtool.core.invariants import Invariant, metric_sums, window_sums
 from evtool.core.pack import Schema
 from evtool.core.quickcheck import quick
-
-Invariant = Callable[[dict[str, Any]], str | None]
+from evtool.core.wire import Wire
 
 
 def _later(_value: Any) -> bool:
@@ -18,43 +18,18 @@ def _later(_value: Any) -> bool:
     return True
 
 
-def _span(rec: dict[str, Any]) -> str | None:
-    try:
-        start, end = bound_us(rec["window_start"]), bound_us(rec["window_end"])
-    except ValueError as exc:
-        return str(exc)
-    return None if start < end else "window_end must be after window_start"
-
-
-def _sum(values: Any) -> int:
-    return sum(values.values())
-
-
 def _window(rec: dict[str, Any]) -> str | None:
     total = rec["total"]
     if len(rec["event_ids"]) != total:
         return f"total {total} but {len(rec['event_ids'])} event_ids"
-    for field in ("by_source", "by_region"):
-        if _sum(rec[field]) != total:
-            return f"{field} adds up to {_sum(rec[field])}, not total {total}"
-    cells = rec["by_region_source"]
-    if cells.keys() != rec["by_region"].keys():
-        return "by_region_source and by_region name different regions"
-    for region, by_source in cells.items():
-        if _sum(by_source) != rec["by_region"][region]:
-            return f"by_region_source.{region} adds up to {_sum(by_source)}, not by_region's"
-    return _span(rec)
+    return window_sums(rec)
 
 
 def _metric(rec: dict[str, Any]) -> str | None:
-    if rec["date"] != rec["window_start"][:10]:
-        return f"date {rec['date']!r} is not the UTC date of window_start {rec['window_start']!r}"
     total = rec["total"]
-    if _sum(rec["counts"]) != total:
-        return f"counts add up to {_sum(rec['counts'])}, not total {total}"
     if len(rec["input_event_ids"]) != total:
         return f"total {total} but {len(rec['input_event_ids'])} input_event_ids"
-    return _span(rec)
+    return metric_sums(rec)
 
 
 def _alert(rec: dict[str, Any]) -> str | None:
@@ -94,7 +69,10 @@ class DerivedChecker:
     Instants are parsed once, by the invariants (the schemas' date-time format defers to them).
     """
 
-    def __init__(self, schemas: Mapping[str, Schema]) -> None:
+    def __init__(self, schemas: Mapping[str, Schema], wire: Wire | None = None) -> None:
+        """`wire`: the pack's, whose fields a derived record may carry beside evtool's: they
+        must agree with its own."""
+        self.wire = wire if wire is not None and wire.records else None
         self._checks: dict[str, Check] = {}
         self._id_lists: dict[str, list[str]] = {}
         self._quick: dict[str, Callable[[Any], bool] | None] = {}
@@ -121,4 +99,7 @@ class DerivedChecker:
             if name in record and not _all_strings(record[name]):
                 return f"{name} must contain only strings (rule: items)"
         invariant = INVARIANTS.get(kind)
-        return invariant(record) if invariant is not None else None
+        problem = invariant(record) if invariant is not None else None
+        if problem is None and self.wire is not None:
+            return self.wire.contradiction(record)
+        return problem

@@ -10,10 +10,11 @@ from typing import Any
 
 from evtool.core.roles import Roles, roles_from
 from evtool.core.schema_rules import RuleError, check_rules
+from evtool.core.wire import Topology, Wire, WireError
+from evtool.core.wirespec import wire_from
 
 Schema = dict[str, Any]
 GENERATE = "x-generate"
-WIRES = ("evtool", "lab3")
 
 
 class PackError(ValueError):
@@ -41,7 +42,7 @@ class Pack:
     burst: Burst
     where: str = ""
     builtin: bool = False
-    wire: str = "evtool"                  # whose broker topology and record shapes on the wire
+    wire: Wire = field(default_factory=lambda: Wire({}, Topology()))    # its broker side
     overlaid: frozenset[str] = field(default_factory=frozenset)
     roles: Roles = field(default_factory=Roles)
 
@@ -77,11 +78,6 @@ class Pack:
         region.pop("examples", None)
         return replace(self, envelope=envelope, overlaid=self.overlaid | {"envelope"})
 
-    @property
-    def is_shipped_evtool(self) -> bool:
-        """The built-in evtool pack's own envelope: the hand-written fast accept path applies."""
-        return self.builtin and self.name == "evtool"
-
 
 def external_refs(schema: Any, path: str = "") -> Iterator[tuple[str, str]]:
     """(where, ref) for every $ref that does not point inside its own document."""
@@ -96,8 +92,11 @@ def external_refs(schema: Any, path: str = "") -> Iterator[tuple[str, str]]:
             yield from external_refs(value, f"{path}/{i}")
 
 
+WireDoc = tuple[Any, Mapping[str, Any], str]       # (wire.json, its format's schema, where)
+
+
 def make_pack(meta: Any, envelope: Any, payloads: dict[str, Any], where: str,
-              builtin: bool = False) -> Pack:
+              builtin: bool = False, wire_doc: WireDoc | None = None) -> Pack:
     """A Pack from its parsed files, or a PackError naming the file and the problem."""
     if not isinstance(meta, dict):
         raise PackError(f"{where}pack.json: must be a JSON object")
@@ -113,9 +112,13 @@ def make_pack(meta: Any, envelope: Any, payloads: dict[str, Any], where: str,
         raise PackError(f"{where}payloads/: no <source>.json in it")
     weights = _weights(meta.get("sources"), payloads, where)
     burst = _burst(meta.get("burst"), weights, where)
-    wire = meta.get("wire", "evtool")
-    if wire not in WIRES:
-        raise PackError(f"{where}pack.json: 'wire' must be one of {', '.join(WIRES)}")
+    if "wire" in meta:
+        raise PackError(f"{where}pack.json: 'wire' is not a pack.json field: a pack's broker side "
+                        "is its wire.json")
+    try:
+        wire = wire_from(*wire_doc[:2], sorted(payloads), wire_doc[2]) if wire_doc else Wire({}, Topology())
+    except WireError as exc:
+        raise PackError(str(exc)) from None
     try:
         roles = roles_from(meta, sorted(payloads), where)
     except ValueError as exc:

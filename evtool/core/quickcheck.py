@@ -7,15 +7,19 @@ generated function per object schema, every test inlined (closures per field cos
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
+from evtool.core.checks import FORMATS, simple_predicate
+from evtool.core.pack import GENERATE
 from evtool.core.patterns import linear
 
 Pred = Callable[[Any], bool]
-_SIMPLE = {"type", "minimum", "maximum", "exclusiveMinimum", "minLength", "pattern", "format",
-           "const", "additionalProperties", "properties", "required", "title", "description", "$ref",
-           "items", "$schema", "$id", "definitions", "examples"}
+_SIMPLE = {"type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength",
+           "maxLength", "pattern", "format", "enum", "const", "additionalProperties", "properties",
+           "required", "title", "description", "$ref", "items", "$schema", "$id", "definitions",
+           "examples", "if", "then", GENERATE}
 _MISSING = object()
 
 
@@ -24,8 +28,9 @@ class _Unknown(Exception):
 
 
 class _Compiler:
-    def __init__(self, root: dict[str, Any]) -> None:
+    def __init__(self, root: dict[str, Any], formats: dict[str, Any]) -> None:
         self.root = root
+        self.formats = formats
         self.ns: dict[str, Any] = {"_MISSING": _MISSING}
         self.source: list[str] = []
 
@@ -45,20 +50,32 @@ class _Compiler:
             return self.expr(self.root.get("definitions", {}).get(ref.rsplit("/", 1)[1]), x)
         if "const" in schema:
             want = schema["const"]
+            if type(want) not in (str, int, bool):
+                raise _Unknown
             return f"(type({x}) is {self.bind(type(want))} and {x} == {self.bind(want)})"
         kind = schema.get("type")
+        if "enum" in schema:
+            values = schema["enum"]
+            types = {type(v) for v in values} if isinstance(values, list) else {object}
+            if len(types) != 1 or not types <= {str, int} or set(schema) - _NOTES - {"enum", "type"} \
+                    or kind not in (None, *_NAMES[types.pop()]):
+                raise _Unknown
+            return f"(type({x}) is {self.bind(type(values[0]))} and {x} in {self.bind(frozenset(values))})"
         if kind == "string":
-            if "format" in schema and "pattern" not in schema:
-                raise _Unknown                            # the format's own check must run
             test = f"type({x}) is str"
             if schema.get("minLength"):
                 test += f" and len({x}) >= {int(schema['minLength'])}"
+            if "maxLength" in schema:
+                test += f" and len({x}) <= {int(schema['maxLength'])}"
             if "pattern" in schema:
                 test += f" and {self.bind(linear(schema['pattern']).search)}({x}) is not None"
+            if "format" in schema:
+                test += f" and {self.bind(self.format(schema['format']))}({x})"
             return f"({test})"
         if kind in ("integer", "number"):
             test = f"type({x}) is int" if kind == "integer" else f"type({x}) in (int, float)"
-            for key, op in (("minimum", ">="), ("maximum", "<="), ("exclusiveMinimum", ">")):
+            for key, op in (("minimum", ">="), ("maximum", "<="), ("exclusiveMinimum", ">"),
+                            ("exclusiveMaximum", "<")):
                 if key in schema:
                     test += f" and {x} {op} {self.bind(schema[key])}"
             return f"({test})"
@@ -69,6 +86,13 @@ class _Compiler:
         if kind == "object":
             return f"{self.object(schema)}({x})"
         raise _Unknown
+
+    def format(self, name: Any) -> Callable[[str], Any]:
+        """The same check the compiled schema runs for this format (unknown: not fast)."""
+        check = self.formats.get(name)
+        if check is None:
+            raise _Unknown
+        return re.compile(check).match if isinstance(check, str) else check
 
     def object(self, schema: dict[str, Any]) -> str:
         name = f"f{len(self.source)}"
@@ -87,20 +111,45 @@ class _Compiler:
             lines.append("        return False")
         extra = schema.get("additionalProperties", True)
         if extra is False:
-            raise _Unknown
-        if isinstance(extra, dict):
+            lines += [f"    if not v.keys() <= {self.bind(frozenset(props))}:", "        return False"]
+        elif isinstance(extra, dict):
             known = self.bind(frozenset(props))
             lines += ["    for k, x in v.items():",
                       f"        if k not in {known} and not {self.expr(extra, 'x')}:",
                       "            return False"]
+        if "if" in schema:
+            lines += self.conditional(schema)
         lines.append("    return True")
         self.source[int(name[1:])] = "\n".join(lines)
         return name
 
 
-def quick(schema: Any, root: dict[str, Any]) -> Pred | None:
-    """A predicate implying `schema` holds, or None when this schema uses more than it knows."""
-    compiler = _Compiler(root)
+    def conditional(self, schema: dict[str, Any]) -> list[str]:
+        """if/then: the `if` decided exactly (its common form only), the `then` as fast as any."""
+        when = simple_predicate(schema["if"]) if isinstance(schema["if"], dict) else None
+        then = schema.get("then")
+        if when is None or not isinstance(then, dict) or not _plain_values(schema["if"]):
+            raise _Unknown
+        then_test = self.object({"type": "object", **then})
+        return [f"    if {self.bind(when)}(v) and not {then_test}(v):", "        return False"]
+
+
+_NAMES = {str: ("string",), int: ("integer", "number")}
+_NOTES = {"title", "description", "examples", GENERATE}
+
+
+def _plain_values(when: dict[str, Any]) -> bool:
+    """An `if` comparing strings and booleans only (1 and 1.0 are one JSON number: not decided
+    here)."""
+    subs = when.get("properties", {}).values()
+    values = [v for sub in subs for v in ([sub["const"]] if "const" in sub else sub.get("enum", []))]
+    return all(type(v) in (str, bool) for v in values)
+
+
+def quick(schema: Any, root: dict[str, Any], formats: dict[str, Any] | None = None) -> Pred | None:
+    """A predicate implying `schema` holds, or None when this schema uses more than it knows.
+    `formats`: what a format name checks, as the compiled schema was given them."""
+    compiler = _Compiler(root, {**FORMATS, **(formats or {})})
     try:
         top = compiler.expr(schema, "v")
     except _Unknown:

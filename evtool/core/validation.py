@@ -7,13 +7,12 @@ from typing import Any
 
 import orjson
 
-from evtool.core import lab3
 from evtool.core.checks import Check, Invalid, compile_schema, describe, json_type
 from evtool.core.derived import DerivedChecker
-from evtool.core.fastpath import fast_accept
 from evtool.core.instant import is_instant
 from evtool.core.lineshape import line_matcher
 from evtool.core.pack import Pack
+from evtool.core.quickcheck import Pred, quick
 from evtool.core.records import deadletter, parse, reject_unparsable
 from evtool.core.roles import RoleError
 from evtool.core.stats import Stats
@@ -33,11 +32,7 @@ class EventValidator:
             for source, schema in pack.payloads.items()
         }
         self.roles = roles = pack.roles
-        if pack.is_shipped_evtool and roles.is_default:
-            shipped = set(pack.payloads) - pack.overlaid
-            self.accept = fast_accept(pack.envelope, pack.payloads, shipped)
-        else:
-            self.accept = _never
+        self.accept = fast_accept(pack)
         # whole lines laid out as gen writes them are judged without parsing (any pack it mirrors)
         self.line_match = line_matcher(pack) if roles.is_default else None
         payload = roles.payload.lstrip("/").replace("/", ".")
@@ -77,14 +72,44 @@ def _never(_event: Any) -> bool:
     return False
 
 
+def fast_accept(pack: Pack) -> Pred:
+    """True only for events certainly valid, compiled from the pack's schemas; anything it does
+    not accept goes to the compiled schemas, which decide and explain."""
+    envelope = quick(pack.envelope, pack.envelope)
+    payloads = {s: p for s, p in ((s, quick(v, v)) for s, v in pack.payloads.items()) if p}
+    if envelope is None or not payloads:
+        return _never
+    roles = pack.roles
+    if roles.is_default:
+        def accept(ev: Any) -> bool:
+            if not envelope(ev):
+                return False
+            source = ev.get("source")
+            check = payloads.get(source) if type(source) is str else None
+            return check is not None and check(ev.get("payload"))
+        return accept
+
+    def accept_by_roles(ev: Any) -> bool:
+        if not envelope(ev):
+            return False
+        try:
+            check = payloads.get(roles.source_of(ev))
+            return check is not None and check(roles.payload_of(ev))
+        except RoleError:
+            return False
+    return accept_by_roles
+
+
 class ValidateStage:
     """Valid events pass byte for byte; invalid lines become dead letters; derived records pass."""
 
     def __init__(self, validator: EventValidator, derived: DerivedChecker, stats: Stats,
                  max_line_bytes: int, wall_clock: Callable[[], str] | None = None) -> None:
-        """`wall_clock`: on lab3's wire, dead letters also take lab3's shape, stamped with it."""
+        """`wall_clock`: what stamps a dead letter where the pack's wire has it carry the time."""
         self.validator = validator
         self.derived = derived
+        self.wire = wire = validator.pack.wire
+        self.shapes = bool(wire.records.get("deadletter"))
         self.wall_clock = wall_clock
         self.stats = stats
         self.max_line_bytes = max_line_bytes
@@ -120,8 +145,8 @@ class ValidateStage:
                 valid += 1
                 out.append(line)
                 continue
-            if type(obj) is dict and self.validator.roles.is_derived(obj):
-                problem = self.derived.problem(obj)
+            derived, problem = self._derived(obj) if type(obj) is dict else (False, None)
+            if derived:
                 if problem is None:
                     out.append(line)
                 else:
@@ -138,18 +163,22 @@ class ValidateStage:
                 dead.append(self._shaped(deadletter(STAGE, "schema", problem, line, eid)))
         stats.events += valid
 
+    def _derived(self, obj: dict[str, Any]) -> tuple[bool, str | None]:
+        """(whether `obj` is a derived record, what is wrong with it): by evtool's `kind`, or in
+        one of the pack's foreign shapes (which the wire checks as it reads them)."""
+        if self.validator.roles.is_derived(obj):
+            return True, self.derived.problem(obj)
+        try:
+            return self.wire.as_evtool(obj) is not None, None
+        except ValueError as exc:
+            return True, str(exc)
+
     def _shaped(self, letter: bytes) -> bytes:
-        """On lab3's wire, lab3's {original_event, error, failed_at, service} beside evtool's
-        own fields (lab3's tools read those)."""
-        if self.wall_clock is None:
+        """The fields the pack's wire has a dead letter carry beside evtool's own."""
+        if not self.shapes:
             return letter
         record = orjson.loads(letter)
-        try:
-            original: Any = orjson.loads(record["raw"])
-            orjson.dumps(original)      # nested deeper than orjson writes: carried as its text
-        except (orjson.JSONDecodeError, TypeError):
-            original = record["raw"]
-        record.update(lab3.deadletter_fields(original, self.wall_clock()))
+        record.update(self.wire.extra("deadletter", record, self.wall_clock))
         return orjson.dumps(record)
 
     def idle(self, out: list[bytes], dead: list[bytes]) -> None:

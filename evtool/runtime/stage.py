@@ -9,8 +9,8 @@ from typing import NoReturn
 
 import click
 
+from evtool.core.pack import Pack
 from evtool.core.records import ORIGINALS
-from evtool.core.roles import Roles
 from evtool.runtime.loop import ExitStatus, Outputs, Processor, StageFailed, run_filter
 from evtool.runtime.metrics import StageMetrics, reconnects_of
 from evtool.runtime.progress import reading
@@ -67,15 +67,14 @@ def _holds_sqlite(path: str) -> bool:
         return False
 
 
-def open_output(stage: str, spec: str, amqp_url: str, connect_timeout: float,
-                wire: str = "evtool", keeps: Mapping[str, str | None] | None = None,
-                roles: Roles | None = None) -> Sink:
+def open_output(stage: str, spec: str, amqp_url: str, connect_timeout: float, pack: Pack,
+                keeps: Mapping[str, str | None] | None = None) -> Sink:
     """The sink of a stage that only produces (gen, replay); exits 1 with one line if it cannot,
     2 if it would overwrite what it `keeps`."""
     refuse_overwriting({"--output": spec}, keeps or {})
     try:
         return open_sink(Endpoint(spec, amqp_url, Side.OUT, stage, connect_timeout=connect_timeout,
-                                  wire=wire, roles=roles or Roles()))
+                                  wire=pack.wire, roles=pack.roles))
     except TransportError as exc:
         fail(stage, str(exc))
 
@@ -105,7 +104,8 @@ def run_stage(
     input_spec: str,
     output_spec: str,
     dead_letter_spec: str | None,
-    dead_letter_body: str = "record",
+    pack: Pack,
+    dead_letter_body: str | None = None,
     amqp_url: str,
     quiet: bool,
     max_line_bytes: int,
@@ -116,8 +116,6 @@ def run_stage(
     partitions: int = 1,
     partition: int = 0,
     also_writes: dict[str, str] | None = None,
-    wire: str = "evtool",
-    roles: Roles | None = None,
     wrap_source: Callable[[Source], Source] | None = None,
     keeps: Mapping[str, str | None] | None = None,
     input_files: tuple[str, ...] = (),
@@ -134,7 +132,7 @@ def run_stage(
     source: Source | None = None
     try:
         inp = Endpoint(input_spec, amqp_url, Side.IN, stage, prefetch, connect_timeout, partitions,
-                       partition, wire, input_files, roles or Roles())
+                       partition, pack.wire, input_files, pack.roles)
         source = open_source(inp, max_line_bytes)
         if wrap_source is not None:
             source = wrap_source(source)
@@ -145,7 +143,8 @@ def run_stage(
                                        "destroy (or endlessly grow) what this stage reads")
         output = replace(inp, spec=output_spec, role=Side.OUT)
         sink = open_sink(output)
-        dead = dead_letter_endpoint(dead_letter_spec, output, dead_letter_body == "raw")
+        body = dead_letter_body or pack.wire.dead_letter_body
+        dead = dead_letter_endpoint(dead_letter_spec, output, body == "raw")
         ORIGINALS.keep = dead is not None and dead.raw_body
         outputs = Outputs(sink, open_sink(dead) if dead else None, processor.stats, stage)
     except TransportError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import cache
 from importlib import resources
 from importlib.abc import Traversable
 from pathlib import Path
@@ -83,7 +84,32 @@ def _load(folder: Traversable | Path, where: str, builtin: bool) -> Pack:
             if entry.name.endswith(".json") and entry.is_file():
                 name = entry.name[: -len(".json")]
                 payloads[name] = _read(entry, f"{where}payloads/{entry.name}")
-    return make_pack(meta, envelope, payloads, where, builtin)
+    return make_pack(meta, envelope, payloads, where, builtin, _wire_doc(folder, where))
+
+
+def _wire_doc(folder: Traversable | Path, where: str) -> tuple[Any, dict[str, Any], str]:
+    """The pack's wire.json over the default pack's: what a pack leaves out of its broker side
+    (a whole top-level key) is evtool's own (contract §4)."""
+    entry = folder.joinpath("wire.json")
+    if isinstance(entry, Path) and isinstance(folder, Path) and entry.exists() and \
+            not entry.resolve().is_relative_to(folder.resolve()):
+        raise PackError(f"{where}wire.json: leads out of the pack (a link to {entry.resolve()})")
+    shown = f"pack {DEFAULT_PACK}: wire.json"
+    default = _read(_packs_root().joinpath(DEFAULT_PACK).joinpath("wire.json"), shown)
+    if not entry.is_file():
+        return default, wire_format(), shown
+    own = _read(entry, f"{where}wire.json")
+    if not isinstance(own, dict):
+        raise PackError(f"{where}wire.json: must be a JSON object")
+    return {**default, **own}, wire_format(), f"{where}wire.json"
+
+
+@cache
+def wire_format() -> dict[str, Any]:
+    """The JSON Schema of wire.json (shipped, and printed by --show-pack's reader)."""
+    found: dict[str, Any] = _read(resources.files(__name__).joinpath("wire").joinpath("wire.schema.json"),
+                                  "wire.schema.json")
+    return found
 
 
 def schema_dir(path: str | Path) -> dict[str, dict[str, Any]]:

@@ -14,7 +14,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from evtool.core import lab3, metricline
+from evtool.core import metricline
 from evtool.core.dedupe import fold_id
 from evtool.core.derived import DerivedChecker
 from evtool.core.instant import MICROS, bound_us, shaped_us
@@ -22,6 +22,7 @@ from evtool.core.metricline import MetricLine
 from evtool.core.records import deadletter, name_id, parse, reject_unparsable
 from evtool.core.roles import Roles
 from evtool.core.stats import Stats
+from evtool.core.wire import Wire
 from evtool.store import Conflicts, StoreError, Writer
 from evtool.store.sqlite import NUL_ESCAPE, Rows
 
@@ -82,7 +83,7 @@ class AuditStage:
 
     def __init__(self, store: Writer, stats: Stats, derived: DerivedChecker, *,
                  batch_records: int = 100_000,
-                 batch_seconds: float = 1.0, jsonl: BinaryIO | None = None, wire: str = "evtool",
+                 batch_seconds: float = 1.0, jsonl: BinaryIO | None = None, wire: Wire | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  reader: re.Pattern[str] | None = None, overlap: bool = False,
                  roles: Roles | None = None) -> None:
@@ -104,7 +105,7 @@ class AuditStage:
         self._pending: deque[Pending] = deque()
         self.stats = stats
         self.derived = derived
-        self.lab3 = wire == "lab3"
+        self.wire = wire if wire is not None and wire.foreign else None
         self.batch_records = batch_records
         self.batch_seconds = batch_seconds
         self.jsonl = jsonl
@@ -167,8 +168,8 @@ class AuditStage:
                 if type(record) is not dict:
                     raise ValueError("a record must be a JSON object")
                 derived = self.roles.is_derived(record)
-                adapted = lab3.as_evtool(record) if self.lab3 and not derived else None
-                if adapted is not None:                     # lab3's own shapes, checked there
+                adapted = self.wire.as_evtool(record) if self.wire and not derived else None
+                if adapted is not None:                     # the pack's foreign shapes, checked there
                     self._add_derived(adapted, line, now)
                     self._mirror.append(line)
                 elif derived:

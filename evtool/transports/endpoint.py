@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from evtool.core.roles import Roles
+from evtool.core.wire import Topology, Wire
 
 
 class Side(str, Enum):
@@ -28,7 +29,7 @@ class Endpoint:
     connect_timeout: float = 30.0
     partitions: int = 1
     partition: int = 0
-    wire: str = "evtool"                   # whose default topology 'amqp' means (a pack's wire)
+    wire: Wire = field(default_factory=lambda: Wire({}, Topology()))   # what 'amqp' means: the pack's
     files: tuple[str, ...] = ()            # input files read one after another (FILE... arguments)
     roles: Roles = field(default_factory=Roles)     # where events keep source, id and region
     raw_body: bool = False                 # a dead-letter side that sends the rejected bytes as they came

@@ -17,4 +17,4 @@ def open_amqp_source(end: Endpoint, max_line_bytes: int) -> Source:
 def open_amqp_sink(end: Endpoint) -> Sink:
     target = resolve(end.spec, end.amqp_url, end.stage, end.role, end.partitions, end.partition,
                      end.wire)
-    return AmqpSink(target, end.stage, end.connect_timeout, end.roles, end.raw_body)
+    return AmqpSink(target, end.stage, end.connect_timeout, end.roles, end.raw_body, end.wire)

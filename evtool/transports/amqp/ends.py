@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, cast
 
 import orjson
@@ -13,13 +13,13 @@ import pika
 from evtool.console import speaker
 from evtool.core.records import parse, raw_body
 from evtool.core.roles import RoleError, Roles
+from evtool.core.wire import Wire
 from evtool.transports.amqp.link import Delivery, Link, Outgoing
 from evtool.transports.amqp.topology import AmqpTarget
 from evtool.transports.base import Batch, Sink, Source
 
 BATCH = 2000
 IDLE_POLL = 1.0
-ROUTING_BY_KIND = {"window": "analytics.window", "metric": "metrics.daily", "alert": "alerts.anomaly"}
 ID_FIELD = {"metric": "metric_id", "alert": "alert_id"}
 
 
@@ -153,12 +153,12 @@ def one_line(body: bytes) -> bytes:
         return body
 
 
-def record_route(line: bytes, region_header: bool = False, roles: Roles | None = None
-                 ) -> tuple[str, str, dict[str, str] | None]:
-    """(routing key, message id, headers) of a record: events by source, derived records by kind
-    (both where the pack's roles say). Events get a `region` header only where partitioned
-    aggregation hashes on it: a header table on every message cost a quarter of validate's
-    throughput on the broker."""
+def record_route(line: bytes, region_header: bool = False, roles: Roles | None = None,
+                 routes: Mapping[str, str] | None = None) -> tuple[str, str, dict[str, str] | None]:
+    """(routing key, message id, headers) of a record: events by source (where the pack's roles
+    say), derived records by kind (the key the pack's wire routes it by, else the kind). Events
+    get a `region` header only where partitioned aggregation hashes on it: a header table on
+    every message cost a quarter of validate's throughput on the broker."""
     try:
         rec = orjson.loads(line)
     except orjson.JSONDecodeError:
@@ -174,7 +174,7 @@ def record_route(line: bytes, region_header: bool = False, roles: Roles | None =
     message_id = rec.get(ID_FIELD.get(kind, ""))
     if not isinstance(message_id, str):
         message_id = hashlib.sha1(line).hexdigest()
-    return ROUTING_BY_KIND.get(kind, str(kind)), message_id, None
+    return (routes or {}).get(kind, str(kind)), message_id, None
 
 
 def _event_route(rec: dict[str, Any], region_header: bool, roles: Roles
@@ -193,10 +193,14 @@ class AmqpSink(Sink):
     """Publishes persistent JSON messages with confirms; `flush` waits for every confirm."""
 
     def __init__(self, target: AmqpTarget, stage: str, connect_timeout: float,
-                 roles: Roles | None = None, raw_body: bool = False) -> None:
+                 roles: Roles | None = None, raw_body: bool = False, wire: Wire | None = None
+                 ) -> None:
         """`roles`: where a pack keeps source, id and region (None or evtool's own: read by name).
-        `raw_body`: dead letters go out as the rejected bytes, the reason in headers."""
+        `raw_body`: dead letters go out as the rejected bytes, the reason in headers.
+        `wire`: the pack's routing keys by kind and its records' content type."""
         self.roles = None if roles is None or roles.is_default else roles
+        self.routes = dict(wire.routes) if wire is not None else {}
+        self.content_type = wire.content_type if wire is not None else "application/json"
         self.raw_body = raw_body
         self.description = target.shown
         self.topology = target.topology
@@ -219,13 +223,14 @@ class AmqpSink(Sink):
         fixed = self.topology.routing_key
         batch = []
         for line in lines:
-            content_type: str | None = "application/json"
+            content_type: str | None = self.content_type
             headers: dict[str, str] | None
             if self.raw_body:
                 line, headers = raw_body(line)
                 key, message_id, content_type = "deadletter.raw", hashlib.sha1(line).hexdigest(), None
             else:
-                key, message_id, headers = record_route(line, self.region_header, self.roles)
+                key, message_id, headers = record_route(line, self.region_header, self.roles,
+                                                        self.routes)
             key = fixed or key
             if len(key.encode()) > SHORTSTR:
                 self._refused.append((line, f"its routing key would be {len(key.encode())} bytes "

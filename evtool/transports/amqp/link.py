@@ -22,7 +22,8 @@ from pika.adapters.select_connection import IOLoop
 from pika.exceptions import ChannelClosedByBroker, ProbableAccessDeniedError, ProbableAuthenticationError
 from pika.spec import Basic
 
-from evtool.transports.amqp.topology import AmqpTarget, Binding, redact
+from evtool.core.wire import Binding
+from evtool.transports.amqp.topology import AmqpTarget, redact
 from evtool.transports.base import TransportError
 
 WINDOW = 10_000
