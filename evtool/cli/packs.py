@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import click
+import orjson
 
 from evtool.core.pack import Pack, PackError
 from evtool.core.roles import Roles
+from evtool.core.wire import Topology, Wire
 from evtool.schemas import builtin_packs, load_pack, schema_dir
 
 
@@ -83,7 +85,57 @@ def describe_pack(pack: Pack) -> str:
              "  envelope:", *_fields(pack.envelope, "    ")]
     for source in pack.sources:
         lines += [f"  payload of {source}:", *_fields(pack.payloads[source], "    ")]
-    return "\n".join(lines)
+    return "\n".join([*lines, *describe_wire(pack.wire)])
+
+
+def _side(topology: Topology) -> str:
+    """One side of a stage on the broker, in a line."""
+    said = []
+    if topology.queue is not None:
+        said.append("consume " + ", ".join(q or "(a private queue)"
+                                           for q in (topology.queue, *topology.also_consume)))
+    if topology.exchange is not None:
+        key = f"key {topology.routing_key}" if topology.routing_key else "key by record"
+        said.append(f"publish to {topology.exchange or '(the default exchange)'}, {key}")
+    binds: dict[tuple[str, str], list[str]] = {}
+    for b in topology.bindings:
+        binds.setdefault((b.queue or "(private)", b.exchange), []).append(b.key)
+    said += [f"{q} <- {ex} [{' '.join(keys)}]" for (q, ex), keys in binds.items()]
+    named = {topology.queue, *topology.also_consume, *(b.queue for b in topology.bindings)}
+    if alone := [q for q in topology.queues if q not in named]:
+        said.append("declares " + " ".join(alone))
+    if topology.only_mandatory:
+        said.append("other keys may go unrouted")
+    elif topology.optional_keys:
+        said.append(f"may go unrouted: {' '.join(topology.optional_keys)}")
+    return "; ".join(said)
+
+
+def describe_wire(wire: Wire) -> list[str]:
+    """The pack's broker side (its wire.json, or evtool's), for people."""
+    doc = wire.document
+    lines = [f"  wire (from {wire.where}):",
+             "    exchanges: " + ", ".join(f"{n} ({t})" for n, t in doc.get("exchanges", {}).items())]
+    lines += [f"    {stage} {side}: {_side(t)}" for (stage, side), t in wire.sides.items()]
+    lines.append(f"    dead letters ({wire.dead_letter_body}): {_side(wire.dead)}")
+    if wire.routes:
+        lines.append("    derived records route by kind: " + ", ".join(
+            f"{k} {v}" for k, v in wire.routes.items()))
+    if wire.content_type != "application/json":
+        lines.append(f"    content type: {wire.content_type}")
+    for kind, fields in wire.records.items():
+        lines.append(f"    a {kind} also carries: " + ", ".join(n for n, _ in fields))
+    for shape in doc.get("foreign", ()):
+        lines.append(f"    reads as a {shape['kind']}: a record where "
+                     + orjson.dumps(shape["when"]).decode())
+    if wire.binary is not None:
+        lines.append("    reads binary-mode messages: attributes in headers "
+                     + " ".join(f"{p}<name>" for p in wire.binary.prefixes))
+    if wire.sqlite is not None:
+        lines.append(f"    replay reads a foreign SQLite audit: table {wire.sqlite.table}")
+    if wire.jsonl_event is not None:
+        lines.append(f"    replay reads a foreign JSON-lines log: the event at {wire.jsonl_event}")
+    return lines
 
 
 def list_packs(ctx: click.Context, _param: click.Parameter, value: bool) -> None:

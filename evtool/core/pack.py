@@ -92,7 +92,7 @@ def external_refs(schema: Any, path: str = "") -> Iterator[tuple[str, str]]:
             yield from external_refs(value, f"{path}/{i}")
 
 
-WireDoc = tuple[Any, Mapping[str, Any], str]       # (wire.json, its format's schema, where)
+WireDoc = tuple[Any, Mapping[str, Any] | None, str]   # (wire.json, its format's schema, where)
 
 
 def make_pack(meta: Any, envelope: Any, payloads: dict[str, Any], where: str,

@@ -16,10 +16,6 @@ from evtool.core.pack import GENERATE
 from evtool.core.patterns import linear
 
 Pred = Callable[[Any], bool]
-_SIMPLE = {"type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength",
-           "maxLength", "pattern", "format", "enum", "const", "additionalProperties", "properties",
-           "required", "title", "description", "$ref", "items", "$schema", "$id", "definitions",
-           "examples", "if", "then", GENERATE}
 _MISSING = object()
 
 
@@ -40,28 +36,40 @@ class _Compiler:
         return name
 
     def expr(self, schema: Any, x: str) -> str:
-        """A Python expression true only when the value in variable `x` passes `schema`."""
-        if not isinstance(schema, dict) or set(schema) - _SIMPLE:
+        """A Python expression true only when the value in variable `x` passes `schema`. Each
+        form takes only the keywords it checks: any other keyword makes it not fast."""
+        if not isinstance(schema, dict):
             raise _Unknown
         if "$ref" in schema:
             ref = schema["$ref"]
-            if len(schema) != 1 or not ref.startswith("#/definitions/"):
+            if len(schema) != 1 or not isinstance(ref, str) or not ref.startswith("#/definitions/"):
                 raise _Unknown
             return self.expr(self.root.get("definitions", {}).get(ref.rsplit("/", 1)[1]), x)
+        kind = schema.get("type")
         if "const" in schema:
             want = schema["const"]
-            if type(want) not in (str, int, bool):
+            _only(schema, {"const", "type"})
+            if type(want) not in (str, int, bool) or kind not in (None, *_NAMES.get(type(want), ())):
                 raise _Unknown
             return f"(type({x}) is {self.bind(type(want))} and {x} == {self.bind(want)})"
-        kind = schema.get("type")
         if "enum" in schema:
             values = schema["enum"]
-            types = {type(v) for v in values} if isinstance(values, list) else {object}
-            if len(types) != 1 or not types <= {str, int} or set(schema) - _NOTES - {"enum", "type"} \
-                    or kind not in (None, *_NAMES[types.pop()]):
+            _only(schema, {"enum", "type"})
+            types = {type(v) for v in values} if isinstance(values, list) and values else {object}
+            if len(types) != 1 or not types <= {str, int} or kind not in (None, *_NAMES[types.pop()]):
                 raise _Unknown
             return f"(type({x}) is {self.bind(type(values[0]))} and {x} in {self.bind(frozenset(values))})"
+        if kind is None:
+            _only(schema, set())
+            return "True"                                # annotations only: anything passes
+        if isinstance(kind, list):
+            _only(schema, {"type"})
+            if not kind or not all(k in _PYTHON for k in kind):
+                raise _Unknown
+            allowed = tuple(t for k in kind for t in _PYTHON[k])
+            return f"(type({x}) in {self.bind(allowed)})"
         if kind == "string":
+            _only(schema, {"type", "minLength", "maxLength", "pattern", "format"})
             test = f"type({x}) is str"
             if schema.get("minLength"):
                 test += f" and len({x}) >= {int(schema['minLength'])}"
@@ -73,17 +81,24 @@ class _Compiler:
                 test += f" and {self.bind(self.format(schema['format']))}({x})"
             return f"({test})"
         if kind in ("integer", "number"):
+            _only(schema, {"type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"})
             test = f"type({x}) is int" if kind == "integer" else f"type({x}) in (int, float)"
             for key, op in (("minimum", ">="), ("maximum", "<="), ("exclusiveMinimum", ">"),
                             ("exclusiveMaximum", "<")):
                 if key in schema:
+                    if type(schema[key]) not in (int, float):
+                        raise _Unknown
                     test += f" and {x} {op} {self.bind(schema[key])}"
             return f"({test})"
         if kind == "boolean":
+            _only(schema, {"type"})
             return f"(type({x}) is bool)"
         if kind == "array" and "items" not in schema:
+            _only(schema, {"type"})
             return f"(type({x}) is list)"
         if kind == "object":
+            _only(schema, {"type", "properties", "required", "additionalProperties", "if", "then",
+                           "not", "propertyNames"})
             return f"{self.object(schema)}({x})"
         raise _Unknown
 
@@ -117,12 +132,26 @@ class _Compiler:
             lines += ["    for k, x in v.items():",
                       f"        if k not in {known} and not {self.expr(extra, 'x')}:",
                       "            return False"]
+        if "not" in schema:
+            lines += self.forbidden(schema["not"])
+        if "propertyNames" in schema:
+            names = schema["propertyNames"]
+            if not isinstance(names, dict):
+                raise _Unknown
+            lines += ["    for k in v:", f"        if not {self.expr({'type': 'string', **names}, 'k')}:",
+                      "            return False"]
         if "if" in schema:
             lines += self.conditional(schema)
         lines.append("    return True")
         self.source[int(name[1:])] = "\n".join(lines)
         return name
 
+    def forbidden(self, schema: Any) -> list[str]:
+        """`not` in its common form: these properties never all together."""
+        if not isinstance(schema, dict) or set(schema) != {"required"} or \
+                not isinstance(schema["required"], list) or not schema["required"]:
+            raise _Unknown
+        return [f"    if {self.bind(frozenset(schema['required']))} <= v.keys():", "        return False"]
 
     def conditional(self, schema: dict[str, Any]) -> list[str]:
         """if/then: the `if` decided exactly (its common form only), the `then` as fast as any."""
@@ -130,12 +159,23 @@ class _Compiler:
         then = schema.get("then")
         if when is None or not isinstance(then, dict) or not _plain_values(schema["if"]):
             raise _Unknown
+        _only(then, {"type", "properties", "required"})
         then_test = self.object({"type": "object", **then})
         return [f"    if {self.bind(when)}(v) and not {then_test}(v):", "        return False"]
 
 
-_NAMES = {str: ("string",), int: ("integer", "number")}
-_NOTES = {"title", "description", "examples", GENERATE}
+_NAMES: dict[type, tuple[str, ...]] = {str: ("string",), int: ("integer", "number"), bool: ("boolean",)}
+_NOTES = {"title", "description", "examples", "default", "$schema", "$id", "$comment", "definitions",
+          GENERATE}
+_PYTHON: dict[str, tuple[type, ...]] = {
+    "string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,),
+    "null": (type(None),), "object": (dict,), "array": (list,)}
+
+
+def _only(schema: dict[str, Any], checked: set[str]) -> None:
+    """Refuse a schema with a keyword this form does not check."""
+    if set(schema) - checked - _NOTES:
+        raise _Unknown
 
 
 def _plain_values(when: dict[str, Any]) -> bool:

@@ -109,6 +109,7 @@ class Wire:
     sqlite: SqliteRecord | None = None
     jsonl_event: str | None = None
     document: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    where: str = ""                                  # the file it was read from
 
     def topology(self, stage: str, side: str) -> Topology | None:
         return self.dead if side == "dead" else self.sides.get((stage, side))
@@ -195,7 +196,8 @@ def side_topology(doc: Mapping[str, Any], exchanges: Mapping[str, str], sources:
         raise WireError(f"{where}.publish: {publish!r} is not one of 'exchanges'")
     used = tuple(dict.fromkeys(([publish] if publish else []) + [b.exchange for b in bindings]))
     consume = list(doc.get("consume", ()))
-    queues = tuple(dict.fromkeys(q for q in [*consume, *(b.queue for b in bindings)] if q))
+    queues = tuple(dict.fromkeys(q for q in [*doc.get("declare", ()), *consume,
+                                             *(b.queue for b in bindings)] if q))
     return Topology(
         exchanges=used, queues=queues, bindings=tuple(bindings),
         queue=consume[0] if consume else None, also_consume=tuple(consume[1:]),
