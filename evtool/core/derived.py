@@ -82,19 +82,29 @@ class DerivedChecker:
             self._id_lists[kind] = lists
             self._quick[kind] = quick(lean, lean)
 
+    def fast(self, record: dict[str, Any]) -> bool:
+        """The compiled fast path's "certainly valid" for the record's schema (id lists apart)."""
+        fast = self._quick.get(record.get("kind"))  # type: ignore[arg-type]
+        return fast is not None and fast(record)
+
+    def schema_problem(self, record: dict[str, Any]) -> str | None:
+        """The compiled schema's verdict alone (id lists apart)."""
+        check = self._checks.get(record.get("kind"))  # type: ignore[arg-type]
+        try:
+            if check is not None:
+                check(record)
+        except Invalid as exc:
+            return describe(exc, f"{record['kind']} record")
+        return None
+
     def problem(self, record: dict[str, Any]) -> str | None:
         kind = record.get("kind")
-        if type(kind) is not str:
+        if type(kind) is not str or kind not in self._checks:
             return None
-        check = self._checks.get(kind)
-        if check is None:
-            return None
-        fast = self._quick[kind]
-        if fast is None or not fast(record):
-            try:
-                check(record)
-            except Invalid as exc:
-                return describe(exc, f"{kind} record")
+        if not self.fast(record):
+            problem = self.schema_problem(record)
+            if problem is not None:
+                return problem
         for name in self._id_lists[kind]:
             if name in record and not _all_strings(record[name]):
                 return f"{name} must contain only strings (rule: items)"

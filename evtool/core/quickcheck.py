@@ -11,6 +11,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from fastjsonschema.draft07 import CodeGeneratorDraft07
+
 from evtool.core.checks import FORMATS, simple_predicate
 from evtool.core.pack import GENERATE
 from evtool.core.patterns import linear
@@ -104,7 +106,7 @@ class _Compiler:
 
     def format(self, name: Any) -> Callable[[str], Any]:
         """The same check the compiled schema runs for this format (unknown: not fast)."""
-        check = self.formats.get(name)
+        check = self.formats.get(name, _STANDARD_FORMATS.get(name))
         if check is None:
             raise _Unknown
         return re.compile(check).match if isinstance(check, str) else check
@@ -164,6 +166,8 @@ class _Compiler:
         return [f"    if {self.bind(when)}(v) and not {then_test}(v):", "        return False"]
 
 
+# the formats fastjsonschema checks itself, by the very expressions it runs
+_STANDARD_FORMATS: dict[str, str] = CodeGeneratorDraft07.FORMAT_REGEXS
 _NAMES: dict[type, tuple[str, ...]] = {str: ("string",), int: ("integer", "number"), bool: ("boolean",)}
 _NOTES = {"title", "description", "examples", "default", "$schema", "$id", "$comment", "definitions",
           GENERATE}

@@ -1,0 +1,142 @@
+"""The "certainly valid" fast paths, compiled from any pack's schemas and the record schemas: they
+may only say yes where the compiled schemas do (soundness), and they must fire on everything gen
+and aggregate write (completeness), or the speed is an accident of one pack."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from evtool.core.derived import DerivedChecker
+from evtool.core.validation import EventValidator
+from evtool.schemas import builtin_packs, derived_schemas, load_pack
+from tests.conftest import run
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKS = [*builtin_packs(), *(str(p) for p in sorted((ROOT / "examples" / "packs").iterdir()))]
+DROP = object()
+
+
+def _made(pack: str, n: int = 400) -> list[bytes]:
+    return run(["gen", "--pack", pack, "--count", str(n), "--seed", "12", "--fast", "-q"]).stdout.splitlines()
+
+
+_MADE = {pack: _made(pack) for pack in PACKS}
+
+
+@pytest.mark.parametrize("pack", PACKS)
+def test_the_fast_path_fires_on_every_event_gen_writes(pack: str) -> None:
+    validator = EventValidator(load_pack(pack))
+    events = [orjson.loads(line) for line in _MADE[pack]]
+    assert len(events) == 400
+    missed = [e for e in events if not validator.accept(e)]
+    assert not missed, f"{len(missed)} of 400 left the fast path, e.g. {missed[0]}"
+
+
+def _paths(value: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [at] if at else []
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            found += _paths(sub, (*at, key))
+    elif isinstance(value, list):
+        for i, sub in enumerate(value):
+            found += _paths(sub, (*at, i))
+    return found
+
+
+def _changed(event: Any, path: tuple[Any, ...], value: Any) -> Any:
+    event = copy.deepcopy(event)
+    parent = event
+    for step in path[:-1]:
+        parent = parent[step]
+    if value is DROP:
+        if isinstance(parent, dict):
+            del parent[path[-1]]
+        else:
+            parent.pop(path[-1])
+    else:
+        parent[path[-1]] = value
+    return event
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 300) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8) | st.sampled_from(["", "1.0", "0.3", "ZZ", "2026-02-30T00:00:00Z",
+                                             "2026-12-02T10:00:00", "a" * 300]),
+    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=4), inner, max_size=2),
+    max_leaves=4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(pack=st.sampled_from(PACKS), pick=st.integers(0, 10**6), changes=st.lists(
+    st.tuples(st.integers(0, 10**6), st.one_of(JSON, st.just(DROP))), min_size=1, max_size=3))
+def test_the_fast_path_says_yes_only_where_the_schemas_do(pack: str, pick: int, changes: list) -> None:
+    validator = _validators(pack)
+    made = _MADE[pack]
+    event = orjson.loads(made[pick % len(made)])
+    for where, value in changes:
+        paths = _paths(event)
+        if not paths:
+            break
+        event = _changed(event, paths[where % len(paths)], value)
+    if validator.accept(event):
+        assert validator.slow_error(event) is None, event
+
+
+_CACHE: dict[str, EventValidator] = {}
+
+
+def _validators(pack: str) -> EventValidator:
+    if pack not in _CACHE:
+        _CACHE[pack] = EventValidator(load_pack(pack))
+    return _CACHE[pack]
+
+
+def _derived_lines() -> list[dict[str, Any]]:
+    made = run(["gen", "--count", "6000", "--seed", "3", "--fast", "--invalid", "0.05",
+                "--burst-probability", "0.002", "-q"]).stdout
+    counted = run(["aggregate", "--window", "30", "--alert-min-count", "5", "-q"],
+                  stdin=run(["validate", "-q"], stdin=made).stdout).stdout
+    return [orjson.loads(x) for x in counted.splitlines()] + [
+        orjson.loads(x) for x in run(["validate", "-q"], stdin=made).stdout.splitlines()
+        if b'"kind":"deadletter"' in x]
+
+
+_DERIVED = _derived_lines()
+
+
+@pytest.mark.parametrize("kind", ["window", "metric", "alert", "deadletter"])
+def test_the_record_fast_paths_fire_on_every_record_evtool_writes(kind: str) -> None:
+    written = [r for r in _DERIVED if r["kind"] == kind]
+    assert written, kind
+    assert all(_checker().fast(r) for r in written)
+
+
+@settings(max_examples=300, deadline=None)
+@given(pick=st.integers(0, 10**6), changes=st.lists(
+    st.tuples(st.integers(0, 10**6), st.one_of(JSON, st.just(DROP))), min_size=1, max_size=2))
+def test_the_record_fast_paths_say_yes_only_where_the_schemas_do(pick: int, changes: list) -> None:
+    checker = _checker()
+    record = _DERIVED[pick % len(_DERIVED)]
+    for where, value in changes:
+        paths = [p for p in _paths(record) if p != ("kind",)]
+        record = _changed(record, paths[where % len(paths)], value)
+    schema_says = checker.schema_problem(record)
+    fast = checker.fast(record)
+    if fast:
+        assert schema_says is None, (record, schema_says)
+
+
+_CHECKERS: list[DerivedChecker] = []
+
+
+def _checker() -> DerivedChecker:
+    if not _CHECKERS:
+        _CHECKERS.append(DerivedChecker(derived_schemas()))
+    return _CHECKERS[0]
