@@ -4,6 +4,7 @@ byte for byte, broken ones are dead letters, what gen makes the SDK reads."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -82,3 +83,100 @@ def test_what_gen_makes_the_sdk_reads_back_with_the_same_attributes_and_data() -
         assert theirs["specversion"] == "1.0"
     judged = run(["validate", "--pack", "cloudevents", "-q"], stdin=made)
     assert judged.stdout.splitlines() == made.splitlines()
+
+
+def _sdk_event(n: int, kind: str, data: Any) -> Any:
+    from datetime import datetime, timezone
+
+    from cloudevents.core.v1.event import CloudEvent as CoreEvent
+
+    region = SOURCES[n % 2]
+    at = datetime(2026, 12, 2, 10, n % 60, tzinfo=timezone.utc)
+    return CoreEvent({"type": kind, "source": region, "id": f"rmq-{n}", "specversion": "1.0",
+                      "time": at, "datacontenttype": "application/json"}, data)
+
+
+def test_on_the_broker_binary_and_structured_messages_go_on_structured(vhost: str) -> None:
+    """The SDK's RabbitMQ binding writes 100 events, half in binary mode (attributes in ce-*
+    headers), half structured; validate reads both and writes every one structured, which the
+    SDK reads back with the same id and data. Three binary messages with no ce-id are dead."""
+    import subprocess
+
+    import pika
+    from cloudevents.core.bindings import rabbitmq
+    from cloudevents.core.formats.json import JSONFormat
+
+    from tests.conftest import consuming, evtool_cmd
+
+    fmt = JSONFormat()
+    kinds = list(PAYLOADS.items())
+    events = [_sdk_event(n, *kinds[n % len(kinds)]) for n in range(100)]
+    messages = [rabbitmq.to_binary(e, fmt) if n % 2 else rabbitmq.to_structured(e, fmt)
+                for n, e in enumerate(events)]
+    nameless = []
+    for n in range(3):
+        message = rabbitmq.to_binary(_sdk_event(200 + n, *kinds[0]), fmt)
+        nameless.append(rabbitmq.RabbitMQMessage({k: v for k, v in message.headers.items()
+                                                  if k != "ce-id"}, message.content_type, message.body))
+    validate = subprocess.Popen(evtool_cmd("validate", "--pack", "cloudevents", "-i", "amqp", "-o", "amqp",
+                                           "--amqp-url", vhost), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+    try:
+        consuming(vhost, {"validator_queue": 1})
+        conn = pika.BlockingConnection(pika.URLParameters(vhost))
+        ch = conn.channel()
+        ch.queue_declare("deadletter.validation", durable=True)     # read here as soon as it is bound
+        for message in [*messages, *nameless]:
+            ch.basic_publish("events_exchange", "cloudevents", message.body, pika.BasicProperties(
+                headers=message.headers or None, content_type=message.content_type, delivery_mode=2))
+        out: list[tuple[Any, bytes]] = []
+        dead: list[bytes] = []
+        deadline = time.monotonic() + 120
+        while (len(out) < 100 or len(dead) < 3) and time.monotonic() < deadline:
+            got = False
+            method, props, body = ch.basic_get("aggregator_queue", auto_ack=True)
+            if method is not None:
+                out.append((props, body))
+            letter = ch.basic_get("deadletter.validation", auto_ack=True)
+            if letter[0] is not None:
+                dead.append(letter[2])
+            got = method is not None or letter[0] is not None
+            if validate.poll() is not None:
+                raise AssertionError(validate.stderr.read() if validate.stderr else b"")
+            if not got:
+                conn.sleep(0.02)
+        conn.close()
+    finally:
+        validate.terminate()
+        validate.wait(timeout=60)
+    assert {props.content_type for props, _ in out} == {"application/cloudevents+json"}
+    read = [rabbitmq.from_rabbitmq(rabbitmq.RabbitMQMessage(props.headers or {}, props.content_type, body),
+                                   fmt) for props, body in out]
+    assert sorted((e.get_id(), json.dumps(e.get_data(), sort_keys=True)) for e in read) == sorted(
+        (e.get_id(), json.dumps(e.get_data(), sort_keys=True)) for e in events)
+    letters = [json.loads(body) for body in dead]
+    assert all(r["kind"] == "deadletter" and "id" in r["error"] for r in letters)
+
+
+def test_a_binary_message_stands_for_its_structured_event_whatever_its_data() -> None:
+    from evtool.core.binarymode import structured
+    from evtool.schemas import load_pack
+
+    binary = load_pack("cloudevents").wire.binary
+    assert binary is not None
+    head = {"ce-id": "1", "ce-type": "t", "ce-source": "/s", "ce-specversion": "1.0"}
+    amqp10 = {"cloudEvents_id": "2", "cloudEvents:type": "t", "cloudEvents_source": "/s"}
+    cases: list[tuple[dict[str, str], str | None, bytes, dict[str, Any]]] = [
+        (head, "application/json", b'{"a": 1}', {"data": {"a": 1}, "datacontenttype": "application/json"}),
+        (head, "text/plain", "caf\u00e9".encode(), {"data": "caf\u00e9", "datacontenttype": "text/plain"}),
+        (head, "application/octet-stream", b"\xff\x00", {"data_base64": "/wA=",
+                                                         "datacontenttype": "application/octet-stream"}),
+        (head, None, b"", {}),
+        (amqp10, "application/json", b"[1]", {"data": [1], "datacontenttype": "application/json"}),
+    ]
+    for headers, content_type, body, rest in cases:
+        attributes = {k.split("-", 1)[-1].split("_", 1)[-1].split(":", 1)[-1].lower(): v
+                      for k, v in headers.items()}
+        assert json.loads(structured(binary, headers, content_type, body) or b"") == {**attributes, **rest}
+    assert structured(binary, {"x-other": "1"}, "application/json", b"{}") is None
+    assert structured(binary, head, "application/cloudevents+json", b"{}") is None

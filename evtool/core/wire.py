@@ -88,7 +88,6 @@ class Binary:
     """Events sent as attributes in headers (one of `prefixes` + name) and the data as the body."""
 
     prefixes: tuple[str, ...]
-    required: tuple[str, ...]
     body: str
     body_base64: str | None
     content_type: str | None

@@ -78,8 +78,7 @@ def _foreign(shape: Mapping[str, Any], where: str) -> Foreign:
 
 
 def _binary(doc: Mapping[str, Any]) -> Binary:
-    return Binary(prefixes=tuple(doc["headers"]), required=tuple(doc.get("required", ())),
-                  body=doc["body"], body_base64=doc.get("body_base64"),
+    return Binary(prefixes=tuple(doc["headers"]), body=doc["body"], body_base64=doc.get("body_base64"),
                   content_type=doc.get("content_type"))
 
 

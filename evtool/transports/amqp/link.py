@@ -22,7 +22,8 @@ from pika.adapters.select_connection import IOLoop
 from pika.exceptions import ChannelClosedByBroker, ProbableAccessDeniedError, ProbableAuthenticationError
 from pika.spec import Basic
 
-from evtool.core.wire import Binding
+from evtool.core.binarymode import structured
+from evtool.core.wire import Binary, Binding
 from evtool.transports.amqp.topology import AmqpTarget, redact
 from evtool.transports.base import TransportError
 
@@ -49,8 +50,11 @@ class Link:
     """A connection with one channel for the side it serves (consume or publish)."""
 
     def __init__(self, target: AmqpTarget, *, consume: bool, prefetch: int, connect_timeout: float,
-                 log: Callable[[str], None]) -> None:
+                 log: Callable[[str], None], binary: Binary | None = None) -> None:
+        """`binary`: how a message in a binary mode (attributes in headers) is read as the
+        structured event it stands for (the pack's wire.json)."""
         self.target = target
+        self.binary = binary
         self.consume = consume
         self.prefetch = prefetch
         self.connect_timeout = connect_timeout
@@ -349,8 +353,10 @@ class Link:
         self._fail(f"unroutable message: no queue is bound to exchange {method.exchange!r} for "
                    f"routing key {method.routing_key!r} ({self.target.shown})")
 
-    def _on_message(self, _ch: Any, method: Any, _props: Any, body: bytes) -> None:
+    def _on_message(self, _ch: Any, method: Any, props: Any, body: bytes) -> None:
         self._delivered_tag = method.delivery_tag
+        if self.binary is not None:
+            body = structured(self.binary, props.headers, props.content_type, body) or body
         self.inbox.put(Delivery(self.generation, method.delivery_tag, body, method.redelivered))
 
     def _ack(self, generation: int, tag: int) -> None:
