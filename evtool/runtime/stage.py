@@ -97,6 +97,15 @@ def dead_letter_endpoint(spec: str | None, output: Endpoint, raw: bool = False) 
     return replace(output, spec=spec, role=Side.DEAD, raw_body=raw)
 
 
+def raw_letters(body: str | None, pack: Pack, spec: str | None, output: Endpoint) -> bool:
+    """--dead-letter-body, else the pack's: a pack's raw applies where rejects have a place of
+    their own (the broker, or --dead-letter); on a stream shared with records they stay records."""
+    if body is not None:
+        return body == "raw"
+    shared = spec is None and not is_amqp(output.spec)
+    return pack.wire.dead_letter_body == "raw" and not shared
+
+
 def run_stage(
     stage: str,
     make: Callable[[], Processor],
@@ -143,8 +152,8 @@ def run_stage(
                                        "destroy (or endlessly grow) what this stage reads")
         output = replace(inp, spec=output_spec, role=Side.OUT)
         sink = open_sink(output)
-        body = dead_letter_body or pack.wire.dead_letter_body
-        dead = dead_letter_endpoint(dead_letter_spec, output, body == "raw")
+        dead = dead_letter_endpoint(dead_letter_spec, output,
+                                    raw_letters(dead_letter_body, pack, dead_letter_spec, output))
         ORIGINALS.keep = dead is not None and dead.raw_body
         outputs = Outputs(sink, open_sink(dead) if dead else None, processor.stats, stage)
     except TransportError as exc:
