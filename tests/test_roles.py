@@ -221,8 +221,8 @@ def test_every_invalid_line_gen_writes_is_a_dead_letter(tmp_path: Path, pack: st
     made = run(["gen", "--pack", folder, "--count", "4000", "--fast", "--seed", "8", "--invalid", "0.1"])
     said = re.search(rb"(\d+) invalid", made.stderr)
     assert said is not None and int(said[1]) > 300
-    judged = run(["validate", "--pack", folder, "--dead-letter", str(tmp_path / "dead.ndjson"), "-q"],
-                 stdin=made.stdout)
+    judged = run(["validate", "--pack", folder, "--dead-letter", str(tmp_path / "dead.ndjson"),
+                  "--dead-letter-body", "record", "-q"], stdin=made.stdout)     # downloads' own is raw
     assert len(records((tmp_path / "dead.ndjson").read_bytes())) == int(said[1])
     assert len(records(judged.stdout)) == 4000 - int(said[1])
 

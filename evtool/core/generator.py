@@ -28,7 +28,8 @@ BURST_SPEEDUP = 50
 RECENT_FOR_DUPLICATES = 256
 SAMPLES = 24
 MUTATION_TRIES = 64
-ROLES = ("event_id", "timestamp", "region", "source", "payload")
+ROLE_ORDER = ("id", "time", "region", "source", "payload")      # where gen puts fields no schema orders
+SAMPLE_UUID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 # Ways to write an instant, finest first: gen uses the first one the pack's envelope accepts.
 # Each is the digits of the fraction (none, milli or micro) and what follows them.
 TIMESTAMP_FORMS: tuple[tuple[str, int, str], ...] = (
@@ -136,29 +137,31 @@ class Generator:
         """Per source, the envelope's fields in order, each with its maker; then a check that what
         they make passes the pack, and the first timestamp form it accepts."""
         pack, rng = self.pack, self.rng
-        if not pack.roles.is_default:
+        named = pack.roles.top_level()
+        if named is None:
             self._compile_layout()
             return
         envelope = for_generation(pack.envelope)
         env_planner = Planner(pack.envelope, rng, self, f"{pack.where}envelope.json",
                               lambda s: predicate(s, "an if"))
         props: dict[str, Any] = envelope.get("properties", {})
-        required = set(envelope.get("required", [])) | set(ROLES)
-        names = list(dict.fromkeys([*props, *ROLES]))
-        regions = pack.regions
-        if not regions:
-            raise PackError(f"{pack.where}envelope.json: 'region' needs an enum of regions")
+        order = [named[r] for r in ROLE_ORDER if r in named]
+        required = set(envelope.get("required", [])) | set(order)
+        names = list(dict.fromkeys([*props, *order]))
+        unit = UNITS[pack.roles.time_unit] if pack.roles.time_unit else 0
         common: dict[str, Make] = {
-            "event_id": self._id_maker(props.get("event_id"), env_planner),
-            "timestamp": self._now_timestamp,
-            "region": env_planner.choice(list(regions)),
-        }
+            named["time"]: (lambda: self.now_us // unit) if unit else self._now_timestamp}
+        if "id" in named:
+            common[named["id"]] = self._id_maker(props.get(named["id"]), env_planner)
+        if "region" in named:
+            common[named["region"]] = self._region_maker(props.get(named["region"]), env_planner)
         fields: dict[str, list[tuple[str, Make, bool]]] = {}
         for source in pack.sources:
             where = f"{pack.where}payloads/{source}.json"
             planner = Planner(pack.payloads[source], rng, self, where, lambda s: predicate(s, "an if"))
-            makers = {**common, "source": env_planner.choice([source]),
-                      "payload": planner.value(pack.payloads[source], "payload")}
+            makers = {**common, named["payload"]: planner.value(pack.payloads[source], "payload")}
+            if "source" in named:
+                makers[named["source"]] = env_planner.choice([source])
             fields[source] = [
                 (n, makers[n] if n in makers else env_planner.value(props[n], n), n in required)
                 for n in names
@@ -209,7 +212,22 @@ class Generator:
         return build
 
     def _id_maker(self, schema: Schema | None, planner: Planner) -> Make:
-        return planner.value(schema) if schema else self.uuid
+        """Seeded UUIDs where the id's schema takes them (ids must not repeat by chance)."""
+        if not schema or predicate(schema, "an id")(SAMPLE_UUID):
+            return self.uuid
+        return planner.value(schema)
+
+    def _region_maker(self, schema: Schema | None, planner: Planner) -> Make:
+        """One of the pack's regions: its enum (or const, or examples) for gen."""
+        regions = self.pack.regions
+        if regions:
+            return planner.choice(list(regions))
+        shown = for_generation(schema) if isinstance(schema, dict) else {}
+        if not {"enum", "const", "examples"} & set(shown):
+            name = self.pack.roles.name("region")
+            raise PackError(f"{self.pack.where}envelope.json: '{name}' needs an enum of regions "
+                            "(or x-generate with one)")
+        return planner.value(schema, self.pack.roles.name("region"))
 
     def _pick_form(self, validator: EventValidator) -> None:
         first_error, start = "", self.now_us

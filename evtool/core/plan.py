@@ -283,15 +283,24 @@ def _bounds(s: Schema, integer: bool) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def _utc(clock: Clock) -> datetime:
-    return datetime.fromtimestamp(clock.now_us // 1_000_000, tz=timezone.utc)
+def _clock_text(clock: Clock, form: str, every_us: int) -> Make:
+    """The clock's time in `form`, written once per `every_us` (a second, or a day for a date)."""
+    last: list[Any] = [None, ""]
+
+    def make() -> str:
+        step = clock.now_us // every_us
+        if step != last[0]:
+            at = datetime.fromtimestamp(step * every_us // 1_000_000, tz=timezone.utc)
+            last[0], last[1] = step, at.strftime(form)
+        return str(last[1])
+    return make
 
 
 _FORMATS: dict[str, Callable[[Planner], Make]] = {
     "uuid": lambda p: p.clock.uuid,
-    "date-time": lambda p: lambda: _utc(p.clock).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    "date": lambda p: lambda: _utc(p.clock).strftime("%Y-%m-%d"),
-    "time": lambda p: lambda: _utc(p.clock).strftime("%H:%M:%SZ"),
+    "date-time": lambda p: _clock_text(p.clock, "%Y-%m-%dT%H:%M:%SZ", 1_000_000),
+    "date": lambda p: _clock_text(p.clock, "%Y-%m-%d", 86_400_000_000),
+    "time": lambda p: _clock_text(p.clock, "%H:%M:%SZ", 1_000_000),
     "email": lambda p: (lambda w: lambda: f"{w()}@example.org")(p.word(4, 9)),
     "hostname": lambda p: (lambda w: lambda: f"{w()}.example.org")(p.word(3, 8)),
     "uri": lambda p: (lambda w: lambda: f"https://example.org/{w()}")(p.word(3, 8)),

@@ -79,12 +79,29 @@ class _Builder:
         return lambda: options[int(rand() * n)]
 
     def sequence(self, nodes: Any) -> Make:
-        parts = [p for p in (self.node(op, av) for op, av in nodes) if p is not None]
+        parts: list[Make] = []
+        run = ""                                   # literal characters in a row: one string
+        for op, av in nodes:
+            if op is sre_c.LITERAL:
+                run += chr(av)
+                continue
+            if run:
+                parts.append(self.constant(run))
+                run = ""
+            made = self.node(op, av)
+            if made is not None:
+                parts.append(made)
+        if run:
+            parts.append(self.constant(run))
         if not parts:
             return lambda: ""
         if len(parts) == 1:
             return parts[0]
         return lambda: "".join([p() for p in parts])
+
+    @staticmethod
+    def constant(text: str) -> Make:
+        return lambda: text
 
     def node(self, op: Any, av: Any) -> Make | None:
         if op is sre_c.LITERAL:
