@@ -4,7 +4,6 @@ every evtool process applies them, the stages and the helpers they start alike."
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 import sys
 
@@ -24,7 +23,9 @@ def tune_runtime() -> None:
     if not sys.platform.startswith("linux"):
         return
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        # the process's own symbols, libc's among them: find_library would run `ldconfig -p` (a
+        # child process, and tens of ms at every start)
+        libc = ctypes.CDLL(None)
         libc.mallopt(M_TOP_PAD, TOP_PAD)
     except (OSError, AttributeError):
         pass

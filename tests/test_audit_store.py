@@ -106,11 +106,10 @@ def test_a_writer_that_dies_is_an_error_not_a_silent_loss(tmp_path) -> None:
     proc.stdin.write(b"\n".join(events[:25]) + b"\n")
     proc.stdin.flush()
     deadline = time.monotonic() + 30
-    while not (writers := children(proc.pid)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert len(writers) == 1
     while not stored_events(db) and time.monotonic() < deadline:     # its first batch committed
         time.sleep(0.02)
+    writers = children(proc.pid)            # now, not before: no short-lived child is taken for it
+    assert len(writers) == 1
     os.kill(writers[0], signal.SIGKILL)
     try:
         proc.stdin.write(b"\n".join(events[25:]) + b"\n")
