@@ -21,6 +21,12 @@ from tests.conftest import run
 ROOT = Path(__file__).resolve().parent.parent
 PACKS = [*builtin_packs(), *(str(p) for p in sorted((ROOT / "examples" / "packs").iterdir()))]
 DROP = object()
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 300) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8) | st.sampled_from(["", "1.0", "0.3", "ZZ", "2026-02-30T00:00:00Z",
+                                             "2026-12-02T10:00:00", "a" * 300]),
+    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=4), inner, max_size=2),
+    max_leaves=4)
 
 
 def _made(pack: str, n: int = 400) -> list[bytes]:
@@ -37,6 +43,40 @@ def test_the_fast_path_fires_on_every_event_gen_writes(pack: str) -> None:
     assert len(events) == 400
     missed = [e for e in events if not validator.accept(e)]
     assert not missed, f"{len(missed)} of 400 left the fast path, e.g. {missed[0]}"
+
+
+@pytest.mark.parametrize("pack", PACKS)
+def test_the_whole_line_fast_path_fires_on_every_line_gen_writes(pack: str) -> None:
+    match = _validators(pack).line_match
+    assert match is not None, f"{pack} gives no whole-line expression"
+    missed = [line for line in _MADE[pack] if not match(line)]
+    assert not missed, f"{len(missed)} of 400 left the line fast path, e.g. {missed[0]!r}"
+
+
+EDITS = [b"", b" ", b'"', b"\\", b",", b"\xff", b"0", b"-", b".5", b"e9", b"x", b"null", b"{}", b'"a":1,']
+
+
+@settings(max_examples=600, deadline=None)
+@given(pack=st.sampled_from(PACKS), pick=st.integers(0, 10**6), changes=st.lists(
+    st.tuples(st.integers(0, 10**6), st.one_of(JSON, st.just(DROP))), max_size=2),
+    edits=st.lists(st.tuples(st.integers(0, 600), st.sampled_from(EDITS), st.integers(0, 3)), max_size=2))
+def test_the_whole_line_fast_path_says_yes_only_where_the_schemas_do(pack: str, pick: int,
+                                                                       changes: list, edits: list) -> None:
+    from evtool.core.records import parse
+
+    validator = _validators(pack)
+    made = _MADE[pack]
+    event = orjson.loads(made[pick % len(made)])
+    for where, value in changes:
+        paths = _paths(event)
+        event = _changed(event, paths[where % len(paths)], value) if paths else event
+    line = orjson.dumps(event)
+    for at, text, cut in edits:
+        at = min(at, len(line))
+        line = line[:at] + text + line[at + cut:]
+    assert validator.line_match is not None
+    if validator.line_match(line):
+        assert validator.slow_error(parse(line)) is None, line
 
 
 def _paths(value: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -65,12 +105,6 @@ def _changed(event: Any, path: tuple[Any, ...], value: Any) -> Any:
     return event
 
 
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-3, 300) | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=8) | st.sampled_from(["", "1.0", "0.3", "ZZ", "2026-02-30T00:00:00Z",
-                                             "2026-12-02T10:00:00", "a" * 300]),
-    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=4), inner, max_size=2),
-    max_leaves=4)
 
 
 @settings(max_examples=300, deadline=None)

@@ -11,11 +11,16 @@ by the same function the schemas' `date-time` format runs.
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+from evtool.core.checks import predicate
+from evtool.core.instant import is_instant
 from evtool.core.pack import Pack
+from evtool.core.patterns import linear
 
 Schema = dict[str, Any]
 
@@ -24,7 +29,8 @@ INERT = {"$schema", "$id", "title", "description", "examples", "x-generate", "$c
 PLAIN = r'[\x20\x21\x23-\x5b\x5d-\x7e]'        # a JSON string character needing no escape, ASCII
 TIMESTAMP = (r'[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?'
              r'(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])')
-_SIMPLE_PATTERN = re.compile(r"\^((?:(?:\[[A-Za-z0-9-]+\]|[A-Za-z0-9-]|\\\.)(?:\{\d+(?:,\d+)?\}|[+*?])?)+)\$")
+_SIMPLE_PATTERN = re.compile(
+    r"\^((?:(?:\[[A-Za-z0-9:_/@-]+\]|[A-Za-z0-9:_/@-]|\\\.)(?:\{\d+(?:,\d+)?\}|[+*?])?)+)\$")
 _VARIABLE = re.compile(r"[+*?]|\{\d+,\d*\}")
 _LITERAL = re.compile(r'[^"\\\x00-\x1f\x7f]*')
 
@@ -65,31 +71,131 @@ def _literal(value: Any) -> str:
     """An enum or const value as it appears in a compact line."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if type(value) is int and abs(value) < 10**15:
+        return str(value)
     if isinstance(value, str) and _LITERAL.fullmatch(value) and value.isascii():
         return '"' + re.escape(value) + '"'
     raise Unsupported("enum value")
 
 
-def value_pattern(schema: Any, name: str) -> str:
-    """The expression for one property's value; Unsupported for a rule it cannot mirror."""
-    if not isinstance(schema, dict):
-        raise Unsupported(name)
-    rules = {k: v for k, v in schema.items() if k not in INERT}
-    kind = rules.get("type")
-    if kind == "string":
-        return '"' + string_pattern(schema, name) + '"'
-    rules.pop("type", None)
-    if kind == "boolean" and set(rules) == {"enum"} and rules["enum"] and \
-            all(type(v) is bool for v in rules["enum"]):
-        return "(?:" + "|".join(_literal(v) for v in rules["enum"]) + ")"
-    if kind == "boolean" and not rules:
-        return "(?:true|false)"
-    if kind == "integer" and set(rules) == {"minimum", "maximum"}:
-        lo, hi = rules["minimum"], rules["maximum"]
-        if type(lo) is not int or type(hi) is not int:
+# JSON numbers as orjson writes those gen makes: no exponent, ints within 64 bits
+INTEGER = r"-?(?:0|[1-9][0-9]{0,17})"
+NUMBER = INTEGER + r"(?:\.[0-9]{1,17})?"
+# any JSON scalar a schema with no rule takes (an object or array there takes the parsing path)
+SCALAR = f'(?:"{PLAIN}*"|{NUMBER}|true|false|null)'
+_BOUNDS = {"minimum": (False, False), "maximum": (True, False), "exclusiveMinimum": (False, True),
+           "exclusiveMaximum": (True, True)}
+
+
+@dataclass
+class Shape:
+    """What the expression alone cannot say, checked on a match: numbers within their bounds
+    (group, integer?, bounds) and date-times (groups `ts_*`) by the schemas' own rule."""
+
+    numbers: list[tuple[str, bool, tuple[tuple[str, float], ...]]] = field(default_factory=list)
+
+    def value(self, schema: Any, name: str) -> str:
+        """The expression for one property's value; Unsupported for a rule it cannot mirror."""
+        if not isinstance(schema, dict):
             raise Unsupported(name)
-        return int_between(lo, hi)
+        rules = {k: v for k, v in schema.items() if k not in INERT}
+        kind = rules.get("type")
+        if not rules:
+            return SCALAR
+        if set(rules) <= {"const", "type"} and "const" in rules:
+            return _literal(rules["const"]) if kind in (None, _json_type(rules["const"])) \
+                else _refuse(name)
+        if kind == "string":
+            return '"' + string_pattern(schema, name) + '"'
+        rules.pop("type", None)
+        if kind == "boolean" and set(rules) == {"enum"} and rules["enum"] and \
+                all(type(v) is bool for v in rules["enum"]):
+            return "(?:" + "|".join(_literal(v) for v in rules["enum"]) + ")"
+        if kind == "boolean" and not rules:
+            return "(?:true|false)"
+        if kind in ("integer", "number") and set(rules) <= set(_BOUNDS):
+            return self.number(kind == "integer", rules, name)
+        if kind == "object":
+            return self.object({"type": "object", **rules})
+        raise Unsupported(name)
+
+    def number(self, integer: bool, rules: dict[str, Any], name: str) -> str:
+        lo, hi = rules.get("minimum"), rules.get("maximum")
+        if integer and set(rules) == {"minimum", "maximum"} and type(lo) is int and type(hi) is int \
+                and 0 <= lo <= hi < 10**6:
+            return int_between(lo, hi)                 # exact, no check on a match
+        if not all(type(v) in (int, float) and math.isfinite(v) for v in rules.values()):
+            raise Unsupported(name)
+        if not rules:
+            return INTEGER if integer else NUMBER
+        group = f"n{len(self.numbers)}"
+        self.numbers.append((group, integer, tuple(rules.items())))
+        return f"(?P<{group}>{INTEGER if integer else NUMBER})"
+
+    def object(self, schema: Schema, fixed: dict[str, str] | None = None,
+               forced: frozenset[str] = frozenset()) -> str:
+        """Every property a line may hold, in the schema's order, compact; `fixed` overrides some
+        values, `forced` are present though the schema leaves them optional."""
+        rules = {k: v for k, v in schema.items() if k not in INERT}
+        listed = rules.pop("required", [])
+        required = set(listed) | set(forced)
+        # no properties: the required ones, of any value (a line holds no others in a match)
+        props = rules.pop("properties", {name: {} for name in listed})
+        if rules.pop("type", None) != "object" or not isinstance(props, dict) or not props:
+            raise Unsupported("object")
+        rules.pop("additionalProperties", None)          # never more keys than `props` in a match
+        names = rules.pop("propertyNames", None)
+        if names is not None and not all(_named(n, names) for n in props):
+            raise Unsupported("propertyNames")
+        forbidden = rules.pop("not", None)
+        props = _without_forbidden(props, forbidden, required)
+        cond = (rules.pop("if"), rules.pop("then")) if "if" in rules and "then" in rules else None
+        if rules or not required <= set(props):
+            raise Unsupported("object keywords")
+        values = [(n, (fixed or {}).get(n) or self.value(s, n), n in required) for n, s in props.items()]
+        if cond is None:
+            return _joined(values)
+        key, when, then_key, then = _if_then(*cond, props)
+        if dict((n, v) for n, v, _ in values)[key] != "(?:true|false)" or then_key not in required:
+            raise Unsupported("if")
+        other = [v for v in (True, False) if v != when]
+
+        def with_(**set_: str) -> list[tuple[str, str, bool]]:
+            return [(n, set_.get(n, v), r) for n, v, r in values]
+        return "(?:" + _joined(with_(**{key: _literal(when), then_key: _literal(then)})) + "|" + \
+            _joined(with_(**{key: _literal(other[0])})) + ")"
+
+
+def _refuse(name: str) -> str:
     raise Unsupported(name)
+
+
+def _json_type(value: Any) -> str:
+    return {bool: "boolean", int: "integer", str: "string"}.get(type(value), "other")
+
+
+def _named(name: str, rule: Any) -> bool:
+    """Whether a property name passes `propertyNames` (its common form: a pattern)."""
+    if not isinstance(rule, dict) or set(rule) - INERT - {"pattern", "type"}:
+        return False
+    return "pattern" not in rule or linear(rule["pattern"]).search(name) is not None
+
+
+def _without_forbidden(props: dict[str, Any], forbidden: Any, required: set[str]) -> dict[str, Any]:
+    """`not: {required: [...]}` (never all together): the line form leaves out the last optional
+    one of them, so no match holds them all."""
+    if forbidden is None:
+        return props
+    together = forbidden.get("required") if isinstance(forbidden, dict) and set(forbidden) == {
+        "required"} else None
+    if not isinstance(together, list) or not together:
+        raise Unsupported("not")
+    if not set(together) <= set(props):
+        return props
+    dropped = [n for n in together if n not in required]
+    if not dropped:
+        raise Unsupported("not")
+    return {n: s for n, s in props.items() if n != dropped[-1]}
 
 
 def string_pattern(schema: Schema, name: str) -> str:
@@ -101,38 +207,29 @@ def string_pattern(schema: Schema, name: str) -> str:
         return "(?:" + "|".join(_literal(v)[1:-1] for v in rules["enum"]) + ")"
     if set(rules) == {"format"} and rules["format"] == "date-time":
         return f"(?P<ts_{name}>{TIMESTAMP})"
+    if set(rules) <= {"minLength", "maxLength"} and all(type(v) is int and 0 <= v < 10**4
+                                                        for v in rules.values()):
+        return f"{PLAIN}{{{rules.get('minLength', 0)},{rules.get('maxLength', '')}}}"
     if set(rules) == {"pattern"}:
-        simple = _SIMPLE_PATTERN.fullmatch(rules["pattern"])
+        simple = _SIMPLE_PATTERN.fullmatch(rules["pattern"].replace("\\d", "[0-9]"))
         # one quantifier of variable length at most: two side by side backtrack polynomially
         if simple is not None and len(_VARIABLE.findall(simple.group(1))) <= 1:
             return simple.group(1)
     raise Unsupported(name)
 
 
-def object_pattern(schema: Schema, fixed: dict[str, str] | None = None) -> str:
-    """Every property, in the schema's order, compact; `fixed` overrides some values."""
-    rules = {k: v for k, v in schema.items() if k not in INERT}
-    props = rules.pop("properties", None)
-    if rules.pop("type", None) != "object" or not isinstance(props, dict) or not props:
-        raise Unsupported("object")
-    required = rules.pop("required", [])
-    rules.pop("additionalProperties", None)          # never more keys than `props` in a match
-    cond = (rules.pop("if"), rules.pop("then")) if "if" in rules and "then" in rules else None
-    if rules or not set(required) <= set(props):
-        raise Unsupported("object keywords")
-    values = {n: (fixed or {}).get(n) or value_pattern(s, n) for n, s in props.items()}
-    if cond is None:
-        return _joined(values)
-    key, when, then_key, then = _if_then(*cond, props)
-    other = [v for v in (True, False) if v != when]
-    if values[key] != "(?:true|false)":
-        raise Unsupported("if")
-    return "(?:" + _joined({**values, key: _literal(when), then_key: _literal(then)}) + "|" + \
-        _joined({**values, key: _literal(other[0])}) + ")"
-
-
-def _joined(values: dict[str, str]) -> str:
-    return r"\{" + ",".join(f'"{re.escape(n)}":{v}' for n, v in values.items()) + r"\}"
+def _joined(values: list[tuple[str, str, bool]]) -> str:
+    """Members in order, the optional ones each present or not; the first must be required."""
+    parts: list[str] = []
+    for name, value, required in values:
+        item = f'"{re.escape(name)}":{value}'
+        if not parts:
+            if not required:
+                raise Unsupported("an optional first property")
+            parts.append(item)
+        else:
+            parts.append("," + item if required else f"(?:,{item})?")
+    return r"\{" + "".join(parts) + r"\}"
 
 
 def _if_then(cond: Any, then: Any, props: dict[str, Any]) -> tuple[str, bool, str, Any]:
@@ -152,35 +249,47 @@ def _if_then(cond: Any, then: Any, props: dict[str, Any]) -> tuple[str, bool, st
     return key, when, then_key, value
 
 
-def line_pattern(envelope: Schema, payloads: Mapping[str, Schema], sources: list[str]) -> str | None:
-    """The expression for whole event lines of `sources`; None if none can be mirrored. Groups:
-    event_id, timestamp (ts_timestamp), region, source."""
+def line_pattern(pack: Pack, shape: Shape) -> str | None:
+    """The expression for whole event lines of the pack's sources it can mirror; None if none.
+    Groups: event_id, region, source where the roles put them, ts_<field> for each date-time."""
+    roles, envelope, payloads = pack.roles, pack.envelope, pack.payloads
     mirrored = {}
-    for source in sources:
+    for source in sorted(payloads):
         try:
-            mirrored[source] = object_pattern(payloads[source])
+            mirrored[source] = shape.object(payloads[source])
         except Unsupported:
             continue
     if not mirrored or not all(_LITERAL.fullmatch(s) and s.isascii() for s in mirrored):
         return None
+    if not roles.payload:                                 # the payload is the whole event
+        return mirrored.get(roles.only_source or "")
+    named = roles.top_level()
+    if named is None:
+        return None
     props = envelope.get("properties", {})
     # the envelope's own rules for the fields the expression replaces must say no more than it does
-    if _rules(props.get("source")) != {"type": "string"} \
-            or _rules(props.get("payload")) != {"type": "object"}:
+    source_rule, payload_rule = props.get(named.get("source", "")), props.get(named["payload"])
+    sources_pass = isinstance(source_rule, dict) and all(
+        predicate(source_rule, "source")(s) for s in mirrored)
+    if ("source" in named and not sources_pass) or _rules(payload_rule) not in ({"type": "object"}, {}):
         return None
     names = list(mirrored)
-    choose = "(?P<source>" + "|".join(f"(?P<s{i}>{re.escape(s)})" for i, s in enumerate(names)) + ")"
-    payload = "".join(f"(?(s{i}){mirrored[s]}|" for i, s in enumerate(names[:-1]))
-    payload += mirrored[names[-1]] + ")" * (len(names) - 1)
+    fixed = {named["payload"]: "".join(f"(?(s{i}){mirrored[s]}|" for i, s in enumerate(names[:-1]))
+             + mirrored[names[-1]] + ")" * (len(names) - 1)}
+    if "source" in named:
+        fixed[named["source"]] = '"(?P<source>' + "|".join(
+            f"(?P<s{i}>{re.escape(s)})" for i, s in enumerate(names)) + ')"'
+    elif len(names) > 1:
+        return None
     try:
-        if props["event_id"].get("type") != "string" or props["region"].get("type") != "string":
-            return None
-        event_id = string_pattern(props["event_id"], "event_id")
-        region = string_pattern(props["region"], "region")
-        return object_pattern(envelope, {"event_id": f'"(?P<event_id>{event_id})"',
-                                         "region": f'"(?P<region>{region})"',
-                                         "source": f'"{choose}"', "payload": payload})
-    except (Unsupported, KeyError):
+        for role, group in (("id", "event_id"), ("region", "region")):
+            if role in named:
+                rule = props.get(named[role])
+                if not isinstance(rule, dict) or rule.get("type") != "string":
+                    return None
+                fixed[named[role]] = f'"(?P<{group}>{string_pattern(rule, named[role])})"'
+        return shape.object(envelope, fixed, frozenset(fixed))
+    except Unsupported:
         return None
 
 
@@ -188,22 +297,51 @@ def _rules(schema: Any) -> dict[str, Any] | None:
     return {k: v for k, v in schema.items() if k not in INERT} if isinstance(schema, dict) else None
 
 
-def _compiled(envelope: Schema, payloads: Mapping[str, Schema], sources: list[str]) -> str | None:
-    text = line_pattern(envelope, payloads, sources)
+def _within(value: float, bounds: tuple[tuple[str, float], ...]) -> bool:
+    for key, bound in bounds:
+        upper, strict = _BOUNDS[key]
+        if (value > bound if upper else value < bound) or (strict and value == bound):
+            return False
+    return True
+
+
+def line_matcher(pack: Pack) -> Callable[[bytes], bool] | None:
+    """validate's fast path for any pack: True only for a line that parses, with no repeated
+    key, into an event the pack's schemas accept; None when its schemas give no expression."""
+    shape = Shape()
+    text = line_pattern(pack, shape)
+    if text is None:
+        return None
+    try:
+        full = re.compile(text.encode()).fullmatch
+    except re.error:                                     # two date-times of one name, say
+        return None
+    times = [g for g in full.__self__.groupindex if g.startswith("ts_")]  # type: ignore[attr-defined]
+    numbers = shape.numbers
+
+    def ok(line: bytes) -> bool:
+        found = full(line)
+        if found is None:
+            return False
+        for group in times:
+            if not is_instant(found.group(group).decode()):
+                return False
+        for group, integer, bounds in numbers:
+            text = found.group(group)
+            if text is not None and not _within(int(text) if integer else float(text), bounds):
+                return False
+        return True
+    return ok
+
+
+def _default_text(pack: Pack) -> str | None:
+    """The expression aggregate and audit read fields with: evtool's layout, one date-time."""
+    if not pack.roles.is_default:
+        return None
+    text = line_pattern(pack, Shape())
     if text is None or text.count("(?P<ts_") != 1 or "(?P<ts_timestamp>" not in text:
         return None
     return text
-
-
-def _for_pack(pack: Pack) -> str | None:
-    return _compiled(pack.envelope, pack.payloads, sorted(pack.payloads))
-
-
-def line_matcher(pack: Pack) -> Callable[[bytes], re.Match[bytes] | None] | None:
-    """`fullmatch` over raw lines: a match is a valid event once `is_instant` accepts its
-    `ts_timestamp` group (validate's fast path)."""
-    text = _for_pack(pack) if pack.roles.is_default else None
-    return None if text is None else re.compile(text.encode()).fullmatch
 
 
 UUID_SHAPE = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -213,7 +351,7 @@ def field_reader(pack: Pack) -> re.Pattern[str] | None:
     """The expression over decoded lines, for aggregate and audit: a full match is an event with
     no duplicate key whose `event_id`, `ts_timestamp`, `region` and `source` groups are its
     fields."""
-    text = _for_pack(pack) if pack.roles.is_default else None
+    text = _default_text(pack)
     return None if text is None else re.compile(text)
 
 
