@@ -138,33 +138,35 @@ class Generator:
         they make passes the pack, and the first timestamp form it accepts."""
         pack, rng = self.pack, self.rng
         named = pack.roles.top_level()
-        if named is None:
+        whole = "payload" not in (named or {})          # the source's schema is the whole event
+        if named is None or (whole and any("if" in p for p in pack.payloads.values())):
             self._compile_layout()
             return
-        envelope = for_generation(pack.envelope)
-        env_planner = Planner(pack.envelope, rng, self, f"{pack.where}envelope.json",
-                              lambda s: predicate(s, "an if"))
-        props: dict[str, Any] = envelope.get("properties", {})
+        check: Callable[[Schema], Callable[[Any], bool]] = lambda s: predicate(s, "an if")  # noqa: E731
+        env_planner = Planner(pack.envelope, rng, self, f"{pack.where}envelope.json", check)
         order = [named[r] for r in ROLE_ORDER if r in named]
-        required = set(envelope.get("required", [])) | set(order)
-        names = list(dict.fromkeys([*props, *order]))
         unit = UNITS[pack.roles.time_unit] if pack.roles.time_unit else 0
-        common: dict[str, Make] = {
-            named["time"]: (lambda: self.now_us // unit) if unit else self._now_timestamp}
-        if "id" in named:
-            common[named["id"]] = self._id_maker(props.get(named["id"]), env_planner)
-        if "region" in named:
-            common[named["region"]] = self._region_maker(props.get(named["region"]), env_planner)
         fields: dict[str, list[tuple[str, Make, bool]]] = {}
         for source in pack.sources:
             where = f"{pack.where}payloads/{source}.json"
-            planner = Planner(pack.payloads[source], rng, self, where, lambda s: predicate(s, "an if"))
-            makers = {**common, named["payload"]: planner.value(pack.payloads[source], "payload")}
+            planner = Planner(pack.payloads[source], rng, self, where, check)
+            frame, frame_planner = (pack.payloads[source], planner) if whole else (pack.envelope, env_planner)
+            frame = for_generation(frame)
+            props: dict[str, Any] = frame.get("properties", {})
+            required = set(frame.get("required", [])) | set(order)
+            makers: dict[str, Make] = {
+                named["time"]: (lambda: self.now_us // unit) if unit else self._now_timestamp}
+            if "id" in named:
+                makers[named["id"]] = self._id_maker(props.get(named["id"]), frame_planner)
+            if "region" in named:
+                makers[named["region"]] = self._region_maker(props.get(named["region"]), frame_planner)
+            if not whole:
+                makers[named["payload"]] = planner.value(pack.payloads[source], "payload")
             if "source" in named:
-                makers[named["source"]] = env_planner.choice([source])
+                makers[named["source"]] = frame_planner.choice([source])
             fields[source] = [
-                (n, makers[n] if n in makers else env_planner.value(props[n], n), n in required)
-                for n in names
+                (n, makers[n] if n in makers else frame_planner.value(props.get(n, {}), n), n in required)
+                for n in dict.fromkeys([*props, *order])
             ]
         self._build = {source: dict_builder(f, rng.random) for source, f in fields.items()}
         safe = (self.uuid, self._now_timestamp)

@@ -98,11 +98,11 @@ class Roles:
         return self._default
 
     def top_level(self) -> dict[str, str] | None:
-        """Each role's field name when every role is a field of the event itself (the payload one
-        too); None when one is nested or the payload is the whole event."""
-        if not self.payload or any(p is not None and len(p) != 1 for p in self._paths.values()):
+        """Each role's field name when every role is a field of the event itself (no `payload`
+        when the payload is the whole event); None when one is nested."""
+        if any(p is not None and len(p) > 1 for p in self._paths.values()):
             return None
-        return {role: p[0] for role, p in self._paths.items() if p is not None}
+        return {role: p[0] for role, p in self._paths.items() if p}
 
     def name(self, role: str) -> str:
         """How a dead letter names the field of a role: its pointer without the first '/'."""
