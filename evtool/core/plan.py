@@ -18,7 +18,7 @@ from evtool.core.builders import Choice, Coin, Const, IntRange, Make, dict_build
 from evtool.core.checks import Check, simple_predicate
 from evtool.core.pack import GENERATE, PackError, Schema
 from evtool.core.patterns import linear
-from evtool.core.regexgen import Unsupported, regex_generator
+from evtool.core.regexgen import Unsupported, plain_text, regex_generator
 from evtool.core.schema_rules import follow
 
 MAX_DEPTH = 24
@@ -293,7 +293,7 @@ def _clock_text(clock: Clock, form: str, every_us: int) -> Make:
             at = datetime.fromtimestamp(step * every_us // 1_000_000, tz=timezone.utc)
             last[0], last[1] = step, at.strftime(form)
         return str(last[1])
-    return make
+    return plain_text(make)
 
 
 _FORMATS: dict[str, Callable[[Planner], Make]] = {

@@ -70,8 +70,10 @@ def _charset(items: list[tuple[Any, Any]]) -> list[str]:
 class _Builder:
     def __init__(self, rng: random.Random) -> None:
         self.random = rng.random
+        self.chars: set[str] = set()              # every character a made string may hold
 
     def pick(self, options: list[str]) -> Make:
+        self.chars.update(options)
         rand, n = self.random, len(options)
         if n == 1:
             only = options[0]
@@ -79,28 +81,46 @@ class _Builder:
         return lambda: options[int(rand() * n)]
 
     def sequence(self, nodes: Any) -> Make:
-        parts: list[Make] = []
-        run = ""                                   # literal characters in a row: one string
-        for op, av in nodes:
-            if op is sre_c.LITERAL:
-                run += chr(av)
+        """One generated function joining the parts in an f-string (a join over a list of
+        calls cost twice as much); literal runs are one string, bound as a variable."""
+        parts: list[str | Make] = []
+        nodes = list(nodes)
+        at = 0
+        while at < len(nodes):
+            op, av = nodes[at]
+            at += 1
+            lead = _leading_digit(op, av, nodes[at] if at < len(nodes) else None)
+            if lead is not None:                      # [1-9][0-9]{n}: one number, one draw
+                parts.append(self.number(*lead))
+                at += 1
                 continue
-            if run:
-                parts.append(self.constant(run))
-                run = ""
+            if op is sre_c.LITERAL:
+                char = chr(av)
+                self.chars.add(char)
+                if parts and isinstance(parts[-1], str):
+                    parts[-1] += char
+                else:
+                    parts.append(char)
+                continue
             made = self.node(op, av)
             if made is not None:
                 parts.append(made)
-        if run:
-            parts.append(self.constant(run))
         if not parts:
             return lambda: ""
         if len(parts) == 1:
-            return parts[0]
-        return lambda: "".join([p() for p in parts])
+            only = parts[0]
+            return only if not isinstance(only, str) else self.constant(only)
+        ns: dict[str, Any] = {}
+        fields = []
+        for i, part in enumerate(parts):
+            ns[f"p{i}"] = part
+            fields.append(f"{{p{i}}}" if isinstance(part, str) else f"{{p{i}()}}")
+        exec(compile(f"def seq():\n    return f'{''.join(fields)}'\n", "<evtool pattern>", "exec"), ns)
+        made_seq: Make = ns["seq"]
+        return made_seq
 
-    @staticmethod
-    def constant(text: str) -> Make:
+    def constant(self, text: str) -> Make:
+        self.chars.update(text)
         return lambda: text
 
     def node(self, op: Any, av: Any) -> Make | None:
@@ -139,10 +159,32 @@ class _Builder:
             return lambda: "".join([one() for _ in range(low)])
         return lambda: "".join([one() for _ in range(low + int(rand() * span))])
 
+    def number(self, first: int, last: int, n: int) -> Make:
+        """A digit of first..last then n digits: the numbers first*10^n .. (last+1)*10^n - 1,
+        each as likely as drawing the digits one by one."""
+        rand, low, span = self.random, first * 10**n, (last - first + 1) * 10**n
+        self.chars.update(string.digits)
+        return lambda: str(low + int(rand() * span))
+
     def digits(self, n: int) -> Make:
         """A run of n digits as one formatted number: one random draw, not n."""
         rand, top, fmt = self.random, 10 ** n, f"0{n}d"
         return lambda: format(int(rand() * top), fmt)
+
+
+def _leading_digit(op: Any, av: Any, after: Any) -> tuple[int, int, int] | None:
+    """(first, last, n) for a class of digits first..last (first >= 1) then [0-9]{n}."""
+    if op is not sre_c.IN or after is None or after[0] is not sre_c.MAX_REPEAT:
+        return None
+    low, high, sub = after[1]
+    if low != high or len(sub) != 1 or sub[0][0] is not sre_c.IN or _charset(sub[0][1]) != list(
+            string.digits):
+        return None
+    chars = _charset(av)
+    if not chars or not all(c.isdigit() for c in chars) or chars[0] == "0" or \
+            [int(c) for c in chars] != list(range(int(chars[0]), int(chars[-1]) + 1)):
+        return None
+    return int(chars[0]), int(chars[-1]), low
 
 
 def regex_generator(pattern: str, rng: random.Random) -> Make:
@@ -151,4 +193,16 @@ def regex_generator(pattern: str, rng: random.Random) -> Make:
         tree = sre_parse.parse(pattern)
     except re.error as exc:
         raise Unsupported(f"not a valid regular expression ({exc})") from None
-    return _Builder(rng).sequence(list(tree))
+    builder = _Builder(rng)
+    made = builder.sequence(list(tree))
+    return plain_text(made) if all(c in PLAIN_CHARS for c in builder.chars) else made
+
+
+# characters JSON writes as they are: what a string made only of them needs no escaping for
+PLAIN_CHARS = frozenset(chr(c) for c in range(0x20, 0x7f)) - {'"', "\\"}
+
+
+def plain_text(make: Make) -> Make:
+    """`make`, marked as making strings JSON writes as they are (gen writes them unescaped)."""
+    setattr(make, "plain", True)  # noqa: B010
+    return make
