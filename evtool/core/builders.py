@@ -158,6 +158,9 @@ def line_builder(fields: list[tuple[str, Make, bool]], rand: Callable[[], float]
         elif getattr(make, "line", None) is not None:       # a nested object writing itself
             ns[var] = make.line  # type: ignore[attr-defined]
             value = f"{{{var}()}}"
+        elif getattr(make, "repr_is_json", False):
+            ns[var] = make
+            value = f"{{{var}()!r}}"
         elif safe(make) or getattr(make, "plain", False):
             ns[var] = make
             value = f'"{{{var}()}}"'

@@ -154,14 +154,15 @@ class Planner:
             span = last - first + 1
             if integer or (float(step).is_integer() and digits == 0):
                 return lambda: int((first + int(rand() * span)) * step)
-            return lambda: round((first + int(rand() * span)) * step, digits)
+            return _shortest(lambda: round((first + int(rand() * span)) * step, digits), digits,
+                             max(abs(low), abs(high)))
         if integer:
             ilow, span = math.ceil(low), math.floor(high) - math.ceil(low) + 1
             if span < 1:
                 raise PackError(f"{self.where}: no integer fits the bounds of {path}")
             return IntRange(ilow, span, rand)
         width = high - low
-        return lambda: round(low + rand() * width, 4)
+        return _shortest(lambda: round(low + rand() * width, 4), 4, max(abs(low), abs(high)))
 
     def object(self, s: Schema, path: str, depth: int) -> Make:
         props: dict[str, Any] = s["properties"] if isinstance(s.get("properties"), dict) else {}
@@ -281,6 +282,14 @@ def _bounds(s: Schema, integer: bool) -> tuple[float, float]:
     elif high is None:
         high = low + 100
     return float(low), float(high)
+
+
+def _shortest(make: Make, digits: int, largest: float) -> Make:
+    """A float maker marked where Python's repr writes what orjson does: rounded to at most 4
+    places (so nothing below 1e-4 but zero) and under 1e15 (no exponent either way)."""
+    if digits <= 4 and largest < 1e15:
+        setattr(make, "repr_is_json", True)  # noqa: B010
+    return make
 
 
 def _clock_text(clock: Clock, form: str, every_us: int) -> Make:
