@@ -451,3 +451,21 @@ def test_a_db_path_is_a_path(tmp, name) -> None:
     replayed = subprocess.run(evtool_cmd("replay", "--db", name, "-q"), capture_output=True, cwd=tmp,
                               timeout=60)
     assert len(replayed.stdout.splitlines()) == 5
+
+
+def test_a_signal_while_a_pack_compiles_ends_the_stage_as_a_signal(monkeypatch, capsys) -> None:
+    """A signal lands wherever the stage is; in the middle of compiling a schema (whose guard
+    turns any Exception into a usage error) it must still end the stage with 130, not exit 2."""
+    import signal
+
+    import fastjsonschema
+
+    from evtool.cli import run
+    from evtool.runtime.loop import stop_at_once
+
+    def interrupted(*_args, **_kwargs):
+        stop_at_once(signal.SIGINT, None)
+
+    monkeypatch.setattr(fastjsonschema, "compile", interrupted)
+    assert run(["validate", "--pack", "lab3", "-i", "/dev/null"]) == 130
+    assert "invalid JSON Schema" not in capsys.readouterr().err

@@ -89,7 +89,11 @@ class StageFailed(Exception):
         self.message = message
 
 
-class Interrupted(Exception):
+class Interrupted(BaseException):
+    """A signal. A BaseException, as KeyboardInterrupt is: the `except Exception` guarding a
+    schema compile or a parse must not take it for a failure of its own (it did: a SIGINT
+    during startup's compile ended validate with exit 2, "invalid JSON Schema")."""
+
     def __init__(self, status: ExitStatus) -> None:
         super().__init__(status.name)
         self.status = status
