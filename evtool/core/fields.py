@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime
 
 from evtool.core.dedupe import Key, compact_id
-from evtool.core.instant import EPOCH, MAX_US, MIN_US, ONE_US
+from evtool.core.instant import shaped_us
 from evtool.core.lineshape import ids_are_uuids
 
 FIELD_GROUPS = ("event_id", "ts_timestamp", "region", "source")
@@ -30,7 +29,7 @@ class LineFields:
 
     def __call__(self, lines: list[bytes]) -> list[Fields | None]:
         read, groups, uuid_ids = self.reader.fullmatch, self.groups, self.uuid_ids
-        fromisoformat, epoch, one_us = datetime.fromisoformat, EPOCH, ONE_US
+        shaped = shaped_us
         names: dict[str, str] = {}      # one object per region and source: cheaper to key and to send
         got: list[Fields | None] = []
         for line in lines:
@@ -39,12 +38,8 @@ class LineFields:
                 got.append(None)
                 continue
             event_id, ts, region, source = found.group(*groups)
-            try:
-                at = (fromisoformat(ts) - epoch) // one_us
-            except (ValueError, OverflowError):     # the time rule's slow cases: the stage reads the line
-                got.append(None)
-                continue
-            if not MIN_US <= at <= MAX_US:
+            at = shaped(ts)
+            if at is None:                  # the time rule's slow cases: the stage reads the line
                 got.append(None)
                 continue
             if uuid_ids:                # compact_id and fold_id, the shape known
