@@ -18,7 +18,7 @@ from evtool.core.secrets import redact
 from evtool.runtime.loop import ExitStatus, Interrupted, StageFailed, install_early_signals, silence_stdout
 from evtool.tuning import tune_runtime
 
-SUBCOMMANDS = ("gen", "validate", "aggregate", "audit", "replay", "watch")
+SUBCOMMANDS = ("gen", "validate", "aggregate", "audit", "replay", "watch", "learn")
 
 
 class LazyGroup(click.Group):

@@ -1,0 +1,152 @@
+"""evtool learn: a pack folder from a sample of someone else's events."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from evtool.cli.options import (
+    SECONDS_OR_ZERO,
+    amqp_option,
+    connect_timeout_option,
+    files_argument,
+    input_of,
+    input_option,
+    option,
+    quiet_option,
+)
+from evtool.console import say
+from evtool.core.learn import Learned, LearnError
+from evtool.core.learn import learn as learn_pack
+from evtool.core.records import parse
+from evtool.runtime.loop import ExitStatus
+from evtool.runtime.stage import fail
+from evtool.schemas import load_pack
+from evtool.transports.base import Source, TransportError
+from evtool.transports.endpoint import Endpoint, Side
+from evtool.transports.factory import open_source
+
+
+@click.command()
+@files_argument
+@input_option
+@amqp_option
+@connect_timeout_option
+@quiet_option
+@option("--out", "out_dir", required=True, type=click.Path(file_okay=False), metavar="DIR",
+        help="The pack folder to write.")
+@option("--count", type=click.IntRange(min=1), default=1000, show_default=True,
+        help="Learn from at most this many events.")
+@option("--seconds", type=SECONDS_OR_ZERO, default=None, help="Stop reading after this long.")
+@option("--name", default=None, help="The pack's name [default: the folder's].")
+@option("--open", "open_objects", is_flag=True,
+        help="Allow fields the sample never showed (objects are closed by default: a field no "
+             "event carried is rejected).")
+@option("--force", is_flag=True, help="Replace DIR if it exists.")
+@option("--json", "as_json", is_flag=True, help="The report on stdout as one JSON object.")
+def learn(files: tuple[str, ...], input_spec: str, amqp_url: str, connect_timeout: float, quiet: bool,
+          out_dir: str, count: int, seconds: float | None, name: str | None, open_objects: bool,
+          force: bool, as_json: bool) -> ExitStatus:
+    """Learn a pack (roles, envelope, one payload schema per source) from a sample of events.
+
+    On the broker, -i 'amqp://...?exchange=X' taps the exchange with a private queue: nothing is
+    taken from the pipeline's own queues.
+
+    \b
+    Example:
+      evtool learn sample.ndjson --out mypack/
+      evtool gen --pack mypack/ --count 100 --fast | evtool validate --pack mypack/
+    """
+    input_spec, files = input_of(input_spec, files)
+    out = Path(out_dir)
+    if out.exists() and not force:
+        raise click.UsageError(f"--out {out_dir} exists: give --force to replace it")
+    try:
+        source = open_source(Endpoint(input_spec, amqp_url, Side.IN, "learn",
+                                      connect_timeout=connect_timeout, files=files), 16 << 20)
+    except TransportError as exc:
+        fail("learn", str(exc))
+    try:
+        events, bad = sample(source, count, seconds)
+    except TransportError as exc:
+        fail("learn", str(exc))
+    finally:
+        source.close()
+    try:
+        learned = learn_pack(events, name or out.resolve().name, closed=not open_objects)
+    except LearnError as exc:
+        fail("learn", str(exc))
+    write_pack(out, learned, force)
+    try:
+        load_pack(str(out))                      # what it wrote must load as any pack does
+    except ValueError as exc:
+        fail("learn", f"the learned pack does not load ({exc}); please report this sample")
+    report(learned, len(events), bad, out, as_json, quiet)
+    return ExitStatus.OK
+
+
+def sample(source: Source, count: int, seconds: float | None) -> tuple[list[dict[str, Any]], int]:
+    """Up to `count` events (JSON objects) read within `seconds`; lines that are not, counted."""
+    events: list[dict[str, Any]] = []
+    bad = 0
+    deadline = None if seconds is None else time.monotonic() + seconds
+    while len(events) < count:
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            break
+        batch = source.read(left)
+        if batch is None:
+            break
+        for line in batch.lines:
+            if not line.strip():
+                continue
+            try:
+                value = parse(line)
+            except (orjson.JSONDecodeError, ValueError):
+                bad += 1
+                continue
+            if isinstance(value, dict):
+                events.append(value)
+            else:
+                bad += 1
+        source.ack(batch.token)
+    return events[:count], bad
+
+
+def write_pack(out: Path, learned: Learned, force: bool) -> None:
+    if force and out.exists():
+        shutil.rmtree(out)
+    (out / "payloads").mkdir(parents=True)
+    _write(out / "pack.json", learned.pack)
+    if learned.envelope is not None:
+        _write(out / "envelope.json", learned.envelope)
+    for source, schema in learned.payloads.items():
+        _write(out / "payloads" / f"{source}.json", schema)
+
+
+def _write(path: Path, doc: Any) -> None:
+    path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def report(learned: Learned, events: int, bad: int, out: Path, as_json: bool, quiet: bool) -> None:
+    """Which field got each role and why, and what was inferred of each field."""
+    if as_json:
+        sys.stdout.write(json.dumps({"out": str(out), "events": events, "skipped": bad,
+                                     "roles": learned.roles, "sources": learned.pack["sources"],
+                                     "fields": learned.fields}, ensure_ascii=False) + "\n")
+        return
+    if quiet:
+        return
+    say("learn", f"{events} events read ({bad} lines skipped: not JSON objects); pack written to {out}")
+    for role, said in learned.roles.items():
+        say("learn", f"  {role}: {said['field'] if said['field'] is not None else '(none)'} - {said['why']}")
+    say("learn", "  sources: " + ", ".join(f"{s} {w:.0%}" for s, w in learned.pack["sources"].items()))
+    for where, what in learned.fields.items():
+        say("learn", f"  {where}: {what}")
