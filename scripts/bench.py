@@ -190,12 +190,25 @@ def packs(bench: Bench, work: Path, n: int, runs: int) -> None:
             print(f"  {stage:9} {name:12} {ratio:5.2f}x{flag}")
 
 
+def learn_time(work: Path, n: int, runs: int) -> None:
+    """evtool learn over n events of the evtool pack (target: 100k in under 10 s)."""
+    sample = work / "learn-sample.ndjson"
+    sh(q([*EVTOOL, "gen", "--count", str(n), "--seed", "1", "--start", START, "--fast", "-q"])
+       + f" > {sample}")
+    learn = q([*EVTOOL, "learn", str(sample), "--out", str(work / "learned"), "--force", "--count",
+               str(n), "-q"])
+    times = [sh(learn) for _ in range(runs)]
+    print(f"\n== learn: {n:,} events, median of {runs} runs")
+    print(f"  learn {statistics.median(times):7.2f} s   (target < 10 s for 100,000)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--pack-events", type=int, default=300_000)
-    parser.add_argument("--only-packs", action="store_true", help="measure the packs and stop")
+    parser.add_argument("--only-packs", action="store_true", help="measure the packs (and learn) and stop")
+    parser.add_argument("--learn-events", type=int, default=100_000)
     parser.add_argument("--original-events", type=int, default=100_000)
     parser.add_argument("--naive-records", type=int, default=3000)
     parser.add_argument("--skip-memory", action="store_true")
@@ -214,6 +227,7 @@ def main() -> None:
     try:
         if opts.only_packs:
             packs(bench, work, opts.pack_events, runs)
+            learn_time(work, opts.learn_events, runs)
             return
         events = work / "events.ndjson"
         print(f"generating {n:,} events into {events} ...", flush=True)
@@ -262,6 +276,7 @@ def main() -> None:
             print(f"  {stage:28} {r(stage, a):5.2f}x | {r(stage, at):5.2f}x   (target >= {target}x tuned)")
         print(f"  {'validate vs original (b)':28} {r('validate', b):5.1f}x   (target >= 20x)")
         packs(bench, work, opts.pack_events, runs)
+        learn_time(work, opts.learn_events, runs)
 
         print(f"\n== audit and replay over gen | validate | aggregate --forward, median of {runs} runs")
         flowed = work / "flowed.ndjson"
