@@ -27,6 +27,7 @@ from evtool.core.learn import Learned, LearnError
 from evtool.core.learn import learn as learn_pack
 from evtool.core.records import parse
 from evtool.runtime.loop import ExitStatus
+from evtool.runtime.progress import Meter, counting
 from evtool.runtime.stage import fail
 from evtool.schemas import load_pack
 from evtool.transports.base import Source, TransportError
@@ -74,7 +75,7 @@ def learn(files: tuple[str, ...], input_spec: str, amqp_url: str, connect_timeou
     except TransportError as exc:
         fail("learn", str(exc))
     try:
-        events, bad = sample(source, count, seconds)
+        events, bad = sample(source, count, seconds, counting("learn", count, quiet or as_json))
     except TransportError as exc:
         fail("learn", str(exc))
     finally:
@@ -92,8 +93,19 @@ def learn(files: tuple[str, ...], input_spec: str, amqp_url: str, connect_timeou
     return ExitStatus.OK
 
 
-def sample(source: Source, count: int, seconds: float | None) -> tuple[list[dict[str, Any]], int]:
-    """Up to `count` events (JSON objects) read within `seconds`; lines that are not, counted."""
+def sample(source: Source, count: int, seconds: float | None,
+           meter: Meter | None = None) -> tuple[list[dict[str, Any]], int]:
+    """Up to `count` events (JSON objects) read within `seconds`; lines that are not, counted.
+    `meter`: a bar on the terminal over the events read."""
+    try:
+        return _sample(source, count, seconds, meter)
+    finally:
+        if meter is not None:
+            meter.close()
+
+
+def _sample(source: Source, count: int, seconds: float | None,
+            meter: Meter | None) -> tuple[list[dict[str, Any]], int]:
     events: list[dict[str, Any]] = []
     bad = 0
     deadline = None if seconds is None else time.monotonic() + seconds
@@ -117,6 +129,8 @@ def sample(source: Source, count: int, seconds: float | None) -> tuple[list[dict
             else:
                 bad += 1
         source.ack(batch.token)
+        if meter is not None:
+            meter.tick(min(len(events), count))
     return events[:count], bad
 
 

@@ -144,10 +144,13 @@ def learn(events: Sequence[dict[str, Any]], name: str, closed: bool = True) -> L
     for event in events:
         groups.setdefault(str(event[source]) if source else name, []).append(event)
     payloads = {}
+    described = {f"/{k}": p.describe() for k, p in top.keys.items()}
     for src, held in sorted(groups.items()):
         profile = Profile()
         for event in held:
             profile.see(event[payload] if payload else event)
+        if payload:
+            described.update({f"/{payload}/{k} ({src})": p.describe() for k, p in profile.keys.items()})
         payloads[src] = {"$schema": "http://json-schema.org/draft-07/schema#",
                          "title": f"{src}, as learned from {len(held)} events", **profile.schema(closed)}
     envelope = None
@@ -160,5 +163,4 @@ def learn(events: Sequence[dict[str, Any]], name: str, closed: bool = True) -> L
     weights = {src: round(len(held) / len(events), 4) for src, held in sorted(groups.items())}
     pack = {"name": name, "description": f"learned from a sample of {len(events)} events",
             "sources": weights, **meta}
-    described = {f"/{k}": p.describe() for k, p in top.keys.items()}
     return Learned(pack, envelope, payloads, why, described)
