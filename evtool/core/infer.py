@@ -116,6 +116,7 @@ class Profile:
     long: int = 0
     formats: dict[str, int] = field(default_factory=dict)
     possible: set[str] = field(default_factory=lambda: set(FORMATS))
+    versions: set[str] = field(default_factory=set)      # of UUIDs seen
     shapes: Shapes = field(default_factory=Shapes)
     hexes: Shapes = field(default_factory=lambda: Shapes(hex_runs=True))
     keys: dict[str, Profile] = field(default_factory=dict)
@@ -167,6 +168,8 @@ class Profile:
                 self.formats[name] = self.formats.get(name, 0) + 1
             else:
                 self.possible.discard(name)
+        if "uuid" in self.possible:
+            self.versions.add(text[14])
         self.shapes.see_text(text)
         self.hexes.see_text(text)
 
@@ -233,7 +236,7 @@ class Profile:
             return out
         for fmt in ("uuid", "email", "uri", "ipv4"):
             if self.all_of(fmt):
-                pattern = self.hexes.pattern() if fmt == "uuid" else None
+                pattern = self._uuid_pattern() if fmt == "uuid" else None
                 if pattern:
                     out["pattern"] = pattern
                 else:
@@ -246,6 +249,13 @@ class Profile:
         out["minLength"], out["maxLength"] = self.short, self.long
         out["examples"] = values[:EXAMPLES]
         return out
+
+    def _uuid_pattern(self) -> str | None:
+        """Lower-case UUIDs of one version (v4, say) as that version's pattern."""
+        if self.hexes.pattern() is None or len(self.versions) != 1:
+            return self.hexes.pattern()
+        version = next(iter(self.versions))
+        return f"^[0-9a-f]{{8}}-[0-9a-f]{{4}}-{version}[0-9a-f]{{3}}-[89ab][0-9a-f]{{3}}-[0-9a-f]{{12}}$"
 
     def describe(self) -> str:
         """What was inferred, in a few words, for the report."""
