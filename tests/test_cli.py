@@ -153,7 +153,7 @@ def test_unreadable_input_file_exits_1() -> None:
 def test_every_command_has_help_with_an_example() -> None:
     runner = CliRunner()
     names = cli.list_commands(click.Context(cli))
-    assert names == ["gen", "validate", "aggregate", "audit", "replay", "watch"]
+    assert names == ["gen", "validate", "aggregate", "audit", "replay", "watch", "learn"]
     for name in names:
         command = cli.get_command(click.Context(cli), name)
         result = runner.invoke(cli, [name, "--help"])
