@@ -11,6 +11,9 @@ if [ "${1:-}" = "--fast" ]; then
   fast=(-n auto -m "not broker and not postgres and not browser and not tmux and not slow")
 fi
 cd "$(dirname "$0")/.."
+# the tests start evtool as a program hundreds of times: with bytecode never written (this
+# machine's environment sets PYTHONDONTWRITEBYTECODE), each start compiles every module again
+unset PYTHONDONTWRITEBYTECODE
 source scripts/_venv.sh
 log=$(mktemp)
 if ! .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' >"$log" 2>&1; then
