@@ -114,7 +114,6 @@ class Profile:
     high: float = -math.inf
     short: int = 1 << 30
     long: int = 0
-    formats: dict[str, int] = field(default_factory=dict)
     possible: set[str] = field(default_factory=lambda: set(FORMATS))
     versions: set[str] = field(default_factory=set)      # of UUIDs seen
     shapes: Shapes = field(default_factory=Shapes)
@@ -164,9 +163,7 @@ class Profile:
         if not new:
             return
         for name in list(self.possible):          # a format one value broke is never checked again
-            if FORMATS[name](text):
-                self.formats[name] = self.formats.get(name, 0) + 1
-            else:
+            if not FORMATS[name](text):
                 self.possible.discard(name)
         if "uuid" in self.possible:
             self.versions.add(text[14])

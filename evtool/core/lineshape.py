@@ -269,8 +269,8 @@ def line_pattern(pack: Pack, shape: Shape) -> str | None:
     props = envelope.get("properties", {})
     # the envelope's own rules for the fields the expression replaces must say no more than it does
     source_rule, payload_rule = props.get(named.get("source", "")), props.get(named["payload"])
-    sources_pass = isinstance(source_rule, dict) and all(
-        predicate(source_rule, "source")(s) for s in mirrored)
+    source_ok = predicate(source_rule, "source") if isinstance(source_rule, dict) else None
+    sources_pass = source_ok is not None and all(source_ok(s) for s in mirrored)
     if ("source" in named and not sources_pass) or _rules(payload_rule) not in ({"type": "object"}, {}):
         return None
     names = list(mirrored)
@@ -313,10 +313,11 @@ def line_matcher(pack: Pack) -> Callable[[bytes], bool] | None:
     if text is None:
         return None
     try:
-        full = re.compile(text.encode()).fullmatch
+        compiled = re.compile(text.encode())
     except re.error:                                     # two date-times of one name, say
         return None
-    times = [g for g in full.__self__.groupindex if g.startswith("ts_")]  # type: ignore[attr-defined]
+    full = compiled.fullmatch
+    times = [g for g in compiled.groupindex if g.startswith("ts_")]
     numbers = shape.numbers
 
     def ok(line: bytes) -> bool:

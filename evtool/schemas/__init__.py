@@ -96,14 +96,21 @@ def _wire_doc(folder: Traversable | Path, where: str, builtin: bool
     if isinstance(entry, Path) and isinstance(folder, Path) and entry.exists() and \
             not entry.resolve().is_relative_to(folder.resolve()):
         raise PackError(f"{where}wire.json: leads out of the pack (a link to {entry.resolve()})")
-    shown = f"pack {DEFAULT_PACK}: wire.json"
-    default = _read(_packs_root().joinpath(DEFAULT_PACK).joinpath("wire.json"), shown)
+    default, shown = _default_wire(), f"pack {DEFAULT_PACK}: wire.json"
     if not entry.is_file():
         return default, None, shown            # shipped, and held to the format by the tests
     own = _read(entry, f"{where}wire.json")
     if not isinstance(own, dict):
         raise PackError(f"{where}wire.json: must be a JSON object")
     return {**default, **own}, None if builtin else wire_format(), f"{where}wire.json"
+
+
+@cache
+def _default_wire() -> dict[str, Any]:
+    """The default pack's wire.json, read once: every pack's broker side starts from it."""
+    found: dict[str, Any] = _read(_packs_root().joinpath(DEFAULT_PACK).joinpath("wire.json"),
+                                  f"pack {DEFAULT_PACK}: wire.json")
+    return found
 
 
 @cache

@@ -13,7 +13,7 @@ import orjson
 
 from evtool.core.instant import TimeError
 from evtool.core.pack import Pack
-from evtool.core.roles import MISSING, RoleError, parse_pointer, resolve
+from evtool.core.roles import RoleError, parse_pointer, resolve
 from evtool.core.wire import SqliteRecord
 from evtool.store.replay import Filters
 from evtool.store.sqlite import StoreError, connect_read_only
@@ -131,7 +131,7 @@ class ForeignRecord:
                         continue
                     try:
                         event = resolve(orjson.loads(line), where)
-                        if not isinstance(event, dict) or event is MISSING or roles.is_derived(event):
+                        if not isinstance(event, dict) or roles.is_derived(event):
                             raise ValueError
                         event_id = roles.event_id(event)
                     except (orjson.JSONDecodeError, ValueError):
