@@ -5,8 +5,8 @@ small integers, no spaces) is matched by one regular expression built from the e
 payload schemas. A match is certainly a valid event with no duplicate key, so validate passes it
 and aggregate reads its four fields from the match, neither parsing it. Anything the builder does
 not understand gives no expression for that source; anything that does not match takes the
-parsing path, which decides and explains. Only the timestamp is checked outside the expression,
-by the same function the schemas' `date-time` format runs.
+parsing path, which decides and explains. Date-times and the common number bounds are decided by
+the expression itself: a check in Python on each match cost more than the match.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evtool.core.checks import predicate
-from evtool.core.instant import is_instant
 from evtool.core.pack import Pack
 from evtool.core.patterns import linear
 
@@ -27,8 +26,14 @@ Schema = dict[str, Any]
 # Keywords that only describe or steer generation: they never change a verdict.
 INERT = {"$schema", "$id", "title", "description", "examples", "x-generate", "$comment"}
 PLAIN = r'[\x20\x21\x23-\x5b\x5d-\x7e]'        # a JSON string character needing no escape, ASCII
-TIMESTAMP = (r'[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?'
-             r'(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])')
+# The `date-time` rule of instant.is_instant, exactly, for the years 0002-9998 and no leap second
+# (those take the parsing path): real days of real months, February 29 in leap years only.
+_MONTH_DAY = (r"(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+              r"|02-(?:0[1-9]|1[0-9]|2[0-8]))")
+_LEAP_YEAR = r"(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)"
+TIMESTAMP = (rf"(?!000[01]|9999)(?:[0-9]{{4}}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29)[Tt ]"
+             r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?"
+             r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])")
 _SIMPLE_PATTERN = re.compile(
     r"\^((?:(?:\[[A-Za-z0-9:_/@-]+\]|[A-Za-z0-9:_/@-]|\\\.)(?:\{\d+(?:,\d+)?\}|[+*?])?)+)\$")
 _VARIABLE = re.compile(r"[+*?]|\{\d+,\d*\}")
@@ -79,8 +84,10 @@ def _literal(value: Any) -> str:
 
 
 # JSON numbers as orjson writes those gen makes: no exponent, ints within 64 bits
-INTEGER = r"-?(?:0|[1-9][0-9]{0,17})"
-NUMBER = INTEGER + r"(?:\.[0-9]{1,17})?"
+UNSIGNED = r"(?:0|[1-9][0-9]{0,17})"
+INTEGER = "-?" + UNSIGNED
+FRACTION = r"(?:\.[0-9]{1,17})?"
+NUMBER = INTEGER + FRACTION
 # any JSON scalar a schema with no rule takes (an object or array there takes the parsing path)
 SCALAR = f'(?:"{PLAIN}*"|{NUMBER}|true|false|null)'
 _BOUNDS = {"minimum": (False, False), "maximum": (True, False), "exclusiveMinimum": (False, True),
@@ -120,14 +127,11 @@ class Shape:
         raise Unsupported(name)
 
     def number(self, integer: bool, rules: dict[str, Any], name: str) -> str:
-        lo, hi = rules.get("minimum"), rules.get("maximum")
-        if integer and set(rules) == {"minimum", "maximum"} and type(lo) is int and type(hi) is int \
-                and 0 <= lo <= hi < 10**6:
-            return int_between(lo, hi)                 # exact, no check on a match
         if not all(type(v) in (int, float) and math.isfinite(v) for v in rules.values()):
             raise Unsupported(name)
-        if not rules:
-            return INTEGER if integer else NUMBER
+        exact = _bounded(integer, rules)
+        if exact is not None:
+            return exact
         group = f"n{len(self.numbers)}"
         self.numbers.append((group, integer, tuple(rules.items())))
         return f"(?P<{group}>{INTEGER if integer else NUMBER})"
@@ -164,6 +168,34 @@ class Shape:
             return [(n, set_.get(n, v), r) for n, v, r in values]
         return "(?:" + _joined(with_(**{key: _literal(when), then_key: _literal(then)})) + "|" + \
             _joined(with_(**{key: _literal(other[0])})) + ")"
+
+
+def _bounded(integer: bool, rules: dict[str, Any]) -> str | None:
+    """The numbers within inclusive whole bounds under 10**6 (or at least 0), as an expression
+    that decides alone; None for bounds a match must check (exclusive, fractional, one-sided)."""
+    if not rules:
+        return INTEGER if integer else NUMBER
+    if set(rules) == {"minimum"} and rules["minimum"] == 0:
+        return UNSIGNED if integer else UNSIGNED + FRACTION
+    if set(rules) != {"minimum", "maximum"}:
+        return None
+    lo, hi = rules["minimum"], rules["maximum"]
+    if lo > hi or not all(float(v).is_integer() and abs(v) < 10**6 for v in (lo, hi)):
+        return None
+    low, high = int(lo), int(hi)
+    if low >= 0:
+        return _magnitude(low, high, integer)
+    if high <= 0:
+        return "-" + _magnitude(-high, -low, integer)
+    return f"(?:-{_magnitude(0, -low, integer)}|{_magnitude(0, high, integer)})"
+
+
+def _magnitude(lo: int, hi: int, integer: bool) -> str:
+    """Unsigned numbers from lo to hi: whole parts lo..hi-1 with any fraction, or hi exactly."""
+    if integer:
+        return int_between(lo, hi)
+    exact = f"{hi}(?:\\.0{{1,17}})?"
+    return exact if lo == hi else f"(?:{int_between(lo, hi - 1)}{FRACTION}|{exact})"
 
 
 def _refuse(name: str) -> str:
@@ -274,13 +306,9 @@ def line_pattern(pack: Pack, shape: Shape) -> str | None:
     if ("source" in named and not sources_pass) or _rules(payload_rule) not in ({"type": "object"}, {}):
         return None
     names = list(mirrored)
-    fixed = {named["payload"]: "".join(f"(?(s{i}){mirrored[s]}|" for i, s in enumerate(names[:-1]))
-             + mirrored[names[-1]] + ")" * (len(names) - 1)}
-    if "source" in named:
-        fixed[named["source"]] = '"(?P<source>' + "|".join(
-            f"(?P<s{i}>{re.escape(s)})" for i, s in enumerate(names)) + ')"'
-    elif len(names) > 1:
+    if "source" not in named and len(names) > 1:
         return None
+    fixed: dict[str, str] = {}
     try:
         for role, group in (("id", "event_id"), ("region", "region")):
             if role in named:
@@ -288,6 +316,12 @@ def line_pattern(pack: Pack, shape: Shape) -> str | None:
                 if not isinstance(rule, dict) or rule.get("type") != "string":
                     return None
                 fixed[named[role]] = f'"(?P<{group}>{string_pattern(rule, named[role])})"'
+        fixed[named["payload"]] = "".join(
+            f"(?(s{i}){mirrored[s]}|" for i, s in enumerate(names[:-1])) + mirrored[names[-1]] + \
+            ")" * (len(names) - 1)
+        if "source" in named:
+            fixed[named["source"]] = '"(?P<source>' + "|".join(
+                f"(?P<s{i}>{re.escape(s)})" for i, s in enumerate(names)) + ')"'
         return shape.object(envelope, fixed, frozenset(fixed))
     except Unsupported:
         return None
@@ -317,16 +351,14 @@ def line_matcher(pack: Pack) -> Callable[[bytes], bool] | None:
     except re.error:                                     # two date-times of one name, say
         return None
     full = compiled.fullmatch
-    times = [g for g in compiled.groupindex if g.startswith("ts_")]
     numbers = shape.numbers
+    if not numbers:
+        return lambda line: full(line) is not None
 
     def ok(line: bytes) -> bool:
         found = full(line)
         if found is None:
             return False
-        for group in times:
-            if not is_instant(found.group(group).decode()):
-                return False
         for group, integer, bounds in numbers:
             text = found.group(group)
             if text is not None and not _within(int(text) if integer else float(text), bounds):

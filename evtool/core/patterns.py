@@ -9,7 +9,9 @@ pattern RE2 cannot run (backreferences, lookaround) is refused, whichever engine
 
 from __future__ import annotations
 
+import importlib
 import re
+import sys
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -17,10 +19,9 @@ import re2
 
 from evtool.core.pack import PackError
 
-try:
-    from re import _parser
-except ImportError:                     # Python 3.10
-    import sre_parse as _parser
+# the standard parser of regular expressions: re._parser, which typeshed no longer lists, or
+# Python 3.10's sre_parse
+_parser: Any = importlib.import_module("re._parser" if sys.version_info >= (3, 11) else "sre_parse")
 
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False
