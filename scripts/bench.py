@@ -18,7 +18,10 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+
+import bench_table
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -90,6 +93,7 @@ for line in sys.stdin:
 def sh(cmd: str, stdin: Path | None = None, env: dict | None = None) -> float:
     """Seconds of one shell pipeline, output to /dev/null."""
     full = {**os.environ, **(env or {})}
+    full.pop("PYTHONDONTWRITEBYTECODE", None)     # as users run it: modules compiled once
     started = time.perf_counter()
     with open(stdin or os.devnull, "rb") as src:
         proc = subprocess.Popen(["bash", "-o", "pipefail", "-c", cmd], stdin=src, stdout=subprocess.DEVNULL,
@@ -141,23 +145,6 @@ def peak_rss_mb(cmd: str) -> float:
         return int(out.read().strip().splitlines()[-1]) / 1024
 
 
-def table(bench: Bench, records_n: int, naive_name: str, audit_name: str) -> None:
-    """The summary the speed issue asks for: each stage beside the tuned floor and its target."""
-    res, tuned = bench.results, "floor (a), same malloc tuning as evtool"
-    pipe = "gen | validate | aggregate"
-    rows = [("floor, tuned", tuned, ""), ("floor, untuned", "floor (a): orjson loads+dumps loop", ""),
-            ("validate", "validate", ">= 0.4"), ("aggregate", "aggregate", ">= 0.4"),
-            ("gen --fast", "gen --fast", ">= 0.4"), (pipe.replace("|", "\\|"), pipe, ">= 0.15"),
-            (f"audit ({records_n:,} records)", audit_name, ">= 0.2, >= 30x naive"),
-            ("replay", "replay", "keep"), ("replay --verify", "replay --verify", "within 3x of replay")]
-    print("\n| stage | events/s | x tuned floor | target |\n|---|---|---|---|")
-    for label, name, target in rows:
-        ratio = res[name]["events_per_s"] / res[tuned]["events_per_s"]
-        print(f"| {label} | {res[name]['events_per_s']:,} | {ratio:.2f} | {target} |")
-    print(f"| naive audit | {res[naive_name]['events_per_s']:,} | "
-          f"audit is {res[audit_name]['events_per_s'] / res[naive_name]['events_per_s']:.1f}x | |")
-
-
 def pack_names() -> list[str]:
     """Every built-in pack and every example pack folder."""
     from evtool.schemas import builtin_packs
@@ -166,40 +153,161 @@ def pack_names() -> list[str]:
     return [*builtin_packs(), *examples]
 
 
-def packs(bench: Bench, work: Path, n: int, runs: int) -> None:
-    """gen and validate for each pack beside the evtool pack's, from the same interleaved runs:
-    every pack should run at (nearly) the same speed, since its fast paths come from its data."""
-    cases: dict[str, tuple[Callable[[], float], int]] = {}
-    names = pack_names()
-    for pack in names:
-        made = work / f"pack-{Path(pack).name}.ndjson"
-        gen = q([*EVTOOL, "gen", "--pack", pack, "--count", str(n), "--seed", "1", "--start", START,
-                 "--fast", "-q"])
-        sh(f"{gen} > {made}")
-        validate = q([*EVTOOL, "validate", "--pack", pack, "-q"])
-        cases[f"gen --pack {Path(pack).name}"] = (lambda gen=gen: sh(gen), n)
-        cases[f"validate --pack {Path(pack).name}"] = (lambda v=validate, m=made: sh(v, m), n)
-    print(f"\n== packs: {n:,} events each, median of {runs} runs")
-    bench.measure(cases)
-    print("\n== packs against the evtool pack (target >= 0.8x)")
-    for stage in ("gen", "validate"):
-        for pack in names:
-            name = Path(pack).name
-            ratio = bench.ratio(f"{stage} --pack {name}", f"{stage} --pack evtool")
-            flag = "" if ratio >= 0.8 else "   below target"
-            print(f"  {stage:9} {name:12} {ratio:5.2f}x{flag}")
-
-
-def learn_time(work: Path, n: int, runs: int) -> None:
-    """evtool learn over n events of the evtool pack (target: 100k in under 10 s)."""
+def learn_time(work: Path, n: int, runs: int) -> float:
+    """Median seconds of evtool learn over n events of the evtool pack (target: 100k in < 10 s)."""
     sample = work / "learn-sample.ndjson"
-    sh(q([*EVTOOL, "gen", "--count", str(n), "--seed", "1", "--start", START, "--fast", "-q"])
-       + f" > {sample}")
+    if not sample.exists():
+        sh(q([*EVTOOL, "gen", "--count", str(n), "--seed", "1", "--start", START, "--fast", "-q"])
+           + f" > {sample}")
     learn = q([*EVTOOL, "learn", str(sample), "--out", str(work / "learned"), "--force", "--count",
                str(n), "-q"])
-    times = [sh(learn) for _ in range(runs)]
-    print(f"\n== learn: {n:,} events, median of {runs} runs")
-    print(f"  learn {statistics.median(times):7.2f} s   (target < 10 s for 100,000)")
+    seconds = statistics.median(sh(learn) for _ in range(runs))
+    print(f"  learn, {n:,} events {seconds:17.2f} s   (target < 10 s for 100,000)", flush=True)
+    return seconds
+
+
+PIPE, TUNED_NAME = "gen | validate | aggregate", "floor (a), same malloc tuning as evtool"
+
+
+@dataclass
+class Setup:
+    """What every pass measures, made once: the packs' events, the stream audit and replay read."""
+
+    opts: argparse.Namespace
+    work: Path
+    names: list[str]
+    files: dict[str, Path]
+    events: Path
+    floor: Path
+    flowed: Path | None = None
+    records_n: int = 0
+    disk: Path | None = None
+    naive_in: Path | None = None
+
+    @property
+    def audit_name(self) -> str:
+        return f"audit ({self.records_n:,} records)"
+
+    @property
+    def naive_name(self) -> str:
+        return f"naive audit, 1 tx/record ({self.opts.naive_records:,} records)"
+
+
+def measure_pass(bench: Bench, label: str, setup: Setup) -> None:
+    """One pass of everything the table shows (the quiet one also keeps the audit database)."""
+    opts, n = setup.opts, setup.opts.events
+    print(f"\n== {label}: each pack, {opts.pack_events:,} events, median of {bench.runs} runs", flush=True)
+    bench.measure(bench_table.pack_cases(setup.names, setup.files, opts.pack_events, q(EVTOOL),
+                                         f"{PY} {setup.floor}", sh, TUNED, START))
+    if not opts.only_packs:
+        gen = q([*EVTOOL, "gen", "--count", str(n), "--seed", "1", "--start", START, "--fast", "-q"])
+        validate, aggregate = q([*EVTOOL, "validate", "-q"]), q([*EVTOOL, "aggregate", "-q"])
+        print(f"\n== {label}: {n:,} events; audit and replay over what the pipe forwards", flush=True)
+        bench.measure({
+            TUNED_NAME: (lambda: sh(f"{PY} {setup.floor}", setup.events, TUNED), n),
+            PIPE: (lambda: sh(f"{gen} | {validate} | {aggregate}"), n),
+            **audit_cases(setup, n),
+        })
+    bench.results["learn"] = {"seconds": learn_time(setup.work, opts.learn_events, bench.runs)}
+
+
+def audit_cases(setup: Setup, n: int) -> dict[str, tuple[Callable[[], float], int]]:
+    """audit (on disk: fsync must mean something), a naive per-record commit, replay, watch."""
+    assert setup.flowed is not None and setup.disk is not None and setup.naive_in is not None
+    db, disk, flowed, naive_in = setup.disk / "audit.db", setup.disk, setup.flowed, setup.naive_in
+    naive_script = setup.work / "naive.py"
+    naive_script.write_text(NAIVE_AUDIT)
+
+    def audit_run() -> float:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+        return sh(q([*EVTOOL, "audit", "--db", str(db), "-q"]), flowed)
+
+    def naive_run() -> float:
+        target = disk / "naive.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{target}{suffix}").unlink(missing_ok=True)
+        return sh(f"{PY} {naive_script} {target} {ROOT}", naive_in)
+
+    return {
+        f"watch --once ({setup.records_n:,} records)": (
+            lambda: sh(q([*EVTOOL, "watch", "--once", "--json", "-q"]), flowed), setup.records_n),
+        setup.audit_name: (audit_run, setup.records_n),
+        setup.naive_name: (naive_run, setup.opts.naive_records),
+        "replay": (lambda: sh(q([*EVTOOL, "replay", "--db", str(db), "-q"])), n),
+        "replay --verify": (lambda: sh(q([*EVTOOL, "replay", "--db", str(db), "--verify", "-q"])), n),
+    }
+
+
+def baselines(bench: Bench, setup: Setup) -> None:
+    """The original validator (b), and jq and Miller doing a similar job (c)."""
+    n, m = setup.opts.events, setup.opts.original_events
+    small = setup.work / "small.ndjson"
+    sh(f"head -n {m} {setup.events} > {small}")
+    original = setup.work / "original.py"
+    original.write_text(ORIGINAL)
+    cases: dict[str, tuple[Callable[[], float], int]] = {
+        "original (b): json+jsonschema": (lambda: sh(f"{PY} {original} {ROOT}", small), m),
+        "validate, same events": (lambda: sh(q([*EVTOOL, "validate", "-q"]), small), m),
+    }
+    if shutil.which("jq"):
+        cases["jq (c): select valid-looking + count"] = (lambda: sh(
+            "jq -c 'select(.event_id != null and .region != null)' | "
+            "jq -sc 'group_by(.region, .source) | map({key: (.[0].region + \"/\" + .[0].source),"
+            " n: length})'", setup.events), n)
+    if shutil.which("mlr"):
+        cases["mlr (c): filter + count -g region,source"] = (lambda: sh(
+            "mlr --ijsonl --ojsonl filter 'is_present($event_id)' then count -g region,source",
+            setup.events), n)
+    print(f"\n== baselines (b) and (c), median of {bench.runs} runs", flush=True)
+    bench.measure(cases)
+    print(f"  validate is {bench.ratio('validate, same events', 'original (b): json+jsonschema'):.1f}x "
+          "the original validator (target >= 20x)")
+
+
+def memory(bench: Bench, setup: Setup) -> None:
+    """Peak RSS of aggregate on an endless stream (2M against 6M events) and at 1M distinct ids."""
+    print("\n== memory (peak RSS of aggregate)", flush=True)
+    mem = {}
+    for count in (2_000_000, 6_000_000):
+        cmd = (q([*EVTOOL, "gen", "--count", str(count), "--seed", "2", "--fast", "-q"])
+               + " | " + q([*EVTOOL, "aggregate", "--dedupe-horizon", "60", "-q"]))
+        mem[count] = peak_rss_mb(cmd)
+        print(f"  --dedupe-horizon 60 after {count:>9,} events: {mem[count]:6.1f} MB", flush=True)
+    growth = mem[6_000_000] / mem[2_000_000] - 1
+    print(f"  growth 2M -> 6M: {growth:+.1%} (target within 5%)")
+    distinct = peak_rss_mb(f"cat {setup.events} | " + q([*EVTOOL, "aggregate", "-q"]))
+    print(f"  default horizon, {setup.opts.events:,} distinct events: {distinct:6.1f} MB (target <= 150 MB)")
+    bench.results["memory"] = {"horizon60_2M_mb": mem[2_000_000], "horizon60_6M_mb": mem[6_000_000],
+                               "growth": growth, "distinct_default_mb": distinct}
+
+
+def prepare(opts: argparse.Namespace, work: Path) -> Setup:
+    """Every pack's events, the evtool events of the pipe, and what the pipe forwards to audit."""
+    names = pack_names()
+    files = {}
+    for pack in names:
+        files[pack] = work / f"pack-{Path(pack).name}.ndjson"
+        sh(q([*EVTOOL, "gen", "--pack", pack, "--count", str(opts.pack_events), "--seed", "1",
+              "--start", START, "--fast", "-q"]) + f" > {files[pack]}")
+    floor = work / "floor.py"
+    floor.write_text(FLOOR)
+    events = work / "events.ndjson"
+    setup = Setup(opts, work, names, files, events, floor)
+    if opts.only_packs:
+        return setup
+    print(f"generating {opts.events:,} events into {events} ...", flush=True)
+    sh(q([*EVTOOL, "gen", "--count", str(opts.events), "--seed", "1", "--start", START, "--fast", "-q"])
+       + f" > {events}")
+    setup.flowed = work / "flowed.ndjson"
+    sh(f"{q([*EVTOOL, 'validate', '-q'])} | {q([*EVTOOL, 'aggregate', '--forward', '-q'])} > {setup.flowed}",
+       events)
+    with open(setup.flowed, "rb") as f:
+        setup.records_n = sum(1 for _ in f)
+    setup.disk = Path(tempfile.mkdtemp(prefix="evtool-bench-db-", dir=ROOT / "bench-out"))
+    setup.naive_in = work / "naive-in.ndjson"
+    sh(f"head -n {opts.naive_records} {setup.flowed} > {setup.naive_in}")
+    return setup
 
 
 def main() -> None:
@@ -207,146 +315,48 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--pack-events", type=int, default=300_000)
-    parser.add_argument("--only-packs", action="store_true", help="measure the packs (and learn) and stop")
+    parser.add_argument("--only-packs", action="store_true", help="measure the packs (and learn) alone")
     parser.add_argument("--learn-events", type=int, default=100_000)
     parser.add_argument("--original-events", type=int, default=100_000)
     parser.add_argument("--naive-records", type=int, default=3000)
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-broker", action="store_true")
+    parser.add_argument("--skip-busy", action="store_true", help="no second pass beside a busy neighbour")
+    parser.add_argument("--busy-rate", type=int, default=2000, help="events/s of the busy neighbour")
     parser.add_argument("--broker-events", type=int, default=200_000)
     parser.add_argument("--original-broker-events", type=int, default=10_000)
     parser.add_argument("--json", type=Path, default=ROOT / "bench-out" / "bench.json")
     opts = parser.parse_args()
     for signum in (signal.SIGTERM, signal.SIGHUP):     # so that `finally` cleans up
         signal.signal(signum, lambda number, _frame: sys.exit(128 + number))
-    n, runs = opts.events, opts.runs
     shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
     work = Path(tempfile.mkdtemp(prefix="evtool-bench-", dir=shm))
     (ROOT / "bench-out").mkdir(exist_ok=True)
-    bench = Bench(runs)
+    quiet, busy = Bench(opts.runs), Bench(opts.runs)
     try:
-        if opts.only_packs:
-            packs(bench, work, opts.pack_events, runs)
-            learn_time(work, opts.learn_events, runs)
-            return
-        events = work / "events.ndjson"
-        print(f"generating {n:,} events into {events} ...", flush=True)
-        sh(q([*EVTOOL, "gen", "--count", str(n), "--seed", "1", "--start", START, "--fast", "-q"])
-           + f" > {events}")
-        floor = work / "floor.py"
-        floor.write_text(FLOOR)
-        gen = q([*EVTOOL, "gen", "--count", str(n), "--seed", "1", "--start", START, "--fast", "-q"])
-        validate, aggregate = q([*EVTOOL, "validate", "-q"]), q([*EVTOOL, "aggregate", "-q"])
+        setup = prepare(opts, work)
+        measure_pass(quiet, "quiet", setup)
+        if not opts.only_packs:
+            baselines(quiet, setup)
+            if not opts.skip_memory:
+                memory(quiet, setup)
+            if not opts.skip_broker:
+                import bench_broker
 
-        print(f"\n== foundation: {n:,} events, median of {runs} runs")
-        bench.measure({
-            "floor (a): orjson loads+dumps loop": (lambda: sh(f"{PY} {floor}", events), n),
-            "floor (a), same malloc tuning as evtool": (lambda: sh(f"{PY} {floor}", events, TUNED), n),
-            "gen --fast": (lambda: sh(gen), n),
-            "validate": (lambda: sh(validate, events), n),
-            "aggregate": (lambda: sh(aggregate, events), n),
-            "gen | validate | aggregate": (lambda: sh(f"{gen} | {validate} | {aggregate}"), n),
-        })
-        small = work / "small.ndjson"
-        m = opts.original_events
-        sh(f"head -n {m} {events} > {small}")
-        original = work / "original.py"
-        original.write_text(ORIGINAL)
-        baselines: dict[str, tuple[Callable[[], float], int]] = {
-            f"original (b): json+jsonschema, {m:,} ev": (lambda: sh(f"{PY} {original} {ROOT}", small), m),
-        }
-        if shutil.which("jq"):
-            baselines["jq (c): select valid-looking + count"] = (lambda: sh(
-                "jq -c 'select(.event_id != null and .region != null)' | "
-                "jq -sc 'group_by(.region, .source) | map({key: (.[0].region + \"/\" + .[0].source),"
-                " n: length})'", events), n)
-        if shutil.which("mlr"):
-            baselines["mlr (c): filter + count -g region,source"] = (lambda: sh(
-                "mlr --ijsonl --ojsonl filter 'is_present($event_id)' then count -g region,source",
-                events), n)
-        print(f"\n== baselines (b) and (c), median of {runs} runs")
-        bench.measure(baselines)
-
-        r = bench.ratio
-        a, at = "floor (a): orjson loads+dumps loop", "floor (a), same malloc tuning as evtool"
-        b = f"original (b): json+jsonschema, {m:,} ev"
-        print("\n== ratios (throughput): against floor (a) as users run it | against the tuned floor")
-        for stage, target in (("validate", 0.4), ("aggregate", 0.4), ("gen --fast", 0.4),
-                              ("gen | validate | aggregate", 0.15)):
-            print(f"  {stage:28} {r(stage, a):5.2f}x | {r(stage, at):5.2f}x   (target >= {target}x tuned)")
-        print(f"  {'validate vs original (b)':28} {r('validate', b):5.1f}x   (target >= 20x)")
-        packs(bench, work, opts.pack_events, runs)
-        learn_time(work, opts.learn_events, runs)
-
-        print(f"\n== audit and replay over gen | validate | aggregate --forward, median of {runs} runs")
-        flowed = work / "flowed.ndjson"
-        sh(f"{validate} | {q([*EVTOOL, 'aggregate', '--forward', '-q'])} > {flowed}", events)
-        with open(flowed, "rb") as f:
-            records_n = sum(1 for _ in f)
-        disk = Path(tempfile.mkdtemp(prefix="evtool-bench-db-", dir=ROOT / "bench-out"))
-        db = disk / "audit.db"     # on disk, not tmpfs: fsync must mean something
-
-        def audit_run() -> float:
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{db}{suffix}").unlink(missing_ok=True)
-            return sh(q([*EVTOOL, "audit", "--db", str(db), "-q"]), flowed)
-
-        naive_n = opts.naive_records
-        naive_in = work / "naive-in.ndjson"
-        sh(f"head -n {naive_n} {flowed} > {naive_in}")
-        naive_script = work / "naive.py"
-        naive_script.write_text(NAIVE_AUDIT)
-
-        def naive_run() -> float:
-            target = disk / "naive.db"
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{target}{suffix}").unlink(missing_ok=True)
-            return sh(f"{PY} {naive_script} {target} {ROOT}", naive_in)
-
-        bench.measure({
-            f"watch --once ({records_n:,} records)": (
-                lambda: sh(q([*EVTOOL, "watch", "--once", "--json", "-q"]), flowed), records_n),
-            f"audit ({records_n:,} records)": (audit_run, records_n),
-            f"naive audit, 1 tx/record ({naive_n:,} records)": (naive_run, naive_n),
-            "replay": (lambda: sh(q([*EVTOOL, "replay", "--db", str(db), "-q"])), n),
-            "replay --verify": (lambda: sh(q([*EVTOOL, "replay", "--db", str(db), "--verify", "-q"])), n),
-        })
-        audit_name = f"audit ({records_n:,} records)"
-        naive_name = f"naive audit, 1 tx/record ({naive_n:,} records)"
-        print(f"  audit vs naive:      {r(audit_name, naive_name):7.1f}x   (target >= 30x)")
-        print(f"  audit vs floor (a):  {r(audit_name, a):5.2f}x | {r(audit_name, at):5.2f}x"
-              "   (target >= 0.2x tuned)")
-        print(f"  replay vs floor (a): {r('replay', a):5.2f}x | {r('replay', at):5.2f}x   (keep)")
-        print(f"  replay --verify takes {1 / r('replay --verify', 'replay'):4.1f}x the time of replay"
-              "   (target <= 3x)")
-        watch_name = f"watch --once ({records_n:,} records)"
-        print(f"  watch vs floor (a):  {r(watch_name, a):5.2f}x | {r(watch_name, at):5.2f}x")
-        table(bench, records_n, naive_name, audit_name)
-
-        if not opts.skip_broker:
-            sys.path.insert(0, str(ROOT / "scripts"))
-            import bench_broker
-
-            print(f"\n== broker (RabbitMQ), median of {runs} runs")
-            bench.results["broker"] = bench_broker.main(opts.broker_events, runs,
-                                                        opts.original_broker_events, disk)
-
-        if not opts.skip_memory:
-            print("\n== memory (peak RSS of aggregate)")
-            mem = {}
-            for count in (2_000_000, 6_000_000):
-                cmd = (q([*EVTOOL, "gen", "--count", str(count), "--seed", "2", "--fast", "-q"])
-                       + " | " + q([*EVTOOL, "aggregate", "--dedupe-horizon", "60", "-q"]))
-                mem[count] = peak_rss_mb(cmd)
-                print(f"  --dedupe-horizon 60 after {count:>9,} events: {mem[count]:6.1f} MB", flush=True)
-            growth = mem[6_000_000] / mem[2_000_000] - 1
-            print(f"  growth 2M -> 6M: {growth:+.1%} (target within 20%)")
-            distinct = peak_rss_mb(f"cat {events} | " + aggregate)
-            print(f"  default horizon, {n:,} distinct events: {distinct:6.1f} MB (target < 150 MB)")
-            bench.results["memory"] = {"horizon60_2M_mb": mem[2_000_000],
-                                       "horizon60_6M_mb": mem[6_000_000], "distinct_default_mb": distinct}
+                print(f"\n== broker (RabbitMQ), median of {opts.runs} runs")
+                assert setup.disk is not None
+                quiet.results["broker"] = bench_broker.main(opts.broker_events, opts.runs,
+                                                            opts.original_broker_events, setup.disk)
+        passes = [("quiet", quiet.results)]
+        if not opts.skip_busy:
+            print(f"\n== busy: scripts/load.py drives {opts.busy_rate:,} events/s through the broker")
+            with bench_table.busy_neighbour(ROOT, opts.busy_rate):
+                measure_pass(busy, "busy", setup)
+            passes.append(("busy neighbour", busy.results))
+        table = bench_table.rows(setup.names, PIPE, TUNED_NAME, setup.audit_name, setup.naive_name)
+        bench_table.print_table(table, passes)
         opts.json.parent.mkdir(parents=True, exist_ok=True)
-        opts.json.write_text(json.dumps(bench.results, indent=2))
+        opts.json.write_text(json.dumps({"quiet": quiet.results, "busy": busy.results}, indent=2))
         print(f"\nresults: {opts.json}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -73,42 +73,47 @@ class DerivedChecker:
         """`wire`: the pack's, whose fields a derived record may carry beside evtool's: they
         must agree with its own."""
         self.wire = wire if wire is not None and wire.records else None
-        self._checks: dict[str, Check] = {}
-        self._id_lists: dict[str, list[str]] = {}
-        self._quick: dict[str, Callable[[Any], bool] | None] = {}
-        for kind, schema in schemas.items():
-            lean, lists = _split_id_lists(schema)
-            self._checks[kind] = compile_schema(lean, f"records/{kind}.json", {"date-time": _later})
-            self._id_lists[kind] = lists
-            self._quick[kind] = quick(lean, lean)
+        self._schemas = schemas
+        self._compiled: dict[str, tuple[Check, list[str], Callable[[Any], bool] | None]] = {}
+
+    def _kind(self, kind: Any) -> tuple[Check, list[str], Callable[[Any], bool] | None] | None:
+        """A kind's compiled schema, id lists and fast path, compiled when first met: a stage
+        that never meets a derived record does not pay for compiling them at start."""
+        found = self._compiled.get(kind) if type(kind) is str else None
+        if found is None and type(kind) is str and kind in self._schemas:
+            lean, lists = _split_id_lists(self._schemas[kind])
+            found = self._compiled[kind] = (
+                compile_schema(lean, f"records/{kind}.json", {"date-time": _later}), lists, quick(lean, lean))
+        return found
 
     def fast(self, record: dict[str, Any]) -> bool:
         """The compiled fast path's "certainly valid" for the record's schema (id lists apart)."""
-        fast = self._quick.get(record.get("kind"))  # type: ignore[arg-type]
-        return fast is not None and fast(record)
+        found = self._kind(record.get("kind"))
+        return found is not None and found[2] is not None and found[2](record)
 
     def schema_problem(self, record: dict[str, Any]) -> str | None:
         """The compiled schema's verdict alone (id lists apart)."""
-        check = self._checks.get(record.get("kind"))  # type: ignore[arg-type]
+        found = self._kind(record.get("kind"))
         try:
-            if check is not None:
-                check(record)
+            if found is not None:
+                found[0](record)
         except Invalid as exc:
             return describe(exc, f"{record['kind']} record")
         return None
 
     def problem(self, record: dict[str, Any]) -> str | None:
         kind = record.get("kind")
-        if type(kind) is not str or kind not in self._checks:
+        found = self._kind(kind)
+        if found is None:
             return None
         if not self.fast(record):
             problem = self.schema_problem(record)
             if problem is not None:
                 return problem
-        for name in self._id_lists[kind]:
+        for name in found[1]:
             if name in record and not _all_strings(record[name]):
                 return f"{name} must contain only strings (rule: items)"
-        invariant = INVARIANTS.get(kind)
+        invariant = INVARIANTS.get(record["kind"])
         problem = invariant(record) if invariant is not None else None
         if problem is None and self.wire is not None:
             return self.wire.contradiction(record)
