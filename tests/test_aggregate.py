@@ -5,8 +5,10 @@ from __future__ import annotations
 import random
 import uuid
 from datetime import datetime, timezone
+from pathlib import Path
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,6 +19,8 @@ from evtool.core.stats import Stats
 from evtool.schemas import load_pack
 from tests.conftest import checker
 from tests.reference import reference, windows_of
+
+ROOT = Path(__file__).resolve().parent.parent
 
 T0 = 1_795_000_000.0
 REGIONS = ("maule", "biobio", "aysen")
@@ -201,3 +205,37 @@ def test_lines_read_without_parsing_count_exactly_as_parsed_ones() -> None:
     metrics = [x for x in outputs[0][0] if b'"kind":"metric"' in x]
     assert not any(upper in x for x in metrics)                          # a duplicate, not counted
     assert sum(x.count(upper.lower()) for x in metrics) == 1
+
+
+READ_PACKS = ["evtool", "lab3", "cloudevents", "examples/packs/weather"]
+
+
+@pytest.mark.parametrize("name", READ_PACKS)
+def test_every_pack_with_its_own_ids_is_read_without_parsing_and_counts_as_parsed(name: str) -> None:
+    """The whole-line reader is compiled from any pack whose roles are fields of the event: it
+    reads (nearly) every line gen writes, and the answer is the parsing path's to the byte."""
+    from evtool.core.derived import DerivedChecker
+    from evtool.core.fields import LineFields
+    from evtool.core.lineshape import field_reader
+    from evtool.schemas import derived_schemas
+    from tests.conftest import gen_lines
+
+    pack = load_pack(str(ROOT / name) if "/" in name else name)
+    reader = field_reader(pack)
+    assert reader is not None, f"{name} gives no reader"
+    lines = gen_lines(3000, 4, "--pack", pack.name if "/" not in name else str(ROOT / name),
+                      "--duplicates", "0.05", "--out-of-order", "0.1", "--max-delay", "6",
+                      "--invalid", "0.03", "--rate", "40").splitlines()
+    read = LineFields(reader)(lines)
+    assert sum(got is not None for got in read) >= 0.9 * len(lines)
+    outputs = []
+    for way in (reader, None):
+        cfg = AggregateConfig(forward=True, roles=pack.roles, wire=pack.wire)
+        stage = AggregateStage(cfg, Stats(), DerivedChecker(derived_schemas(), pack.wire), way)
+        out: list[bytes] = []
+        for at in range(0, len(lines), 500):
+            stage.process(lines[at:at + 500], out, out)
+        stage.finish(out, out)
+        outputs.append((out, stage.stats.summary(1.0)))
+    assert outputs[0] == outputs[1]
+    assert any(b'"kind":"metric"' in x for x in outputs[0][0])

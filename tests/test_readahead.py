@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
 import threading
 from pathlib import Path
@@ -18,7 +17,7 @@ from hypothesis import strategies as st
 from evtool.core.aggregate import AggregateConfig, AggregateStage
 from evtool.core.fields import LineFields
 from evtool.core.generator import GenConfig, Generator
-from evtool.core.lineshape import field_reader
+from evtool.core.lineshape import LineReader, field_reader
 from evtool.core.stats import Stats
 from evtool.schemas import load_pack
 from evtool.transports.base import TransportError
@@ -30,7 +29,7 @@ from tests.conftest import run as run_cli
 PACK = load_pack()
 
 
-def _reader() -> re.Pattern[str]:
+def _reader() -> LineReader:
     reader = field_reader(PACK)
     assert reader is not None, "the evtool pack reads lines without a parse"
     return reader

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from evtool.core.instant import (
     quick_us,
     seconds_value,
 )
+from evtool.core.lineshape import LineReader
 from evtool.core.records import deadletter, dumps, name_ids, parse, reject_unparsable
 from evtool.core.roles import RoleError, Roles
 from evtool.core.stats import Stats
@@ -107,7 +107,7 @@ class AggregateStage:
     """Processes batches of lines; output order: forwarded events, then windows as they close."""
 
     def __init__(self, cfg: AggregateConfig, stats: Stats, derived: DerivedChecker,
-                 reader: re.Pattern[str] | None = None, fields: ReadFields | None = None) -> None:
+                 reader: LineReader | None = None, fields: ReadFields | None = None) -> None:
         """`reader`: the pack's whole-line expression (lineshape), read without parsing.
         `fields`: `LineFields` of the reader, run over a batch maybe elsewhere (read ahead)."""
         self.cfg = cfg

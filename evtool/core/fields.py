@@ -4,14 +4,12 @@ function of the lines, it may run in another process while the stage counts the 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from evtool.core.dedupe import Key, compact_id
 from evtool.core.instant import shaped_us
-from evtool.core.lineshape import ids_are_uuids
+from evtool.core.lineshape import LineReader
 
-FIELD_GROUPS = ("event_id", "ts_timestamp", "region", "source")
 # event_id, region, source, instant (µs), dedupe key; None: a line the stage must read itself
 Fields = tuple[str, str, str, int, Key]
 # how aggregate has `LineFields` run: here, or by the child reading ahead
@@ -21,16 +19,19 @@ ReadFields = Callable[[list[bytes]], list[Fields | None]]
 class LineFields:
     """Reads lines with the pack's whole-line expression (lineshape.field_reader)."""
 
-    def __init__(self, reader: re.Pattern[str]) -> None:
+    def __init__(self, reader: LineReader) -> None:
         self.reader = reader
-        self.uuid_ids = ids_are_uuids(reader)
-        where = reader.groupindex
-        self.groups = tuple(where[name] for name in FIELD_GROUPS)
+        self.uuid_ids = reader.uuid_ids
+        self.groups = reader.groups
 
     def __call__(self, lines: list[bytes]) -> list[Fields | None]:
-        read, groups, uuid_ids = self.reader.fullmatch, self.groups, self.uuid_ids
-        shaped = shaped_us
-        names: dict[str, str] = {}      # one object per region and source: cheaper to key and to send
+        read, groups, uuid_ids = self.reader.pattern.fullmatch, self.groups, self.uuid_ids
+        time_of = shaped_us if self.reader.exact_time else self.reader.time_of
+        # one object per region and source: cheaper to key and to send; a role the events do
+        # not carry matches empty and stands for its constant
+        absent = dict(self.reader.absent)
+        regions = {"": absent["region"]} if "region" in absent else {}
+        sources = {"": absent["source"]} if "source" in absent else {}
         got: list[Fields | None] = []
         for line in lines:
             found = read(line.decode("utf-8", "replace"))
@@ -38,7 +39,7 @@ class LineFields:
                 got.append(None)
                 continue
             event_id, ts, region, source = found.group(*groups)
-            at = shaped(ts)
+            at = time_of(ts)
             if at is None:                  # the time rule's slow cases: the stage reads the line
                 got.append(None)
                 continue
@@ -49,6 +50,6 @@ class LineFields:
                 key: Key = int(low.replace("-", ""), 16)
             else:
                 key = compact_id(event_id)
-            got.append((event_id, names.setdefault(region, region), names.setdefault(source, source),
+            got.append((event_id, regions.setdefault(region, region), sources.setdefault(source, source),
                         at, key))
         return got

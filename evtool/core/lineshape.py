@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evtool.core.checks import predicate
+from evtool.core.instant import shaped_us
 from evtool.core.pack import Pack
 from evtool.core.patterns import linear
+from evtool.core.roles import ALL_REGIONS, RoleError, Roles
 
 Schema = dict[str, Any]
 
@@ -316,6 +318,10 @@ def line_pattern(pack: Pack, shape: Shape) -> str | None:
                 if not isinstance(rule, dict) or rule.get("type") != "string":
                     return None
                 fixed[named[role]] = f'"(?P<{group}>{string_pattern(rule, named[role])})"'
+        if "time" in named and named["time"] not in fixed:
+            time = _time_value(props.get(named["time"]), named["time"], shape)
+            if time is not None:
+                fixed[named["time"]] = time
         fixed[named["payload"]] = "".join(
             f"(?(s{i}){mirrored[s]}|" for i, s in enumerate(names[:-1])) + mirrored[names[-1]] + \
             ")" * (len(names) - 1)
@@ -325,6 +331,16 @@ def line_pattern(pack: Pack, shape: Shape) -> str | None:
         return shape.object(envelope, fixed, frozenset(fixed))
     except Unsupported:
         return None
+
+
+def _time_value(rule: Any, name: str, shape: Shape) -> str | None:
+    """The time role's value with its text in group `time` (inside the quotes of a string)."""
+    kind = rule.get("type") if isinstance(rule, dict) else None
+    if kind == "string":
+        return f'"(?P<time>{string_pattern(rule, name)})"'
+    if kind in ("integer", "number"):
+        return f"(?P<time>{shape.value(rule, name)})"
+    return None
 
 
 def _rules(schema: Any) -> dict[str, Any] | None:
@@ -367,27 +383,61 @@ def line_matcher(pack: Pack) -> Callable[[bytes], bool] | None:
     return ok
 
 
-def _default_text(pack: Pack) -> str | None:
-    """The expression aggregate and audit read fields with: evtool's layout, one date-time."""
-    if not pack.roles.is_default:
+UUID_SHAPE = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+ROLE_GROUPS = ("event_id", "time", "region", "source")
+
+
+@dataclass(frozen=True)
+class LineReader:
+    """The whole-line expression over decoded lines, for aggregate and audit: a full match is an
+    event with no duplicate key, and `groups` are where its id, time, region and source are (a
+    role the pack's events do not carry matches empty, and `absent` says what it stands for)."""
+
+    pattern: re.Pattern[str]
+    roles: Roles
+    absent: tuple[tuple[str, str], ...]
+    exact_time: bool
+
+    @property
+    def groups(self) -> tuple[int, ...]:
+        return tuple(self.pattern.groupindex[name] for name in ROLE_GROUPS)
+
+    @property
+    def uuid_ids(self) -> bool:
+        """Every id the reader matches is UUID-shaped (hex digits in 8-4-4-4-12)."""
+        return f"(?P<event_id>{UUID_SHAPE})" in self.pattern.pattern
+
+    def time_of(self, text: str) -> int | None:
+        """The µs of a matched time, by the pack's time rule; None for the parsing path to say
+        why not."""
+        if self.exact_time:
+            return shaped_us(text)
+        try:
+            return self.roles.time_of(_json_number(text) if self.roles.time_unit else text)
+        except (RoleError, ValueError):
+            return None
+
+
+def _json_number(text: str) -> int | float:
+    """A number as orjson reads it (the expression writes no exponent)."""
+    return float(text) if "." in text else int(text)
+
+
+def field_reader(pack: Pack) -> LineReader | None:
+    """The reader of any pack whose roles are fields of the event and which carries its own id;
+    None where every line must be parsed (nested roles, content ids, no expression)."""
+    roles = pack.roles
+    named = roles.top_level()
+    if named is None or "id" not in named or not roles.payload:
         return None
     text = line_pattern(pack, Shape())
-    if text is None or text.count("(?P<ts_") != 1 or "(?P<ts_timestamp>" not in text:
+    if text is None or "(?P<time>" not in text or "(?P<event_id>" not in text:
         return None
-    return text
-
-
-UUID_SHAPE = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-
-
-def field_reader(pack: Pack) -> re.Pattern[str] | None:
-    """The expression over decoded lines, for aggregate and audit: a full match is an event with
-    no duplicate key whose `event_id`, `ts_timestamp`, `region` and `source` groups are its
-    fields."""
-    text = _default_text(pack)
-    return None if text is None else re.compile(text)
-
-
-def ids_are_uuids(reader: re.Pattern[str] | None) -> bool:
-    """True when every `event_id` the reader matches is UUID-shaped (hex digits in 8-4-4-4-12)."""
-    return reader is not None and f'"event_id":"(?P<event_id>{UUID_SHAPE})"' in reader.pattern
+    absent = {"region": ALL_REGIONS, "source": roles.only_source or ""}
+    missing = tuple((group, absent[group]) for group in ("region", "source") if group not in named)
+    try:
+        compiled = re.compile("".join(f"(?P<{group}>)" for group, _ in missing) + text)
+    except re.error:
+        return None
+    exact = roles.time_unit is None and re.search(r'"\(\?P<time>\(\?P<ts_\w+>', text) is not None
+    return LineReader(compiled, roles, missing, exact)

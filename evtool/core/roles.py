@@ -136,7 +136,10 @@ class Roles:
             return None
 
     def time_us(self, event: Any) -> int:
-        value = self.get(event, "time")
+        return self.time_of(self.get(event, "time"))
+
+    def time_of(self, value: Any) -> int:
+        """The time role's value as µs since the epoch, by the pack's unit or zone; RoleError."""
         where = self.name("time")
         if self.time_unit is not None:
             if type(value) not in (int, float):

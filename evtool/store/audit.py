@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from evtool.core import metricline
 from evtool.core.dedupe import fold_id
 from evtool.core.derived import DerivedChecker
 from evtool.core.instant import MICROS, bound_us, shaped_us
+from evtool.core.lineshape import LineReader
 from evtool.core.metricline import MetricLine
 from evtool.core.records import deadletter, name_id, parse, reject_unparsable
 from evtool.core.roles import Roles
@@ -85,7 +85,7 @@ class AuditStage:
                  batch_records: int = 100_000,
                  batch_seconds: float = 1.0, jsonl: BinaryIO | None = None, wire: Wire | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 reader: re.Pattern[str] | None = None, overlap: bool = False,
+                 reader: LineReader | None = None, overlap: bool = False,
                  roles: Roles | None = None) -> None:
         """`reader`: the pack's whole-line expression (lineshape): such events are not parsed.
         `overlap`: a batch commits while the next one is read, and a store with `submit` (the
@@ -112,7 +112,7 @@ class AuditStage:
         self.clock = clock
         self.reader = reader
         self.roles = roles or Roles()
-        self._groups = (reader.groupindex["event_id"], reader.groupindex["ts_timestamp"]) if reader else ()
+        self._groups = reader.groups[:2] if reader else ()
         self.rows = Rows()
         self._forward: list[bytes | None] = []
         self._totals: dict[str, int] = {}
@@ -135,7 +135,8 @@ class AuditStage:
         self.stats.in_ += len(lines)
         now = _now()
         events = self.rows.by_table["events_in"]
-        read = self.reader.fullmatch if self.reader else None
+        read = self.reader.pattern.fullmatch if self.reader else None
+        time_of = self.reader.time_of if self.reader and not self.reader.exact_time else shaped_us
         read_metric = metricline.read
         mirror, forward = self._mirror, self._forward
         for line in lines:
@@ -146,7 +147,7 @@ class AuditStage:
                     event_id, ts = found.group(*self._groups)
                     if not event_id.islower():
                         event_id = fold_id(event_id)
-                    at = shaped_us(ts)
+                    at = time_of(ts)
                     if at is not None:          # else the parsing path below says why
                         events.append((event_id, text, now, at))
                         self.stats.events += 1
