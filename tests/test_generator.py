@@ -184,3 +184,39 @@ def test_gen_writes_each_line_as_orjson_would_write_its_event(pack: str) -> None
     lines = made.splitlines()
     assert len(lines) == 3000
     assert all(orjson.dumps(orjson.loads(line)) == line for line in lines)
+
+
+@pytest.mark.parametrize("pack", ["evtool", "lab3", "cloudevents"])
+def test_the_one_call_path_makes_what_the_general_path_makes(pack: str) -> None:
+    """gen writes each event in one call when nothing but the source varies (even weights by
+    index, lab3's uneven ones by bisection): the same draws, so the same events, as the general
+    path takes, duplicates, disorder and invalid events mixed in."""
+    cfg = GenConfig(start_us=1_795_000_000_000_000, pack=load_pack(pack), count=5000, seed=5,
+                    duplicates=0.02, out_of_order=0.05, invalid=0.01)
+    one_call = Generator(cfg)
+    assert one_call._plain() is not None
+    general = Generator(cfg)
+    general._plain = lambda: None  # type: ignore[method-assign]
+    assert [line for _, line, _ in one_call] == [line for _, line, _ in general]
+
+
+def test_numbers_are_drawn_on_a_grid_of_four_places_within_their_bounds() -> None:
+    """A bounded number is a step of 1e-4 inside its bounds (ends included, a bound with more
+    places rounded inwards), written as orjson writes it."""
+    from random import Random
+
+    from evtool.core.builders import Grid, line_builder
+    from evtool.core.plan import Planner
+
+    rng = Random(3)
+    planner = Planner({}, rng, None, "test: ", lambda _schema: print)  # type: ignore[arg-type]
+    for low, high in ((-90.0, 90.0), (0.1, 0.30005), (2.5, 2.5), (-1e-4, 0.0)):
+        make = planner.value({"type": "number", "minimum": low, "maximum": high})
+        assert isinstance(make, Grid)
+        values = [make() for _ in range(3000)]
+        assert low <= min(values) and max(values) <= high
+        assert all(round(v, 4) == v for v in values)
+        first, last = make.first, make.first + make.span - 1        # the grid's ends, tight
+        assert (first - 1) / 10_000 < low <= first / 10_000 and last / 10_000 <= high < (last + 1) / 10_000
+        line = line_builder([("x", make, True)], rng.random, lambda _make: False)
+        assert all(orjson.dumps(orjson.loads(text)) == text.encode() for text in (line() for _ in range(500)))

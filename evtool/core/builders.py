@@ -60,6 +60,24 @@ class IntRange:
         return None
 
 
+class Grid:
+    """A number on the grid of 1 / `scale` from first / scale, `span` steps: the double nearest the
+    step (k / scale is correctly rounded, as round(x, places) is), which repr writes as orjson does
+    while it is below 1e15 with at most 4 places."""
+
+    def __init__(self, first: int, span: int, scale: int, rand: Callable[[], float]) -> None:
+        self.first, self.span, self.scale, self.rand = first, span, scale, rand
+
+    def __call__(self) -> float:
+        return (self.first + int(self.rand() * self.span)) / self.scale
+
+    def expr(self, var: str) -> str:
+        return f"(({self.first} + int(rand() * {self.span})) / {self.scale})"
+
+    def bound(self) -> Any:
+        return None
+
+
 class Coin:
     """True or False, evenly."""
 
@@ -96,7 +114,7 @@ class Uuid4:
                 f'.hex("-", 2).replace("-", "", 1)}}-{{u_[10:].hex()}}')
 
 
-Inline = (Const, Choice, IntRange, Coin)
+Inline = (Const, Choice, IntRange, Grid, Coin)
 
 
 def dict_builder(fields: list[tuple[str, Make, bool]], rand: Callable[[], float]) -> Make:
@@ -152,6 +170,8 @@ def line_builder(fields: list[tuple[str, Make, bool]], rand: Callable[[], float]
             value = f"{{{make.low} + int(rand() * {make.span})}}"
         elif isinstance(make, Coin):
             value = "{T if rand() < 0.5 else F}"
+        elif isinstance(make, Grid):
+            value = f"{{{make.expr(var)}!r}}"
         elif isinstance(make, Uuid4):
             ns[var] = make.getrandbits
             value = f'"{make.text(var)}"'

@@ -288,13 +288,17 @@ class Generator:
         return self._line[self.source()]().encode()
 
     def _plain(self) -> Callable[[], bytes] | None:
-        """With even weights and no bursts, `_fresh` in one call: the same draws, the source
-        picked by index."""
-        if not self._even or self.cfg.burst_probability:
+        """With no bursts, `_fresh` in one call: the same draws, the source picked by index (even
+        weights) or by bisection (uneven)."""
+        if self.cfg.burst_probability:
             return None
         random, makers = self._random, [self._line[s] for s in self._sources]
         n = len(makers)
-        return lambda: makers[int(random() * n)]().encode()
+        if self._even:
+            return lambda: makers[int(random() * n)]().encode()
+        cumulative, total, last = self._cumulative, self._total_weight, n - 1
+        bisect_right = bisect.bisect_right
+        return lambda: makers[min(bisect_right(cumulative, random() * total), last)]().encode()
 
     def _release(self, until_us: int) -> Iterator[Emitted]:
         while self._held and self._held[0][0] <= until_us:

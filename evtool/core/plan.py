@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from evtool.core.builders import Choice, Coin, Const, IntRange, Make, dict_builder, line_builder
+from evtool.core.builders import Choice, Coin, Const, Grid, IntRange, Make, dict_builder, line_builder
 from evtool.core.checks import Check, simple_predicate
 from evtool.core.pack import GENERATE, PackError, Schema
 from evtool.core.patterns import linear
@@ -161,8 +161,15 @@ class Planner:
             if span < 1:
                 raise PackError(f"{self.where}: no integer fits the bounds of {path}")
             return IntRange(ilow, span, rand)
+        first, last = math.ceil(low * GRID), math.floor(high * GRID)
+        first += first / GRID < low              # low * GRID rounded down: 0.1 * 10000 > 1000
+        last -= last / GRID > high
+        if first > last:
+            raise PackError(f"{self.where}: no number of 4 places fits the bounds of {path}")
+        if max(abs(low), abs(high)) < 1e15:
+            return Grid(first, last - first + 1, GRID, rand)
         width = high - low
-        return _shortest(lambda: round(low + rand() * width, 4), 4, max(abs(low), abs(high)))
+        return lambda: round(low + rand() * width, 4)
 
     def object(self, s: Schema, path: str, depth: int) -> Make:
         props: dict[str, Any] = s["properties"] if isinstance(s.get("properties"), dict) else {}
@@ -282,6 +289,9 @@ def _bounds(s: Schema, integer: bool) -> tuple[float, float]:
     elif high is None:
         high = low + 100
     return float(low), float(high)
+
+
+GRID = 10_000          # numbers gen draws have 4 places
 
 
 def _shortest(make: Make, digits: int, largest: float) -> Make:
