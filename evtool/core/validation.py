@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cached_property
 from typing import Any
 
 import orjson
@@ -31,11 +32,19 @@ class EventValidator:
             for source, schema in pack.payloads.items()
         }
         self.roles = roles = pack.roles
-        self.accept = fast_accept(pack)
-        # whole lines laid out as gen writes them are judged without parsing (any pack it mirrors)
-        self.line_match = line_matcher(pack)
         payload = roles.payload.lstrip("/").replace("/", ".")
         self._payload_name = payload or "data"
+
+    @cached_property
+    def accept(self) -> Pred:
+        """The "certainly valid" predicate over parsed events (compiled when first asked: gen
+        judges its samples by the schemas alone)."""
+        return fast_accept(self.pack)
+
+    @cached_property
+    def line_match(self) -> Callable[[bytes], bool] | None:
+        """Whole lines laid out as gen writes them, judged without parsing (any pack it mirrors)."""
+        return line_matcher(self.pack)
 
     @property
     def sources(self) -> list[str]:
