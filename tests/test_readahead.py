@@ -158,3 +158,18 @@ def test_aggregate_reading_ahead_writes_what_the_stage_makes_in_process(tmp_path
     got = run_cli(["aggregate", "--forward", "--lateness", "1", "-q", "-i", str(path)])
     assert got.returncode == 0, got.stderr
     assert got.stdout.splitlines() == run(LINES * 3, [len(LINES) * 3])[0]
+
+
+def test_reading_ahead_waits_for_a_free_cpu(monkeypatch) -> None:
+    """The child is started only when fewer threads are runnable than there are CPUs: beside a
+    busy neighbour or the other stages of a pipeline it would only take turns with the stage."""
+    from evtool.transports import readahead
+
+    monkeypatch.setattr(readahead, "usable_cpus", lambda: 2)
+    assert readahead.spare_cpu("0.50 0.40 0.30 1/311 4242\n")
+    assert not readahead.spare_cpu("1.10 0.90 0.70 2/311 4242\n")
+    assert not readahead.spare_cpu("2.10 1.90 1.70 3/311 4242\n")
+    assert readahead.spare_cpu("garbled") is True
+    monkeypatch.setattr(readahead, "usable_cpus", lambda: 1)
+    assert not readahead.spare_cpu("0.50 0.40 0.30 1/311 4242\n")
+    assert readahead.spare_cpu("garbled") is False

@@ -171,9 +171,25 @@ class ReadAheadSource(Source):
         self.inner.close()
 
 
+def spare_cpu(loadavg: str | None = None) -> bool:
+    """Whether a CPU is free now: fewer threads runnable (the fourth field of /proc/loadavg, this
+    process among them) than CPUs. A child reading ahead on a machine with no free CPU only takes
+    turns with the stage (aggregate beside a busy broker ran at half its speed) or with the other
+    stages of its shell pipeline."""
+    cpus = usable_cpus()
+    try:
+        if loadavg is None:
+            with open("/proc/loadavg") as f:
+                loadavg = f.read()
+        running = int(loadavg.split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return cpus >= 2
+    return running < cpus
+
+
 def read_ahead(source: Source, work: Work) -> Source:
-    """`source` read ahead by a child when it is a descriptor and there is a second CPU."""
-    if not isinstance(source, FdSource) or usable_cpus() < 2:
+    """`source` read ahead by a child when it is a descriptor and a CPU is free for it."""
+    if not isinstance(source, FdSource) or not spare_cpu():
         return source
     try:
         return ReadAheadSource(source, work)
