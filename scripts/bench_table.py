@@ -15,6 +15,7 @@ from pathlib import Path
 Case = tuple[Callable[[], float], int]
 TARGETS = {"gen": 0.5, "validate": 0.8, "aggregate": 0.5}
 STAGES = ("gen", "validate", "aggregate")
+PIPE_LABEL = "gen \\| validate \\| aggregate"          # escaped for a Markdown table
 
 
 def floor_name(pack: str) -> str:
@@ -84,7 +85,7 @@ def rows(names: list[str], pipe: str, tuned: str, audit: str, naive: str) -> lis
             out.append((stage, Path(pack).name, f">= {goal}x floor",
                         ratio(stage_name(stage, pack), floor_name(pack)), lambda v, g=goal: v >= g))
     out += [
-        ("gen \\| validate \\| aggregate", "evtool", ">= 0.25x floor", ratio(pipe, tuned), lambda v: v >= 0.25),
+        (PIPE_LABEL, "evtool", ">= 0.25x floor", ratio(pipe, tuned), lambda v: v >= 0.25),
         ("audit", "evtool", ">= 0.25x floor", ratio(audit, tuned), lambda v: v >= 0.25),
         ("audit", "evtool", ">= 40x naive", ratio(audit, naive), lambda v: v >= 40),
         ("replay --verify", "evtool", "<= 3x replay's time", ratio("replay", "replay --verify"),
