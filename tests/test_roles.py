@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from evtool.core.pack import PackError
 from evtool.core.roles import MISSING, RoleError, Roles, content_id, parse_pointer, resolve
@@ -344,3 +346,28 @@ def test_the_download_monitors_rejects_go_to_its_queue_as_they_came(tmp_path: Pa
     assert sorted(body for body, _ in got) == sorted(rejected)
     assert all(h["x-evtool-reason"] in ("schema", "json", "encoding") and h["x-evtool-stage"] == "validate"
                and h["x-evtool-error"] for _, h in got)
+
+
+@settings(max_examples=400, deadline=None)
+@given(stamp=st.from_regex(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,7})?"
+                           r"(Z|z|[+-][0-9]{2}:[0-9]{2}|)\Z") | st.text(max_size=12),
+       zone=st.sampled_from(["UTC", "Z", "+05:30", "-03:00"]))
+def test_a_naive_time_is_read_in_the_pack_zone_as_the_rfc_3339_reading_then_the_zone_would(
+        stamp: str, zone: str) -> None:
+    """A time without an offset goes straight to the pack's zone (no failed RFC 3339 reading
+    first): the same instant, or the same refusal, as reading it as RFC 3339 and then in the zone."""
+    from evtool.core.instant import TimeError, instant_us
+
+    roles = Roles(time_zone=zone)
+    try:
+        want: int | None = instant_us(stamp)
+    except TimeError:
+        try:
+            want = instant_us(stamp + ("Z" if zone in ("UTC", "Z") else zone))
+        except TimeError:
+            want = None
+    try:
+        got: int | None = roles.time_of(stamp)
+    except RoleError:
+        got = None
+    assert got == want

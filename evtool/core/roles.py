@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from evtool.core.instant import MAX_US, MIN_US, TimeError, instant_us
+from evtool.core.instant import MAX_US, MIN_US, TimeError, instant_us, quick_us
 
 DEFAULTS = {"id": "/event_id", "time": "/timestamp", "source": "/source", "region": "/region",
             "payload": "/payload"}
@@ -153,12 +153,18 @@ class Roles:
             return at
         if type(value) is not str:
             raise RoleError(_wrong(where, value, "a string"))
+        zone = "Z" if self.time_zone in ("UTC", "Z") else self.time_zone
+        if zone is not None and value[-1:] not in ("Z", "z") and value[-6:-5] not in ("+", "-"):
+            # no offset, so the RFC 3339 reading must fail: the pack's zone first, without the
+            # exception (a third of the time of aggregate on the download monitor)
+            quick = quick_us(value + zone)
+            if quick is not None and MIN_US <= quick <= MAX_US:
+                return quick
         try:
             return instant_us(value)
         except TimeError as exc:
-            if self.time_zone is None:
+            if zone is None:
                 raise RoleError(str(exc).replace("timestamp", where, 1)) from None
-        zone = "Z" if self.time_zone in ("UTC", "Z") else self.time_zone
         try:
             return instant_us(value + zone)
         except TimeError:
