@@ -92,6 +92,10 @@ def rows(names: list[str], pipe: str, tuned: str, audit: str, naive: str) -> lis
          lambda v: v <= 3),
         ("learn, 100k events", "evtool", "< 10 s", lambda res: res.get("learn", {}).get("seconds"),
          lambda v: v < 10),
+        ("aggregate RSS, 2M -> 6M events", "evtool", "growth within 5%",
+         lambda res: res.get("memory", {}).get("growth"), lambda v: abs(v) <= 0.05),
+        ("aggregate RSS, 1M distinct ids", "evtool", "<= 150 MB",
+         lambda res: res.get("memory", {}).get("distinct_default_mb"), lambda v: v <= 150),
     ]
     return out
 

@@ -355,9 +355,10 @@ def _within(value: float, bounds: tuple[tuple[str, float], ...]) -> bool:
     return True
 
 
-def line_matcher(pack: Pack) -> Callable[[bytes], bool] | None:
-    """validate's fast path for any pack: True only for a line that parses, with no repeated
-    key, into an event the pack's schemas accept; None when its schemas give no expression."""
+def line_matcher(pack: Pack) -> Callable[[bytes], object] | None:
+    """validate's fast path for any pack: true only for a line that parses, with no repeated
+    key, into an event the pack's schemas accept; None when its schemas give no expression.
+    With nothing to check on a match it is the expression's own fullmatch (no Python call)."""
     shape = Shape()
     text = line_pattern(pack, shape)
     if text is None:
@@ -369,7 +370,7 @@ def line_matcher(pack: Pack) -> Callable[[bytes], bool] | None:
     full = compiled.fullmatch
     numbers = shape.numbers
     if not numbers:
-        return lambda line: full(line) is not None
+        return full
 
     def ok(line: bytes) -> bool:
         found = full(line)
