@@ -179,7 +179,7 @@ def test_at_a_stop_only_lines_counted_into_open_windows_must_come_again() -> Non
 def test_lines_read_without_parsing_count_exactly_as_parsed_ones() -> None:
     """aggregate reads gen-shaped lines through the pack's whole-line expression; the answer must
     be the parsing path's, duplicates, late events, odd times and duplicate keys included."""
-    from evtool.core.lineshape import field_reader
+    from evtool.core.linereader import field_reader
     from tests.conftest import gen_lines
 
     pack = load_pack()
@@ -216,7 +216,7 @@ def test_every_pack_with_its_own_ids_is_read_without_parsing_and_counts_as_parse
     reads (nearly) every line gen writes, and the answer is the parsing path's to the byte."""
     from evtool.core.derived import DerivedChecker
     from evtool.core.fields import LineFields
-    from evtool.core.lineshape import field_reader
+    from evtool.core.linereader import field_reader
     from evtool.schemas import derived_schemas
     from tests.conftest import gen_lines
 
@@ -239,3 +239,26 @@ def test_every_pack_with_its_own_ids_is_read_without_parsing_and_counts_as_parse
         outputs.append((out, stage.stats.summary(1.0)))
     assert outputs[0] == outputs[1]
     assert any(b'"kind":"metric"' in x for x in outputs[0][0])
+
+
+def test_no_reader_where_a_matched_line_could_be_a_derived_record(tmp_path: Path) -> None:
+    """The stages pass a derived record on rather than count it: a pack whose event lines could
+    be one (a `kind` among the envelope's fields, or a foreign shape asking only for fields an
+    event has) gets no whole-line reader, so every line is judged the parsing way."""
+    import json
+    import shutil
+
+    from evtool.core.linereader import field_reader
+
+    base = ROOT / "evtool" / "schemas" / "packs" / "lab3"
+    assert field_reader(load_pack(str(base))) is not None
+    shaped = shutil.copytree(base, tmp_path / "shaped")
+    wire = json.loads((shaped / "wire.json").read_text())
+    wire["foreign"][1]["when"] = {"has": ["/region", "/source"], "lacks": ["/nothing"]}
+    (shaped / "wire.json").write_text(json.dumps(wire))
+    assert field_reader(load_pack(str(shaped))) is None
+    kinded = shutil.copytree(base, tmp_path / "kinded")
+    envelope = json.loads((kinded / "envelope.json").read_text())
+    envelope["properties"]["kind"] = {"type": "string"}
+    (kinded / "envelope.json").write_text(json.dumps(envelope))
+    assert field_reader(load_pack(str(kinded))) is None

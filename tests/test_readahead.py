@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from evtool.core.aggregate import AggregateConfig, AggregateStage
 from evtool.core.fields import LineFields
 from evtool.core.generator import GenConfig, Generator
-from evtool.core.lineshape import LineReader, field_reader
+from evtool.core.linereader import LineReader, field_reader
 from evtool.core.stats import Stats
 from evtool.schemas import load_pack
 from evtool.transports.base import TransportError

@@ -19,7 +19,7 @@ from evtool.core.aggregate import AggregateConfig, AggregateStage
 from evtool.core.anomaly import AlertConfig
 from evtool.core.derived import DerivedChecker
 from evtool.core.fields import LineFields
-from evtool.core.lineshape import field_reader
+from evtool.core.linereader import field_reader
 from evtool.core.stats import Stats
 from evtool.runtime.ahead import Ahead
 from evtool.runtime.loop import ExitStatus

@@ -10,7 +10,7 @@ from evtool.cli.options import Finite, derived_max_line_option, filter_options, 
 from evtool.cli.packs import pack_from_options
 from evtool.console import say
 from evtool.core.derived import DerivedChecker
-from evtool.core.lineshape import field_reader
+from evtool.core.linereader import field_reader
 from evtool.core.stats import Stats
 from evtool.runtime.loop import ExitStatus
 from evtool.runtime.stage import fail, inputs, refuse_overwriting, run_stage

@@ -23,7 +23,7 @@ from evtool.core.instant import (
     quick_us,
     seconds_value,
 )
-from evtool.core.lineshape import LineReader
+from evtool.core.linereader import LineReader
 from evtool.core.records import deadletter, dumps, name_ids, parse, reject_unparsable
 from evtool.core.roles import RoleError, Roles
 from evtool.core.stats import Stats

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from evtool.core.dedupe import Key, compact_id
 from evtool.core.instant import shaped_us
-from evtool.core.lineshape import LineReader
+from evtool.core.linereader import LineReader
 
 # event_id, region, source, instant (µs), dedupe key; None: a line the stage must read itself
 Fields = tuple[str, str, str, int, Key]

@@ -18,10 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evtool.core.checks import predicate
-from evtool.core.instant import shaped_us
 from evtool.core.pack import Pack
 from evtool.core.patterns import linear
-from evtool.core.roles import ALL_REGIONS, RoleError, Roles
 
 Schema = dict[str, Any]
 
@@ -382,63 +380,3 @@ def line_matcher(pack: Pack) -> Callable[[bytes], object] | None:
                 return False
         return True
     return ok
-
-
-UUID_SHAPE = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-ROLE_GROUPS = ("event_id", "time", "region", "source")
-
-
-@dataclass(frozen=True)
-class LineReader:
-    """The whole-line expression over decoded lines, for aggregate and audit: a full match is an
-    event with no duplicate key, and `groups` are where its id, time, region and source are (a
-    role the pack's events do not carry matches empty, and `absent` says what it stands for)."""
-
-    pattern: re.Pattern[str]
-    roles: Roles
-    absent: tuple[tuple[str, str], ...]
-    exact_time: bool
-
-    @property
-    def groups(self) -> tuple[int, ...]:
-        return tuple(self.pattern.groupindex[name] for name in ROLE_GROUPS)
-
-    @property
-    def uuid_ids(self) -> bool:
-        """Every id the reader matches is UUID-shaped (hex digits in 8-4-4-4-12)."""
-        return f"(?P<event_id>{UUID_SHAPE})" in self.pattern.pattern
-
-    def time_of(self, text: str) -> int | None:
-        """The µs of a matched time, by the pack's time rule; None for the parsing path to say
-        why not."""
-        if self.exact_time:
-            return shaped_us(text)
-        try:
-            return self.roles.time_of(_json_number(text) if self.roles.time_unit else text)
-        except (RoleError, ValueError):
-            return None
-
-
-def _json_number(text: str) -> int | float:
-    """A number as orjson reads it (the expression writes no exponent)."""
-    return float(text) if "." in text else int(text)
-
-
-def field_reader(pack: Pack) -> LineReader | None:
-    """The reader of any pack whose roles are fields of the event and which carries its own id;
-    None where every line must be parsed (nested roles, content ids, no expression)."""
-    roles = pack.roles
-    named = roles.top_level()
-    if named is None or "id" not in named or not roles.payload:
-        return None
-    text = line_pattern(pack, Shape())
-    if text is None or "(?P<time>" not in text or "(?P<event_id>" not in text:
-        return None
-    absent = {"region": ALL_REGIONS, "source": roles.only_source or ""}
-    missing = tuple((group, absent[group]) for group in ("region", "source") if group not in named)
-    try:
-        compiled = re.compile("".join(f"(?P<{group}>)" for group, _ in missing) + text)
-    except re.error:
-        return None
-    exact = roles.time_unit is None and re.search(r'"\(\?P<time>\(\?P<ts_\w+>', text) is not None
-    return LineReader(compiled, roles, missing, exact)

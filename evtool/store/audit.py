@@ -17,7 +17,7 @@ from evtool.core import metricline
 from evtool.core.dedupe import fold_id
 from evtool.core.derived import DerivedChecker
 from evtool.core.instant import MICROS, bound_us, shaped_us
-from evtool.core.lineshape import LineReader
+from evtool.core.linereader import LineReader
 from evtool.core.metricline import MetricLine
 from evtool.core.records import deadletter, name_id, parse, reject_unparsable
 from evtool.core.roles import Roles
