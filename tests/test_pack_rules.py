@@ -42,6 +42,7 @@ CASES = [
     (_text('"maximum": 55', '"maximum": Infinity'), WEATHER, "Infinity"),
     (_text('"maximum": 55', '"maximum": NaN'), WEATHER, "NaN"),
     (_text('"maximum": 55', '"maximum": 1e999'), WEATHER, "maximum"),
+    (_text('"maximum": 55', '"maximum": 1' + "0" * 400), WEATHER, "maximum"),     # no double holds it
     (_set(["properties", "note"], {"$ref": "#/definitions/a"}), WEATHER, "points at nothing"),
     (lambda f: (f[WEATHER].__setitem__("definitions", {"a": {"$ref": "#/definitions/b"},
                                                        "b": {"$ref": "#/definitions/a"}}),

@@ -8,6 +8,7 @@ a usage error naming the file and the keyword instead.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -40,7 +41,7 @@ def check_rules(schema: dict[str, Any]) -> None:
             raise RuleError(f"multipleOf at {path or '/'} must be a number above 0")
         for keyword in _BOUNDS:
             if keyword in node and not _number(node[keyword]):
-                raise RuleError(f"{keyword} at {path or '/'} must be a finite number")
+                raise RuleError(f"{keyword} at {path or '/'} must be a finite number a double can hold")
         for keyword in _COUNTS:
             if keyword in node and not (type(node[keyword]) is int and node[keyword] >= 0):
                 raise RuleError(f"{keyword} at {path or '/'} must be a whole number >= 0")
@@ -49,7 +50,11 @@ def check_rules(schema: dict[str, Any]) -> None:
 
 
 def _number(value: Any) -> bool:
-    return type(value) in (int, float) and math.isfinite(value)
+    """A bound every stage can compare as a double: a finite float, or an int within its range
+    (a JSON integer has no limit, and math.isfinite(10**400) raises)."""
+    if type(value) is int:
+        return abs(value) <= sys.float_info.max
+    return type(value) is float and math.isfinite(value)
 
 
 def _subschemas(node: Any, path: str, depth: int) -> Iterator[tuple[str, dict[str, Any]]]:
