@@ -210,7 +210,8 @@ def test_numbers_are_drawn_on_a_grid_of_four_places_within_their_bounds() -> Non
 
     rng = Random(3)
     planner = Planner({}, rng, None, "test: ", lambda _schema: print)  # type: ignore[arg-type]
-    for low, high in ((-90.0, 90.0), (0.1, 0.30005), (2.5, 2.5), (-1e-4, 0.0)):
+    for low, high in ((-90.0, 90.0), (0.1, 0.30005), (2.5, 2.5), (-1e-4, 0.0), (0.3, 0.7),
+                      (1.0001, 1.0003), (-0.00015, 0.00025), (0.57, 1.13)):
         make = planner.value({"type": "number", "minimum": low, "maximum": high})
         assert isinstance(make, Grid)
         values = [make() for _ in range(3000)]

@@ -161,9 +161,7 @@ class Planner:
             if span < 1:
                 raise PackError(f"{self.where}: no integer fits the bounds of {path}")
             return IntRange(ilow, span, rand)
-        first, last = math.ceil(low * GRID), math.floor(high * GRID)
-        first += first / GRID < low              # low * GRID rounded down: 0.1 * 10000 > 1000
-        last -= last / GRID > high
+        first, last = _grid_step(low, 1), _grid_step(high, -1)
         if first > last:
             raise PackError(f"{self.where}: no number of 4 places fits the bounds of {path}")
         if max(abs(low), abs(high)) < 1e15:
@@ -292,6 +290,18 @@ def _bounds(s: Schema, integer: bool) -> tuple[float, float]:
 
 
 GRID = 10_000          # numbers gen draws have 4 places
+
+
+def _grid_step(bound: float, way: int) -> int:
+    """The step of the grid nearest `bound` on the inside (`way` 1 for a lower bound, -1 for an
+    upper): bound * GRID is itself rounded, so the step is checked as a double, as a validator
+    compares it."""
+    step = math.ceil(bound * GRID) if way > 0 else math.floor(bound * GRID)
+    while (step - way) / GRID * way >= bound * way:      # one further out is still inside
+        step -= way
+    while step / GRID * way < bound * way:               # outside: one further in
+        step += way
+    return step
 
 
 def _shortest(make: Make, digits: int, largest: float) -> Make:
