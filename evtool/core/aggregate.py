@@ -108,7 +108,7 @@ class AggregateStage:
 
     def __init__(self, cfg: AggregateConfig, stats: Stats, derived: DerivedChecker,
                  reader: LineReader | None = None, fields: ReadFields | None = None) -> None:
-        """`reader`: the pack's whole-line expression (lineshape), read without parsing.
+        """`reader`: the pack's whole-line reader (linereader), read without parsing.
         `fields`: `LineFields` of the reader, run over a batch maybe elsewhere (read ahead)."""
         self.cfg = cfg
         self.stats = stats

@@ -17,7 +17,7 @@ ReadFields = Callable[[list[bytes]], list[Fields | None]]
 
 
 class LineFields:
-    """Reads lines with the pack's whole-line expression (lineshape.field_reader)."""
+    """Reads lines with the pack's whole-line expression (linereader.field_reader)."""
 
     def __init__(self, reader: LineReader) -> None:
         self.reader = reader
@@ -29,9 +29,7 @@ class LineFields:
         time_of = shaped_us if self.reader.exact_time else self.reader.time_of
         # one object per region and source: cheaper to key and to send; a role the events do
         # not carry matches empty and stands for its constant
-        absent = dict(self.reader.absent)
-        regions = {"": absent["region"]} if "region" in absent else {}
-        sources = {"": absent["source"]} if "source" in absent else {}
+        regions, sources = (dict([pair]) if pair else {} for pair in self.reader.names)
         got: list[Fields | None] = []
         for line in lines:
             found = read(line.decode("utf-8", "replace"))

@@ -19,11 +19,12 @@ ROLE_GROUPS = ("event_id", "time", "region", "source")
 class LineReader:
     """The whole-line expression over decoded lines, for aggregate and audit: a full match is an
     event with no duplicate key, and `groups` are where its id, time, region and source are (a
-    role the pack's events do not carry matches empty, and `absent` says what it stands for)."""
+    role the pack's events do not carry matches empty: `names` maps that empty text to what the
+    role stands for, ALL_REGIONS or the pack's one source)."""
 
     pattern: re.Pattern[str]
     roles: Roles
-    absent: tuple[tuple[str, str], ...]
+    names: tuple[tuple[str, str] | None, tuple[str, str] | None]     # region's, source's
     exact_time: bool
 
     @property
@@ -72,11 +73,12 @@ def field_reader(pack: Pack) -> LineReader | None:
     text = line_pattern(pack, Shape())
     if text is None or "(?P<time>" not in text or "(?P<event_id>" not in text:
         return None
-    absent = {"region": ALL_REGIONS, "source": roles.only_source or ""}
-    missing = tuple((group, absent[group]) for group in ("region", "source") if group not in named)
+    region = None if "region" in named else ("", ALL_REGIONS)
+    source = None if "source" in named else ("", roles.only_source or "")
+    missing = "".join(f"(?P<{g}>)" for g, absent in (("region", region), ("source", source)) if absent)
     try:
-        compiled = re.compile("".join(f"(?P<{group}>)" for group, _ in missing) + text)
+        compiled = re.compile(missing + text)
     except re.error:
         return None
     exact = roles.time_unit is None and re.search(r'"\(\?P<time>\(\?P<ts_\w+>', text) is not None
-    return LineReader(compiled, roles, missing, exact)
+    return LineReader(compiled, roles, (region, source), exact)

@@ -156,7 +156,7 @@ class Roles:
         zone = "Z" if self.time_zone in ("UTC", "Z") else self.time_zone
         if zone is not None and value[-1:] not in ("Z", "z") and value[-6:-5] not in ("+", "-"):
             # no offset, so the RFC 3339 reading must fail: the pack's zone first, without the
-            # exception (a third of the time of aggregate on the download monitor)
+            # exception (a fifth of aggregate's time on the download monitor)
             quick = quick_us(value + zone)
             if quick is not None and MIN_US <= quick <= MAX_US:
                 return quick

@@ -87,7 +87,7 @@ class AuditStage:
                  clock: Callable[[], float] = time.monotonic,
                  reader: LineReader | None = None, overlap: bool = False,
                  roles: Roles | None = None) -> None:
-        """`reader`: the pack's whole-line expression (lineshape): such events are not parsed.
+        """`reader`: the pack's whole-line reader (linereader): such events are not parsed.
         `overlap`: a batch commits while the next one is read, and a store with `submit` (the
         SQLite writer process) holds two, the second queued behind the first (lines still go
         out only once committed, in order)."""
