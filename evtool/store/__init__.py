@@ -25,6 +25,10 @@ class Writer(Protocol):
 class Store(Writer, Protocol):
     """A writer that can also be read (replay, verify)."""
 
+    # (what names a metric in the trace, as text, from metrics_out; and the query of one JSON
+    # object, such a name -> the metric's traced event ids: `{marks}` for the names)
+    trace_by: tuple[str, str]
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]: ...
 
 

@@ -62,6 +62,9 @@ class PostgresStore:
 
     kind = "postgresql"
     reads_trace = False
+    trace_by = ("metric_id", "SELECT json_object_agg(metric_id, ids)::text FROM (SELECT metric_id, "
+                             "json_agg(event_id) AS ids FROM trace WHERE metric_id IN ({marks}) "
+                             "GROUP BY metric_id) t")
     submit = None               # writes in the caller's thread
 
     def __init__(self, url: str, *, readonly: bool = False) -> None:

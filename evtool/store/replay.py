@@ -9,10 +9,18 @@ from typing import Any, Protocol
 import orjson
 
 from evtool.core.dedupe import fold_id
-from evtool.core.instant import micros_of
 from evtool.core.roles import RoleError, Roles
-from evtool.core.verify import StoredMetric, Verdict, verify_by_trace, verify_size
-from evtool.store import Store
+from evtool.core.verify import (
+    StoredMetric,
+    Verdict,
+    Window,
+    verify_by_trace,
+    verify_size,
+    window_size,
+    windows_of,
+)
+from evtool.store import Store, windowed
+from evtool.store.sqlite import SqliteStore
 
 
 @dataclass(frozen=True)
@@ -61,9 +69,10 @@ def verify(store: Store, progress: Pass | None = None, roles: Roles | None = Non
     database's columns read evtool's own layout)."""
     roles = roles or Roles()
     metrics: dict[float, list[StoredMetric]] = {}
-    for row in store.query("SELECT metric_id, region, window_start, window_seconds, counts, total "
-                           "FROM metrics_out ORDER BY window_start, region"):
-        metric = StoredMetric(row[0], row[1], row[2], float(row[3]), orjson.loads(row[4]), int(row[5]))
+    for row in store.query(f"SELECT metric_id, region, window_start, window_seconds, counts, total, "
+                           f"{store.trace_by[0]} FROM metrics_out ORDER BY window_start, region"):
+        metric = StoredMetric(row[0], row[1], row[2], float(row[3]), orjson.loads(row[4]), int(row[5]),
+                              row[6])
         metrics.setdefault(metric.window_seconds, []).append(metric)
     late: dict[str, set[float | None]] = {}       # an event may be late for several sizes
     for (record,) in store.query("SELECT record FROM deadletters WHERE stage = 'aggregate' "
@@ -83,18 +92,26 @@ def verify(store: Store, progress: Pass | None = None, roles: Roles | None = Non
                             verdict)
             continue
         try:
-            micros_of(seconds, "window_seconds")
+            size = window_size(stored)
         except ValueError:
             verdict.unchecked.append(f"{len(stored)} metrics have window_seconds {seconds:g}, "
                                      "which is no window size")
             continue
-        events = _event_rows(store, "ORDER BY ts_us, event_id", (), roles)
-        if progress is not None:
-            events = _counted(events, done, total, progress)
-        verify_size(stored, events, lambda ids: _traces(store, ids), lambda ids: _events(store, ids, roles),
-                    late, verdict)
+        verify_size(stored, _windows(store, size, roles, done, total, progress),
+                    lambda ids: _traces(store, ids), lambda ids: _events(store, ids, roles), late, verdict)
         done += total // passes
     return verdict
+
+
+def _windows(store: Store, size: int, roles: Roles, done: int, total: int, progress: Pass | None
+             ) -> Iterator[Window]:
+    """The stored events window by window: grouped by SQLite in a thread of its own where the
+    database's columns hold the roles, else read row by row."""
+    if isinstance(store, SqliteStore) and roles.is_default:
+        return windowed.windows(store.path, size, None if progress is None else
+                                lambda read: progress(done + read, total))
+    events = _event_rows(store, "ORDER BY ts_us", (), roles)
+    return windows_of(events if progress is None else _counted(events, done, total, progress), size)
 
 
 def _counted(rows: Iterator[Any], done: int, total: int, progress: Pass) -> Iterator[Any]:
@@ -106,14 +123,13 @@ def _counted(rows: Iterator[Any], done: int, total: int, progress: Pass) -> Iter
     progress(done + at, total)
 
 
-def _traces(store: Store, metric_ids: list[str]) -> dict[str, list[str]]:
+def _traces(store: Store, keys: list[str]) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
-    for at in range(0, len(metric_ids), 500):
-        chunk = metric_ids[at:at + 500]
+    for at in range(0, len(keys), 500):
+        chunk = keys[at:at + 500]
         marks = ", ".join("?" for _ in chunk)
-        for metric_id, event_id in store.query(f"SELECT metric_id, event_id FROM trace "
-                                               f"WHERE metric_id IN ({marks})", chunk):
-            found.setdefault(metric_id, []).append(event_id)
+        for (document,) in store.query(store.trace_by[1].replace("{marks}", marks), chunk):
+            found.update(orjson.loads(document) if document else {})
     return found
 
 

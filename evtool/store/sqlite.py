@@ -96,6 +96,11 @@ class SqliteStore:
     kind = "sqlite"
     reads_trace = True          # trace rows are needed only for lines holding NUL_ESCAPE
     submit = None               # writes in the caller's thread
+    # by `seq` (as text: JSON's keys are), not through the trace view; one document a query
+    trace_by = ("CAST(seq AS TEXT)",
+                "SELECT '{' || group_concat(json_quote(CAST(metric_seq AS TEXT)) || ':' || ids, ',') || '}' "
+                "FROM (SELECT metric_seq, json_group_array(event_id) AS ids FROM trace_store "
+                "WHERE metric_seq IN ({marks}) GROUP BY metric_seq)")
 
     def __init__(self, path: str, *, synchronous: str = "FULL", readonly: bool = False) -> None:
         self.path = path
