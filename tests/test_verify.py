@@ -4,6 +4,7 @@ forged or tampered stored records are named, never a crash, in SQLite and Postgr
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -67,13 +68,13 @@ def test_grouped_and_row_by_row_readings_agree_on_every_tampering(tmp_path: Path
     monkeypatch.setattr(windowed, "CHUNK_EVENTS", 50)       # many runs, of changing spans
     monkeypatch.setattr(windowed, "FIRST_WINDOWS", 1)
     grouped: list[int] = []
-    reading = windowed.windows
 
-    def counted(*args: Any) -> Any:
-        grouped.append(1)
-        return reading(*args)
+    class Counted(windowed.Windows):
+        def __init__(self, *args: Any) -> None:
+            grouped.append(1)
+            super().__init__(*args)
 
-    monkeypatch.setattr(windowed, "windows", counted)
+    monkeypatch.setattr(windowed, "Windows", Counted)
     clean, rows = verdicts(db)
     assert grouped == [1, 1] and clean.checked > 200           # one grouped pass per window size
     assert clean == rows and not clean.differences and not clean.unchecked
@@ -82,6 +83,7 @@ def test_grouped_and_row_by_row_readings_agree_on_every_tampering(tmp_path: Path
             conn.execute(sql)
     tampered, rows = verdicts(db)
     assert tampered == rows
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("evtool-")]   # all ended
     assert len(tampered.differences) >= 5 and tampered.unchecked
 
 

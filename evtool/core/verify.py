@@ -17,11 +17,13 @@ from evtool.core.instant import iso_us, micros_of, seconds_value
 from evtool.core.records import name_ids
 
 Event = tuple[str, str, str, int]          # event_id, region, source, ts_us
-Traces = Callable[[list[str]], dict[str, list[str]]]    # metric keys -> each one's traced event ids
+Traced = dict[str, list[str]]              # a metric's key -> its traced event ids
+# asked for some metrics' traces now, answers when called: a store may read them meanwhile
+Traces = Callable[[list[str]], Callable[[], Traced]]
 TRACE_BATCH = 500
 
 
-@dataclass
+@dataclass(slots=True)
 class StoredMetric:
     metric_id: str
     region: str
@@ -42,7 +44,7 @@ class Verdict:
 
 
 Window = tuple[str, dict[str, dict[str, str]]]          # start, region -> event_id -> source
-Held = tuple[str, dict[str, dict[str, str]], set[str]]   # a window and its metrics' regions
+Held = tuple[str, dict[str, dict[str, str]], dict[str, StoredMetric]]   # a window, its metrics
 
 
 def verify_size(metrics: list[StoredMetric], windows: Iterable[Window],
@@ -53,25 +55,33 @@ def verify_size(metrics: list[StoredMetric], windows: Iterable[Window],
     if not metrics:
         return
     check = _SizeCheck(metrics, window_size(metrics), stored_at, late, verdict)
-    regions_at: dict[str, set[str]] = {}
-    for region, start in check.by_key:
-        regions_at.setdefault(start, set()).add(region)
+    at: dict[str, dict[str, StoredMetric]] = {}        # window start -> region -> its metric
+    for metric in metrics:
+        at.setdefault(metric.window_start, {})[metric.region] = metric
 
-    def run(batch: list[Held]) -> None:
-        """A batch of windows checked with one trace query for all their metrics."""
-        traced = traces([check.by_key[r, start].key for start, _, regions in batch for r in regions])
-        for start, window, regions in batch:
-            for region in sorted(regions | window.keys()):
-                metric = check.by_key.get((region, start))
+    def ask(batch: list[Held]) -> tuple[list[Held], Callable[[], Traced]]:
+        """One trace query for all the metrics of a batch of windows."""
+        return batch, traces([metric.key for _, _, here in batch for metric in here.values()])
+
+    def run(batch: list[Held], answer: Callable[[], Traced]) -> None:
+        traced = answer()
+        for start, window, here in batch:
+            for region in sorted(here.keys() | window.keys()):
+                metric = here.get(region)
                 check.one(metric, traced.get(metric.key, []) if metric else [], region, start,
                           window.get(region, {}))
 
-    held = ((start, window, regions_at.pop(start)) for start, window in windows
-            if start in regions_at)
-    for batch in _batches(held):
-        run(batch)
-    for batch in _batches((start, {}, regions_at[start]) for start in sorted(regions_at)):
-        run(batch)              # metrics whose window holds no stored event
+    held = ((start, window, at.pop(start)) for start, window in windows if start in at)
+    ahead: tuple[list[Held], Callable[[], Traced]] | None = None
+    for batch in _batches(held):                  # the next batch's traces asked for first
+        asked = ask(batch)
+        if ahead is not None:
+            run(*ahead)
+        ahead = asked
+    if ahead is not None:
+        run(*ahead)
+    for batch in _batches((start, {}, at[start]) for start in sorted(at)):
+        run(*ask(batch))        # metrics whose window holds no stored event
 
 
 def _batches(windows: Iterable[Held]) -> Iterator[list[Held]]:
@@ -119,7 +129,6 @@ class _SizeCheck:
     def __init__(self, metrics: list[StoredMetric], size: int,
                  stored_at: Callable[[list[str]], dict[str, Event]],
                  late: Mapping[str, set[float | None]], verdict: Verdict) -> None:
-        self.by_key = {(m.region, m.window_start): m for m in metrics}
         self.size, self.seconds = size, metrics[0].window_seconds
         self.stored_at, self.late, self.verdict = stored_at, late, verdict
         self.id_of = name_ids("metric")
@@ -176,7 +185,7 @@ def verify_by_trace(metrics: list[StoredMetric], traces: Traces,
     """Metrics that name no window (lab3's: a day and a region) checked against their trace
     alone: the traced events stored, in the metric's region, and counted as the metric says."""
     for metric in metrics:
-        traced = sorted(set(traces([metric.key]).get(metric.key, [])))
+        traced = sorted(set(traces([metric.key])().get(metric.key, [])))
         found = stored_at(traced)
         name = f"{metric.metric_id} ({metric.region} {metric.window_start[:10]}, no window)"
         missing = [e for e in traced if e not in found]

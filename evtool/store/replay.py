@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
 
 from evtool.core.dedupe import fold_id
+from evtool.core.instant import micros_of
 from evtool.core.roles import RoleError, Roles
 from evtool.core.verify import (
     StoredMetric,
+    Traced,
+    Traces,
     Verdict,
     Window,
     verify_by_trace,
     verify_size,
-    window_size,
     windows_of,
 )
 from evtool.store import Store, windowed
@@ -68,13 +70,70 @@ def verify(store: Store, progress: Pass | None = None, roles: Roles | None = Non
     over the events per size. `roles`: where the pack's events keep region and source (the
     database's columns read evtool's own layout)."""
     roles = roles or Roles()
+    sizes = sorted({float(seconds) for (seconds,) in store.query(
+        "SELECT DISTINCT window_seconds FROM metrics_out")} - {0.0})
+    total = count_events(store, Filters()) * len(sizes) if progress is not None else 0
+    readers: list[windowed.Windows | windowed.TraceReader] = []
+
+    def events(index: int, size: int) -> Iterable[Window]:
+        """The events of the index-th pass, by window."""
+        done = index * (total // len(sizes))
+        if isinstance(store, SqliteStore) and roles.is_default:
+            reader = windowed.Windows(store.path, size, None if progress is None else
+                                      lambda read: progress(done + read, total))
+            readers.append(reader)
+            return reader
+        rows = _event_rows(store, "ORDER BY ts_us", (), roles)
+        return windows_of(rows if progress is None else _counted(rows, done, total, progress), size)
+
+    try:
+        first = _micros(sizes[0]) if sizes else None
+        early = events(0, first) if first is not None else None    # read while the metrics load
+        traces = _traces(store)
+        if isinstance(traces, windowed.TraceReader):
+            readers.append(traces)
+        metrics, late = _stored_metrics(store), _late(store)
+        verdict = Verdict()
+        if 0.0 in metrics:
+            verify_by_trace(metrics[0.0], traces, lambda ids: _events(store, ids, roles), verdict)
+        for index, seconds in enumerate(sizes):
+            size = _micros(seconds)
+            if seconds not in metrics:            # gone since sizes were read
+                continue
+            if size is None:
+                verdict.unchecked.append(f"{len(metrics[seconds])} metrics have window_seconds "
+                                         f"{seconds:g}, which is no window size")
+                continue
+            passing = early if index == 0 and early is not None else events(index, size)
+            verify_size(metrics[seconds], passing, traces,
+                        lambda ids: _events(store, ids, roles), late, verdict)
+        return verdict
+    finally:
+        for reader in readers:
+            reader.close()
+
+
+def _micros(seconds: float) -> int | None:
+    """A window size in µs, or None for a value that is none."""
+    try:
+        return micros_of(seconds, "window_seconds")
+    except ValueError:
+        return None
+
+
+def _stored_metrics(store: Store) -> dict[float, list[StoredMetric]]:
     metrics: dict[float, list[StoredMetric]] = {}
     for row in store.query(f"SELECT metric_id, region, window_start, window_seconds, counts, total, "
                            f"{store.trace_by[0]} FROM metrics_out ORDER BY window_start, region"):
         metric = StoredMetric(row[0], row[1], row[2], float(row[3]), orjson.loads(row[4]), int(row[5]),
                               row[6])
         metrics.setdefault(metric.window_seconds, []).append(metric)
-    late: dict[str, set[float | None]] = {}       # an event may be late for several sizes
+    return metrics
+
+
+def _late(store: Store) -> dict[str, set[float | None]]:
+    """Event ids aggregate dead-lettered as late, with the window sizes they were late for."""
+    late: dict[str, set[float | None]] = {}
     for (record,) in store.query("SELECT record FROM deadletters WHERE stage = 'aggregate' "
                                  "AND reason = 'late'"):
         letter = orjson.loads(record)
@@ -82,36 +141,7 @@ def verify(store: Store, progress: Pass | None = None, roles: Roles | None = Non
             size = letter.get("window_seconds")
             late.setdefault(fold_id(letter["event_id"]), set()).add(
                 float(size) if isinstance(size, (int, float)) else None)
-    verdict = Verdict()
-    passes = sum(1 for seconds in metrics if seconds != 0)
-    total = count_events(store, Filters()) * passes if progress is not None else 0
-    done = 0
-    for seconds, stored in sorted(metrics.items()):
-        if seconds == 0:
-            verify_by_trace(stored, lambda ids: _traces(store, ids), lambda ids: _events(store, ids, roles),
-                            verdict)
-            continue
-        try:
-            size = window_size(stored)
-        except ValueError:
-            verdict.unchecked.append(f"{len(stored)} metrics have window_seconds {seconds:g}, "
-                                     "which is no window size")
-            continue
-        verify_size(stored, _windows(store, size, roles, done, total, progress),
-                    lambda ids: _traces(store, ids), lambda ids: _events(store, ids, roles), late, verdict)
-        done += total // passes
-    return verdict
-
-
-def _windows(store: Store, size: int, roles: Roles, done: int, total: int, progress: Pass | None
-             ) -> Iterator[Window]:
-    """The stored events window by window: grouped by SQLite in a thread of its own where the
-    database's columns hold the roles, else read row by row."""
-    if isinstance(store, SqliteStore) and roles.is_default:
-        return windowed.windows(store.path, size, None if progress is None else
-                                lambda read: progress(done + read, total))
-    events = _event_rows(store, "ORDER BY ts_us", (), roles)
-    return windows_of(events if progress is None else _counted(events, done, total, progress), size)
+    return late
 
 
 def _counted(rows: Iterator[Any], done: int, total: int, progress: Pass) -> Iterator[Any]:
@@ -123,14 +153,21 @@ def _counted(rows: Iterator[Any], done: int, total: int, progress: Pass) -> Iter
     progress(done + at, total)
 
 
-def _traces(store: Store, keys: list[str]) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    for at in range(0, len(keys), 500):
-        chunk = keys[at:at + 500]
-        marks = ", ".join("?" for _ in chunk)
-        for (document,) in store.query(store.trace_by[1].replace("{marks}", marks), chunk):
-            found.update(orjson.loads(document) if document else {})
-    return found
+def _traces(store: Store) -> Traces:
+    """Traces read in a thread of their own from SQLite, else when asked."""
+    if isinstance(store, SqliteStore):
+        return windowed.TraceReader(store.path, store.trace_by[1])
+
+    def read(keys: list[str]) -> Callable[[], Traced]:
+        found: Traced = {}
+        for at in range(0, len(keys), windowed.TRACE_KEYS):
+            chunk = keys[at:at + windowed.TRACE_KEYS]
+            marks = ", ".join("?" for _ in chunk)
+            for (document,) in store.query(store.trace_by[1].replace("{marks}", marks), chunk):
+                found.update(orjson.loads(document) if document else {})
+        return lambda: found
+
+    return read
 
 
 def _events(store: Store, ids: list[str], roles: Roles) -> dict[str, tuple[str, str, str, int]]:

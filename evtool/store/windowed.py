@@ -1,10 +1,10 @@
-"""The stored events of each window, by region, read by SQLite in a thread of its own.
+"""What verification reads from SQLite, read in threads of their own while the stage checks.
 
 Verification needs every stored event's window, region and source: one JSON parse per event,
 which in SQLite costs more than replay's whole read. Here SQLite groups a run of windows into one
-JSON document while the stage checks the run before: the thread holds the GIL only to hand over a
-document (about CHUNK_EVENTS events), so the two overlap on two cores and cost no more than the
-rows did on one.
+JSON document while the stage checks the run before, and reads the next batch's traces while it
+checks this one: each thread holds the GIL only to hand over a document, so the work overlaps on
+two cores and costs no more than the rows did on one.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import orjson
 
@@ -21,44 +22,59 @@ from evtool.core.instant import iso_us
 from evtool.store.sqlite import CACHE_KIB, MMAP_BYTES, StoreError, connect_read_only
 
 CHUNK_EVENTS = 100_000
+RUNS_AHEAD = 4                      # documents of about 7 MB, read while metrics load
+TRACE_KEYS = 500                    # placeholders a trace query
 FIRST_WINDOWS = 64
-# A value that is not a string is read as "", as a pack's roles read it: a forged number or
-# object must not be a key beside the strings (it once stopped verification with a TypeError).
-_TEXT = "CASE json_type(raw, '$.{0}') WHEN 'text' THEN raw -> '$.{0}' ELSE '\"\"' END"
-# [[window start, [region, event_id, source, ...]], ...]: grouped by window alone, whose sort
-# costs a third of one by window and region, and built as text, a third of json_group_object's
-RUN = f"""SELECT '[' || group_concat(item, ',') || ']', sum(n) FROM (
+# [[window start, [region, event_id, source, ...]], ...], region and source as JSON: grouped by
+# window alone, whose sort costs a third of one by window and region, and built as text, a third
+# of json_group_object's cost. A region or source that is not a string is read as "", as a pack's
+# roles read it: a forged number or object must not be a key beside the strings (it once stopped
+# verification with a TypeError). LIMIT -1 keeps SQLite from copying each `->` into both arms.
+RUN = """SELECT '[' || group_concat(item, ',') || ']', sum(n) FROM (
     SELECT '[' || w || ',[' || group_concat(region || ',' || json_quote(event_id) || ',' || source, ',')
            || ']]' AS item, count(*) AS n
-    FROM (SELECT ts_us - ((ts_us % :size) + :size) % :size AS w, event_id,
-                 {_TEXT.format("region")} AS region, {_TEXT.format("source")} AS source
-          FROM event_store WHERE ts_us >= :lo AND ts_us < :hi AND typeof(ts_us) = 'integer')
+    FROM (SELECT w, event_id,
+                 CASE WHEN substr(r, 1, 1) = '"' THEN r ELSE '""' END AS region,
+                 CASE WHEN substr(s, 1, 1) = '"' THEN s ELSE '""' END AS source
+          FROM (SELECT ts_us - ((ts_us % :size) + :size) % :size AS w, event_id,
+                       raw -> '$.region' AS r, raw -> '$.source' AS s
+                FROM event_store WHERE ts_us >= :lo AND ts_us < :hi AND typeof(ts_us) = 'integer'
+                LIMIT -1))
     GROUP BY w)"""
 Window = tuple[str, dict[str, dict[str, str]]]     # start, region -> event_id -> source
 Done = Callable[[int], None]                         # told the events read so far
 
 
-def windows(path: str, size: int, done: Done | None = None) -> Iterator[Window]:
-    """Each window holding stored events, in time order."""
-    reader = _Reader(path, size)
-    reader.start()
-    read = 0
-    try:
-        while (got := reader.runs.get()) is not None:
-            if isinstance(got, BaseException):
-                raise got
-            document, count = got
-            for start, flat in sorted(orjson.loads(document)):
-                regions: dict[str, dict[str, str]] = {}
-                at = iter(flat)
-                for region, event_id, source in zip(at, at, at, strict=True):
-                    regions.setdefault(region, {})[event_id] = source
-                yield iso_us(start), regions
-            read += count
-            if done is not None:
-                done(read)
-    finally:
-        reader.stop()
+class Windows:
+    """Each window holding stored events, in time order, read from the moment this is made
+    (verification starts it before it loads the metrics, while a core is idle)."""
+
+    def __init__(self, path: str, size: int, done: Done | None = None) -> None:
+        self.reader = _Reader(path, size)
+        self.reader.start()
+        self.done = done
+
+    def __iter__(self) -> Iterator[Window]:
+        read = 0
+        try:
+            while (got := self.reader.runs.get()) is not None:
+                if isinstance(got, BaseException):
+                    raise got
+                document, count = got
+                for start, flat in sorted(orjson.loads(document)):
+                    regions: dict[str, dict[str, str]] = {}
+                    at = iter(flat)
+                    for region, event_id, source in zip(at, at, at, strict=True):
+                        regions.setdefault(region, {})[event_id] = source
+                    yield iso_us(start), regions
+                read += count
+                if self.done is not None:
+                    self.done(read)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.reader.stop()
 
 
 class _Reader(threading.Thread):
@@ -67,7 +83,7 @@ class _Reader(threading.Thread):
     def __init__(self, path: str, size: int) -> None:
         super().__init__(daemon=True, name="evtool-windows")
         self.path, self.size = path, size
-        self.runs: queue.Queue[tuple[str, int] | BaseException | None] = queue.Queue(maxsize=2)
+        self.runs: queue.Queue[tuple[str, int] | BaseException | None] = queue.Queue(maxsize=RUNS_AHEAD)
         self.stopping = threading.Event()
         self.conn: sqlite3.Connection | None = None
 
@@ -113,3 +129,43 @@ class _Reader(threading.Thread):
                 self.runs.get_nowait()            # a reader blocked on a full queue sees `stopping`
             except queue.Empty:
                 self.join(0.05)
+
+
+class TraceReader:
+    """Traced event ids of metrics (by `seq`), each batch read on a connection of its own."""
+
+    def __init__(self, path: str, sql: str) -> None:
+        self.path, self.sql = path, sql
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="evtool-traces")
+        self.conn: sqlite3.Connection | None = None
+
+    def __call__(self, keys: list[str]) -> Callable[[], dict[str, list[str]]]:
+        asked = self.pool.submit(self._read, keys)
+
+        def answer() -> dict[str, list[str]]:
+            found: dict[str, list[str]] = {}
+            for document in asked.result():       # parsed here: the reader holds no GIL for it
+                found.update(orjson.loads(document))
+            return found
+
+        return answer
+
+    def _read(self, keys: list[str]) -> list[str]:
+        try:
+            if self.conn is None:
+                self.conn = connect_read_only(self.path, check_same_thread=False)
+            documents = []
+            for at in range(0, len(keys), TRACE_KEYS):
+                chunk = keys[at:at + TRACE_KEYS]
+                (document,) = self.conn.execute(
+                    self.sql.replace("{marks}", ", ".join("?" for _ in chunk)), chunk).fetchone()
+                if document:
+                    documents.append(document)
+            return documents
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read {self.path}: {exc}") from None
+
+    def close(self) -> None:
+        self.pool.shutdown(cancel_futures=True)
+        if self.conn is not None:
+            self.conn.close()
