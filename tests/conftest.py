@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import termios
 import time
 from collections.abc import Iterator, Sequence
@@ -27,6 +28,8 @@ START = "2026-11-26T00:00:00Z"
 # and fails: no test touches vhost `/`, which the broker's other users share, and none fails
 # because something else uses it meanwhile.
 os.environ["EVTOOL_AMQP_URL"] = "amqp://guest:guest@127.0.0.1:5672/evtool-test-no-vhost-given"
+# what evtool remembers between runs (a wire.json that passed its format) stays in the test run
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="evtool-test-cache-")
 
 # What a test needs, read from the fixtures it uses (and the module it lives in): the markers
 # that `scripts/test.sh --fast` leaves out follow from that, never from a list kept by hand.

@@ -13,6 +13,7 @@ import fastjsonschema
 import orjson
 import pytest
 
+from evtool.core.pack import PackError
 from evtool.schemas import builtin_packs, load_pack, wire_format
 from tests.conftest import consuming, evtool_cmd, records, run
 from tests.test_packs import write_pack
@@ -68,6 +69,39 @@ def test_a_broken_wire_json_is_a_usage_error_naming_file_and_field(tmp_path: Pat
         assert result.returncode == 2, result.stderr
         said = result.stderr.decode()
         assert f"{folder}/wire.json" in said and named in said and "Traceback" not in said
+
+
+def test_a_wire_json_that_passed_its_format_is_not_checked_again_until_it_changes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compiling the format costs a stage 55 ms at start: a passed document is remembered in
+    the user's cache; a changed one is checked again, a failing one never remembered."""
+    import evtool.schemas as loader
+    from evtool.core.wirespec import check_format as check
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    checked: list[str] = []
+
+    def counted(doc: Any, schema: Any, where: str) -> None:
+        checked.append(where)
+        check(doc, schema, where)
+
+    monkeypatch.setattr(loader, "check_format", counted)
+    exchanges = loader._default_wire()["exchanges"]
+    folder = _pack_with_wire(tmp_path, {"exchanges": {**exchanges, "x": "topic"}})
+    for _ in range(3):
+        load_pack(str(folder))
+    assert len(checked) == 1 and len(list((tmp_path / "cache" / "evtool" / "wire-passed").iterdir())) == 1
+    (folder / "wire.json").write_text(json.dumps({"exchanges": {**exchanges, "x": "fanout"}}))
+    load_pack(str(folder))
+    assert len(checked) == 2
+    (folder / "wire.json").write_text(json.dumps({"exchanges": {**exchanges, "x": "carrier-pigeon"}}))
+    for _ in range(2):
+        with pytest.raises(PackError, match=r"exchanges\.x"):
+            load_pack(str(folder))
+    assert len(checked) == 4 and len(list((tmp_path / "cache" / "evtool" / "wire-passed").iterdir())) == 2
+    monkeypatch.setenv("XDG_CACHE_HOME", str(folder / "wire.json"))       # a cache it cannot write
+    with pytest.raises(PackError, match=r"exchanges\.x"):
+        load_pack(str(folder))
 
 
 def test_show_pack_shows_the_wire_a_pack_runs_on() -> None:

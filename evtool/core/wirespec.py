@@ -15,7 +15,8 @@ from evtool.core.wiremap import compile_expr
 _checkers: dict[int, Callable[[Any], Any]] = {}
 
 
-def _check(doc: Any, schema: Mapping[str, Any], where: str) -> None:
+def check_format(doc: Any, schema: Mapping[str, Any], where: str) -> None:
+    """`doc` against wire.json's format, or a WireError naming the file and the field."""
     check = _checkers.get(id(schema))
     if check is None:
         check = _checkers[id(schema)] = fastjsonschema.compile(dict(schema))
@@ -33,7 +34,7 @@ def wire_from(doc: Any, schema: Mapping[str, Any] | None, sources: Sequence[str]
     """The Wire a wire.json describes; `sources` are the pack's (what "$sources" means); `schema`
     None for a shipped file, which the tests hold to the format."""
     if schema is not None:
-        _check(doc, schema, where)
+        check_format(doc, schema, where)
     exchanges: dict[str, str] = doc["exchanges"]
     sides = {}
     for stage, by_side in doc["stages"].items():
