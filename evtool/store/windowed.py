@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import orjson
 
 from evtool.core.instant import iso_us
-from evtool.store.sqlite import CACHE_KIB, MMAP_BYTES, StoreError, connect_read_only
+from evtool.store.sqlite import StoreError, connect_read_only
 
 CHUNK_EVENTS = 100_000
 RUNS_AHEAD = 4                      # documents of about 7 MB, read while metrics load
@@ -91,8 +91,6 @@ class _Reader(threading.Thread):
         try:
             self.conn = connect_read_only(self.path)
             try:
-                self.conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")   # the grouping sorts in memory
-                self.conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
                 self._read(self.conn)
             finally:
                 self.conn.close()
