@@ -104,6 +104,10 @@ class Roles:
             return None
         return {role: p[0] for role, p in self._paths.items() if p}
 
+    def tokens(self, role: str) -> tuple[str, ...] | None:
+        """The reference tokens of a role's pointer; None for a role the events do not carry."""
+        return self._paths[role]
+
     def name(self, role: str) -> str:
         """How a dead letter names the field of a role: its pointer without the first '/'."""
         pointer = getattr(self, role)

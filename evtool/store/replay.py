@@ -78,8 +78,9 @@ def verify(store: Store, progress: Pass | None = None, roles: Roles | None = Non
     def events(index: int, size: int) -> Iterable[Window]:
         """The events of the index-th pass, by window."""
         done = index * (total // len(sizes))
-        if isinstance(store, SqliteStore) and roles.is_default:
-            reader = windowed.Windows(store.path, size, None if progress is None else
+        where = windowed.readable(roles)
+        if isinstance(store, SqliteStore) and where is not None:
+            reader = windowed.Windows(store.path, size, where, None if progress is None else
                                       lambda read: progress(done + read, total))
             readers.append(reader)
             return reader
@@ -190,9 +191,18 @@ def _event_rows(store: Store, tail: str, params: Sequence[Any], roles: Roles
     for event_id, raw, ts_us in store.query(f"SELECT event_id, raw, ts_us FROM events_in {tail}", params):
         try:
             event = orjson.loads(raw)
-            yield event_id, roles.region_of(event), roles.source_of(event), ts_us
-        except (orjson.JSONDecodeError, RoleError):
+        except orjson.JSONDecodeError:
             yield event_id, "", "", ts_us
+            continue
+        yield event_id, _or_blank(roles.region_of, event), _or_blank(roles.source_of, event), ts_us
+
+
+def _or_blank(read: Callable[[Any], str], event: Any) -> str:
+    """A role's value, or "" where the stored event has none that is a string."""
+    try:
+        return read(event)
+    except RoleError:
+        return ""
 
 
 def metric_count(store: Store) -> int:

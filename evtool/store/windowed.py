@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import orjson
 
 from evtool.core.instant import iso_us
+from evtool.core.roles import ALL_REGIONS, Roles
 from evtool.store.sqlite import StoreError, connect_read_only
 
 CHUNK_EVENTS = 100_000
@@ -33,14 +35,47 @@ FIRST_WINDOWS = 64
 RUN = """SELECT '[' || group_concat(item, ',') || ']', sum(n) FROM (
     SELECT '[' || w || ',[' || group_concat(region || ',' || json_quote(event_id) || ',' || source, ',')
            || ']]' AS item, count(*) AS n
-    FROM (SELECT w, event_id,
-                 CASE WHEN substr(r, 1, 1) = '"' THEN r ELSE '""' END AS region,
-                 CASE WHEN substr(s, 1, 1) = '"' THEN s ELSE '""' END AS source
+    FROM (SELECT w, event_id, {region} AS region, {source} AS source
           FROM (SELECT ts_us - ((ts_us % :size) + :size) % :size AS w, event_id,
-                       raw -> '$.region' AS r, raw -> '$.source' AS s
+                       {read_region} AS r, {read_source} AS s
                 FROM event_store WHERE ts_us >= :lo AND ts_us < :hi AND typeof(ts_us) = 'integer'
                 LIMIT -1))
     GROUP BY w)"""
+_STRING = "CASE WHEN substr({0}, 1, 1) = '\"' THEN {0} ELSE '\"\"' END"
+_LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# where an event keeps a role: the reference tokens of its pointer, or a constant (no such field)
+Role = tuple[str, ...] | str
+
+
+def readable(roles: Roles) -> tuple[Role, Role] | None:
+    """Region and source as this reader reads them, or None where only a parse can (a pointer
+    SQLite's path syntax would read differently: an array index, a quoted or escaped key)."""
+    found: list[Role] = []
+    for role, absent in (("region", ALL_REGIONS), ("source", roles.only_source or "")):
+        tokens = roles.tokens(role)
+        if tokens is None:
+            found.append(absent)
+        elif tokens and all(_LABEL.fullmatch(token) for token in tokens):
+            found.append(tokens)
+        else:
+            return None
+    return found[0], found[1]
+
+
+def _run_sql(region: Role, source: Role) -> str:
+    """RUN reading each role at its path, or giving the role's constant."""
+    parts: dict[str, str] = {}
+    for name, role in (("region", region), ("source", source)):
+        read = "read_" + name
+        if isinstance(role, tuple):
+            parts[read] = "raw -> '$." + ".".join(role) + "'"
+            parts[name] = _STRING.format(name[0])
+        else:
+            parts[read] = "NULL"
+            parts[name] = f"json_quote(:{name})"
+    return RUN.format(**parts)
+
+
 Window = tuple[str, dict[str, dict[str, str]]]     # start, region -> event_id -> source
 Done = Callable[[int], None]                         # told the events read so far
 
@@ -49,8 +84,8 @@ class Windows:
     """Each window holding stored events, in time order, read from the moment this is made
     (verification starts it before it loads the metrics, while a core is idle)."""
 
-    def __init__(self, path: str, size: int, done: Done | None = None) -> None:
-        self.reader = _Reader(path, size)
+    def __init__(self, path: str, size: int, roles: tuple[Role, Role], done: Done | None = None) -> None:
+        self.reader = _Reader(path, size, roles)
         self.reader.start()
         self.done = done
 
@@ -80,9 +115,11 @@ class Windows:
 class _Reader(threading.Thread):
     """Runs of whole windows, each of about CHUNK_EVENTS events, as JSON documents."""
 
-    def __init__(self, path: str, size: int) -> None:
+    def __init__(self, path: str, size: int, roles: tuple[Role, Role]) -> None:
         super().__init__(daemon=True, name="evtool-windows")
-        self.path, self.size = path, size
+        self.path, self.size, self.sql = path, size, _run_sql(*roles)
+        self.constants = {name: role for name, role in zip(("region", "source"), roles, strict=True)
+                          if isinstance(role, str)}
         self.runs: queue.Queue[tuple[str, int] | BaseException | None] = queue.Queue(maxsize=RUNS_AHEAD)
         self.stopping = threading.Event()
         self.conn: sqlite3.Connection | None = None
@@ -110,7 +147,8 @@ class _Reader(threading.Thread):
         while lo <= last and not self.stopping.is_set():
             hi = lo + per_run * size
             hi = hi if hi <= last else last + 1       # the last run: no later event to split from
-            document, count = conn.execute(RUN, {"size": size, "lo": lo, "hi": hi}).fetchone()
+            document, count = conn.execute(self.sql, {"size": size, "lo": lo, "hi": hi,
+                                                      **self.constants}).fetchone()
             if count:
                 self.runs.put((document, int(count)))
             lo = hi
