@@ -110,9 +110,10 @@ def windows_of(events: Iterable[Event], size: int) -> Iterator[Window]:
     current: int | None = None
     window: dict[str, dict[str, str]] = {}
     for event_id, region, source, ts_us in events:
-        if type(region) is not str or type(source) is not str:   # a forged number or object:
-            region, source = region if type(region) is str else "", \
-                source if type(source) is str else ""              # read as roles read it
+        if type(region) is not str:       # a forged number or object: read as roles read it
+            region = ""
+        if type(source) is not str:
+            source = ""
         index = ts_us // size
         if index != current:
             if current is not None:
