@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from evtool.core.instant import iso_us, micros_of, seconds_value
+from evtool.core.instant import iso_us, seconds_value
 from evtool.core.records import name_ids
 
 Event = tuple[str, str, str, int]          # event_id, region, source, ts_us
@@ -47,14 +47,14 @@ Window = tuple[str, dict[str, dict[str, str]]]          # start, region -> event
 Held = tuple[str, dict[str, dict[str, str]], dict[str, StoredMetric]]   # a window, its metrics
 
 
-def verify_size(metrics: list[StoredMetric], windows: Iterable[Window],
+def verify_size(metrics: list[StoredMetric], size: int, windows: Iterable[Window],
                 traces: Traces, stored_at: Callable[[list[str]], dict[str, Event]],
                 late: Mapping[str, set[float | None]], verdict: Verdict) -> None:
-    """Check the metrics of one window size against the stored events, window by window in
-    time order (`windows_of`)."""
+    """Check the metrics of one window size (`size` µs) against the stored events, window by
+    window in time order (`windows_of`)."""
     if not metrics:
         return
-    check = _SizeCheck(metrics, window_size(metrics), stored_at, late, verdict)
+    check = _SizeCheck(metrics, size, stored_at, late, verdict)
     at: dict[str, dict[str, StoredMetric]] = {}        # window start -> region -> its metric
     for metric in metrics:
         at.setdefault(metric.window_start, {})[metric.region] = metric
@@ -97,11 +97,6 @@ def _batches(windows: Iterable[Held]) -> Iterator[list[Held]]:
             batch, wanted = [], 0
     if batch:
         yield batch
-
-
-def window_size(metrics: list[StoredMetric]) -> int:
-    """The window size of metrics of one size, in µs; ValueError if it is none."""
-    return micros_of(metrics[0].window_seconds, "window_seconds")
 
 
 def windows_of(events: Iterable[Event], size: int) -> Iterator[Window]:

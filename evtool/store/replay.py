@@ -106,7 +106,7 @@ def verify(store: Store, progress: Pass | None = None, roles: Roles | None = Non
                                          f"{seconds:g}, which is no window size")
                 continue
             passing = early if index == 0 and early is not None else events(index, size)
-            verify_size(metrics[seconds], passing, traces,
+            verify_size(metrics[seconds], size, passing, traces,
                         lambda ids: _events(store, ids, roles), late, verdict)
         return verdict
     finally:
@@ -160,12 +160,7 @@ def _traces(store: Store) -> Traces:
         return windowed.TraceReader(store.path, store.trace_by[1])
 
     def read(keys: list[str]) -> Callable[[], Traced]:
-        found: Traced = {}
-        for at in range(0, len(keys), windowed.TRACE_KEYS):
-            chunk = keys[at:at + windowed.TRACE_KEYS]
-            marks = ", ".join("?" for _ in chunk)
-            for (document,) in store.query(store.trace_by[1].replace("{marks}", marks), chunk):
-                found.update(orjson.loads(document) if document else {})
+        found = windowed.traced(windowed.trace_documents(store.query, store.trace_by[1], keys))
         return lambda: found
 
     return read

@@ -14,7 +14,7 @@ import queue
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import orjson
@@ -177,27 +177,13 @@ class TraceReader:
 
     def __call__(self, keys: list[str]) -> Callable[[], dict[str, list[str]]]:
         asked = self.pool.submit(self._read, keys)
-
-        def answer() -> dict[str, list[str]]:
-            found: dict[str, list[str]] = {}
-            for document in asked.result():       # parsed here: the reader holds no GIL for it
-                found.update(orjson.loads(document))
-            return found
-
-        return answer
+        return lambda: traced(asked.result())     # parsed here: the reader holds no GIL for it
 
     def _read(self, keys: list[str]) -> list[str]:
         try:
             if self.conn is None:
                 self.conn = connect_read_only(self.path, check_same_thread=False)
-            documents = []
-            for at in range(0, len(keys), TRACE_KEYS):
-                chunk = keys[at:at + TRACE_KEYS]
-                (document,) = self.conn.execute(
-                    self.sql.replace("{marks}", ", ".join("?" for _ in chunk)), chunk).fetchone()
-                if document:
-                    documents.append(document)
-            return documents
+            return trace_documents(self.conn.execute, self.sql, keys)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read {self.path}: {exc}") from None
 
@@ -205,3 +191,24 @@ class TraceReader:
         self.pool.shutdown(cancel_futures=True)
         if self.conn is not None:
             self.conn.close()
+
+
+def trace_documents(query: Callable[[str, list[str]], Iterable[tuple[str | None]]], sql: str,
+                    keys: list[str]) -> list[str]:
+    """The store's trace query (`Store.trace_by`) for `keys`, TRACE_KEYS at a time: its JSON
+    documents, unparsed."""
+    documents: list[str] = []
+    for at in range(0, len(keys), TRACE_KEYS):
+        chunk = keys[at:at + TRACE_KEYS]
+        for (document,) in query(sql.replace("{marks}", ", ".join("?" for _ in chunk)), chunk):
+            if document:
+                documents.append(document)
+    return documents
+
+
+def traced(documents: list[str]) -> dict[str, list[str]]:
+    """Each traced metric's key -> its traced event ids, from trace_documents'."""
+    found: dict[str, list[str]] = {}
+    for document in documents:
+        found.update(orjson.loads(document))
+    return found
