@@ -125,7 +125,7 @@ class _SizeCheck:
     def __init__(self, metrics: list[StoredMetric], size: int,
                  stored_at: Callable[[list[str]], dict[str, Event]],
                  late: Mapping[str, set[float | None]], verdict: Verdict) -> None:
-        self.size, self.seconds = size, metrics[0].window_seconds
+        self.seconds = metrics[0].window_seconds
         self.stored_at, self.late, self.verdict = stored_at, late, verdict
         self.id_of = name_ids("metric")
         self.suffix = f"|{seconds_value(size)}"

@@ -37,7 +37,7 @@ RUN = """SELECT '[' || group_concat(item, ',') || ']', sum(n) FROM (
            || ']]' AS item, count(*) AS n
     FROM (SELECT w, event_id, {region} AS region, {source} AS source
           FROM (SELECT ts_us - ((ts_us % :size) + :size) % :size AS w, event_id,
-                       {read_region} AS r, {read_source} AS s
+                       {read_region} AS region_json, {read_source} AS source_json
                 FROM event_store WHERE ts_us >= :lo AND ts_us < :hi AND typeof(ts_us) = 'integer'
                 LIMIT -1))
     GROUP BY w)"""
@@ -69,7 +69,7 @@ def _run_sql(region: Role, source: Role) -> str:
         read = "read_" + name
         if isinstance(role, tuple):
             parts[read] = "raw -> '$." + ".".join(role) + "'"
-            parts[name] = _STRING.format(name[0])
+            parts[name] = _STRING.format(f"{name}_json")
         else:
             parts[read] = "NULL"
             parts[name] = f"json_quote(:{name})"
