@@ -173,3 +173,40 @@ def test_reading_ahead_waits_for_a_free_cpu(monkeypatch) -> None:
     monkeypatch.setattr(readahead, "usable_cpus", lambda: 1)
     assert not readahead.spare_cpu("0.50 0.40 0.30 1/311 4242\n")
     assert readahead.spare_cpu("garbled") is False
+
+
+def test_a_stopped_and_continued_child_sends_every_batch_whole(tmp_path) -> None:
+    """Ctrl-Z and fg (or a profiler) stop the child in a write to a full pipe, which the stop cuts
+    short: the batches must still arrive whole and in order (CPython's buffered writer once
+    put the rest of a cut frame behind bytes of the next, and the stage died reading it)."""
+    path = tmp_path / "in.ndjson"
+    path.write_bytes(b"\n".join(LINES * 40) + b"\n")
+    fields = LineFields(READER)
+    source = ReadAheadSource(FdSource(os.open(path, os.O_RDONLY), CAP, "test", owned=True), fields)
+    assert source._child is not None
+    child, done = source._child.pid, threading.Event()
+
+    def stop_and_continue() -> None:
+        while not done.is_set():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGSTOP)
+                done.wait(0.002)
+                os.kill(child, signal.SIGCONT)
+            done.wait(0.004)
+
+    poker = threading.Thread(target=stop_and_continue)
+    poker.start()
+    batches = []
+    try:
+        while (batch := source.read()) is not None:
+            batches.append((batch.lines, source.prepared(batch.lines)))
+            done.wait(0.01)                 # the child fills the pipe and blocks writing
+    finally:
+        done.set()
+        poker.join()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGCONT)
+        source.close()
+    assert len(batches) > 5
+    assert [line for lines, _ in batches for line in lines] == plain_lines(path)
+    assert all(prepared == fields(lines) for lines, prepared in batches)
