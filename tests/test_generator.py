@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from evtool.core.generator import GenConfig, Generator
 from evtool.core.stats import Stats
@@ -221,3 +223,23 @@ def test_numbers_are_drawn_on_a_grid_of_four_places_within_their_bounds() -> Non
         assert (first - 1) / 10_000 < low <= first / 10_000 and last / 10_000 <= high < (last + 1) / 10_000
         line = line_builder([("x", make, True)], rng.random, lambda _make: False)
         assert all(orjson.dumps(orjson.loads(text)) == text.encode() for text in (line() for _ in range(500)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 4), st.integers(-10**9, 10**9), st.integers(1, 10**6))
+def test_a_power_of_ten_step_draws_the_numbers_rounding_drew(places: int, first: int, span: int) -> None:
+    """multipleOf 0.1 .. 0.0001 is drawn on a grid, inlined in the line plan: each number must be
+    the one `round(n * step, places)` made before, so a seed makes the same events as it did."""
+    from random import Random
+
+    from evtool.core.builders import Grid
+    from evtool.core.plan import Planner
+
+    step = 1 / 10 ** places
+    low, high = first / 10 ** places, (first + span) / 10 ** places
+    planner = Planner({}, Random(1), None, "test: ", lambda _schema: print)  # type: ignore[arg-type]
+    make = planner.value({"type": "number", "minimum": low, "maximum": high, "multipleOf": step})
+    assert isinstance(make, Grid)
+    for n in (make.first, make.first + make.span // 2, make.first + make.span - 1):
+        assert n / 10 ** places == round(n * step, places)
+    assert all(low <= v <= high and round(v, places) == v for v in (make() for _ in range(200)))

@@ -154,6 +154,11 @@ class Planner:
             span = last - first + 1
             if integer or (float(step).is_integer() and digits == 0):
                 return lambda: int((first + int(rand() * span)) * step)
+            largest = max(abs(low), abs(high))
+            if step == 1 / 10 ** digits and digits <= 4 and largest < 1e15:
+                # n * step rounded to its places is the double nearest n / 10**places, which one
+                # division makes (correctly rounded): the same numbers, inlined in the line plan
+                return Grid(first, span, 10 ** digits, rand)
             return _shortest(lambda: round((first + int(rand() * span)) * step, digits), digits,
                              max(abs(low), abs(high)))
         if integer:
