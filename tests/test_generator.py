@@ -243,3 +243,34 @@ def test_a_power_of_ten_step_draws_the_numbers_rounding_drew(places: int, first:
     for n in (make.first, make.first + make.span // 2, make.first + make.span - 1):
         assert n / 10 ** places == round(n * step, places)
     assert all(low <= v <= high and round(v, places) == v for v in (make() for _ in range(200)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from([10, 100, 1000, 10_000]), st.integers(-(10**15) + 10**4, 10**15 - 1))
+def test_a_grid_number_is_written_from_its_integer_as_repr_writes_it(scale: int, n: int) -> None:
+    """The line plan writes k / scale from k and a table of fractions: the text must be repr's
+    (which is orjson's), every fraction of each scale and integers up to 15 digits."""
+    from random import Random
+
+    from evtool.core.builders import Grid, line_builder
+
+    draws = Random(0)
+    for first in (n, -abs(n) % scale, -(abs(n) % scale), n - n % scale):
+        grid = Grid(first, 1, scale, draws.random)     # one step: the draw is `first`
+        assert "!r" not in grid.text("table")            # written from the integer
+        line = line_builder([("x", grid, True)], draws.random, lambda _make: False)
+        assert line() == f'{{"x":{first / scale!r}}}' == orjson.dumps({"x": first / scale}).decode()
+    beyond = Grid(10**15 + n % 7, 1, scale, draws.random)       # 16 digits: repr's own way
+    assert "!r" in beyond.text("table")
+    assert line_builder([("x", beyond, True)], draws.random, lambda _make: False)() == \
+        orjson.dumps({"x": beyond()}).decode()
+
+
+def test_every_fraction_of_a_grid_is_repr_s() -> None:
+    from evtool.core.builders import fractions
+
+    for scale in (10, 100, 1000, 10_000):
+        table = fractions(scale)
+        assert len(table) == scale
+        assert all(f"7{text}" == repr((7 * scale + k) / scale) and
+                   f"-3{text}" == repr((-3 * scale - k) / scale) for k, text in enumerate(table))
