@@ -371,3 +371,68 @@ def test_a_naive_time_is_read_in_the_pack_zone_as_the_rfc_3339_reading_then_the_
     except RoleError:
         got = None
     assert got == want
+
+
+def messy_events(pack: str, make: Any, count: int) -> list[bytes]:
+    """`count` events of a pack, some sent twice, with lines no fast path may read as events."""
+    rng = random.Random(11)
+    good = [json.dumps(make(rng, n), separators=(",", ":")).encode() for n in range(count)]
+    again = rng.sample(good, count // 10)
+    derived = {**make(rng, count), "kind": "window"}      # roles readable, yet no event
+    odd = [b"not json", b"[1,2]", b'{"a":1,"a":2}', b'{"kind":"window","total":1}', b"{}",
+           good[0].replace(b"2026", b"twenty", 1), good[1] + b" ", b'{"ts":null}',
+           json.dumps(derived).encode(), b'{"ts":0,"timestamp":0,' + good[2][1:]]   # a key twice
+    stream = good + again + odd
+    rng.shuffle(stream)
+    return stream
+
+
+def _download(rng: random.Random, n: int) -> dict[str, Any]:
+    return download(T0 + timedelta(seconds=rng.randrange(60), microseconds=n), rng.randrange(9))
+
+
+def _sensor(rng: random.Random, n: int) -> dict[str, Any]:
+    return {"meta": {"id": f"s-{n}", "site": rng.choice(["north", "south"])},
+            "ts": 1_795_000_000_000 + rng.randrange(30_000), "kind": rng.choice(["temp", "door"]),
+            "body": {"open": True}}
+
+
+@pytest.mark.parametrize("which", ["downloads", "sensors"])
+def test_packs_no_expression_reads_are_parsed_ahead_as_the_stage_reads_them(tmp_path: Path,
+                                                                          which: str) -> None:
+    """A content id or nested roles: no expression reads the line, so the child reading ahead
+    parses it and reads its roles (ParsedFields). The stage's output, dead letters and counts
+    must be those of reading every line itself, and the parse must serve every plain event."""
+    import pickle
+
+    from evtool.cli.packs import pack_from_options
+    from evtool.core.aggregate import AggregateConfig, AggregateStage
+    from evtool.core.fields import ParsedFields
+    from evtool.core.linereader import field_reader
+    from evtool.core.stats import Stats
+    from tests.conftest import checker
+
+    folder = DOWNLOADS if which == "downloads" else str(write_pack(tmp_path / "sensors", SENSORS))
+    pack = pack_from_options(folder)
+    assert field_reader(pack) is None
+    stream = messy_events(which, _download if which == "downloads" else _sensor, 2000)
+    ahead = pickle.loads(pickle.dumps(ParsedFields(pack.roles, pack.wire)))    # as the child gets it
+
+    def count(fields: ParsedFields | None) -> tuple[list[bytes], list[bytes], str]:
+        cfg = AggregateConfig(forward=True, lateness=1, roles=pack.roles, wire=pack.wire)
+        stage = AggregateStage(cfg, Stats(), checker(), None, fields)
+        out: list[bytes] = []
+        dead: list[bytes] = []
+        for at in range(0, len(stream), 700):
+            stage.process(stream[at:at + 700], out, dead)
+        stage.finish(out, dead)
+        return out, dead, stage.stats.summary(1.0)
+
+    read = ahead(stream)
+    good_start = b'{"timestamp"' if which == "downloads" else b'{"meta"'
+    assert sum(got is not None for got in read) >= 2200          # every plain event, copies too
+    assert all(got is None for got, line in zip(read, stream, strict=True)
+               if not line.startswith(good_start))
+    parsed, itself = count(ahead), count(None)
+    assert parsed == itself
+    assert len(parsed[1]) >= 5 and b'"window"' in b"".join(parsed[0])     # refused, passed on

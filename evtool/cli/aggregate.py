@@ -18,7 +18,7 @@ from evtool.cli.packs import pack_from_options
 from evtool.core.aggregate import AggregateConfig, AggregateStage
 from evtool.core.anomaly import AlertConfig
 from evtool.core.derived import DerivedChecker
-from evtool.core.fields import LineFields
+from evtool.core.fields import LineFields, ParsedFields
 from evtool.core.linereader import field_reader
 from evtool.core.stats import Stats
 from evtool.runtime.ahead import Ahead
@@ -84,7 +84,7 @@ def aggregate(
                           partition=partition if partitions > 1 else None)
     reader = field_reader(pack)
     # reading lines needs no state: a child reads the next batches while this counts
-    ahead = Ahead(LineFields(reader)) if reader is not None else None
+    ahead = Ahead(LineFields(reader) if reader is not None else ParsedFields(pack.roles, pack.wire))
     checker = DerivedChecker(derived_schemas(), pack.wire)
     return run_stage("aggregate", lambda: AggregateStage(cfg, Stats(), checker, reader, ahead),
               input_spec=input_spec, input_files=files,
@@ -94,4 +94,4 @@ def aggregate(
               connect_timeout=connect_timeout, prefetch=prefetch,
               metrics_port=metrics_port, partitions=partitions, partition=partition,
               idle_after=idle_flush if idle_flush is not None else 2 * window, pack=pack,
-              wrap_source=ahead.wrap if ahead is not None else None)
+              wrap_source=ahead.wrap)

@@ -13,7 +13,7 @@ import orjson
 from evtool.core.anomaly import AlertConfig, AnomalyDetector
 from evtool.core.dedupe import compact_id, fold_id
 from evtool.core.derived import DerivedChecker
-from evtool.core.fields import Fields, LineFields, ReadFields
+from evtool.core.fields import Fields, LineFields, ReadFields, event_fields
 from evtool.core.instant import (
     MAX_US,
     MICROS,
@@ -222,30 +222,23 @@ class AggregateStage:
                 if at is not None and MIN_US <= at <= MAX_US:
                     event_id = fold_id(event_id)
                     return event_id, region, source, at, compact_id(event_id)
-        fields = self._fields_slowly(event, line, dead)
-        if fields is None:
+        try:
+            return event_fields(event, roles)
+        except RoleError:
+            self._refuse(event, line, dead)
             return None
-        event_id = fold_id(fields[0])
-        return event_id, *fields[1:], compact_id(event_id)
 
-    def _fields_slowly(
-        self, event: dict[str, Any], line: bytes, dead: list[bytes]
-    ) -> tuple[str, str, str, int] | None:
-        """The pack's roles read the slow way (nested pointers, epoch numbers, naive times, the
-        time rule's slow cases), or a dead letter naming every role that cannot be read."""
+    def _refuse(self, event: dict[str, Any], line: bytes, dead: list[bytes]) -> None:
+        """A dead letter naming every role of the event that cannot be read."""
         roles = self.cfg.roles
         problems: list[str] = []
-        values: list[Any] = []
         for read in (roles.event_id, roles.region_of, roles.source_of, roles.time_us):
             try:
-                values.append(read(event))
+                read(event)
             except RoleError as exc:
                 problems.append(str(exc))
-        if not problems:
-            return values[0], values[1], values[2], values[3]
         self.stats.add_dead("schema")
         dead.append(deadletter(STAGE, "schema", "; ".join(problems), line, roles.event_id_or_none(event)))
-        return None
 
     def _late(self, line: bytes, event_id: str, index: int, watermark: float) -> bytes:
         if index * self.windows.size < MIN_US:

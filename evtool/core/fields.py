@@ -1,14 +1,21 @@
-"""The half of aggregate's per-line work that needs no state: an event laid out as the pack's
-expression is read without parsing, and its instant and dedupe key are computed. Being a pure
-function of the lines, it may run in another process while the stage counts the lines before."""
+"""The half of aggregate's per-line work that needs no state: an event's roles are read (without
+parsing where the pack's expression reads the line) and its instant and dedupe key computed.
+Being a pure function of the lines, it may run in another process while the stage counts the
+lines before."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-from evtool.core.dedupe import Key, compact_id
+import orjson
+
+from evtool.core.dedupe import Key, compact_id, fold_id
 from evtool.core.instant import shaped_us
 from evtool.core.linereader import LineReader
+from evtool.core.records import parse
+from evtool.core.roles import RoleError, Roles, content_id
+from evtool.core.wire import Wire
 
 # event_id, region, source, instant (µs), dedupe key; None: a line the stage must read itself
 Fields = tuple[str, str, str, int, Key]
@@ -50,4 +57,43 @@ class LineFields:
                 key = compact_id(event_id)
             got.append((event_id, regions.setdefault(region, region), sources.setdefault(source, source),
                         at, key))
+        return got
+
+
+def event_fields(event: dict[str, Any], roles: Roles) -> Fields:
+    """An event's fields by the pack's roles, its id folded and keyed; RoleError."""
+    if roles.id is None:            # a content id is folded already, and no UUID
+        event_id = content_id(event)
+        key: Key = event_id
+    else:
+        event_id = fold_id(roles.event_id(event))
+        key = compact_id(event_id)
+    return event_id, roles.region_of(event), roles.source_of(event), roles.time_us(event), key
+
+
+class ParsedFields:
+    """Reads parsed lines by the pack's roles, for packs no expression reads (nested roles,
+    content ids): the parse, the content id and the time move to the child reading ahead too.
+    None for whatever is not a plain event, which the stage reads again to say why."""
+
+    def __init__(self, roles: Roles, wire: Wire) -> None:
+        self.roles = roles
+        self.wire = wire
+
+    def __call__(self, lines: list[bytes]) -> list[Fields | None]:
+        roles, foreign = self.roles, self.wire.as_evtool_or_none
+        got: list[Fields | None] = []
+        for line in lines:
+            try:
+                event = parse(line)
+            except orjson.JSONDecodeError:
+                got.append(None)
+                continue
+            if type(event) is not dict or roles.is_derived(event) or foreign(event) is not None:
+                got.append(None)
+                continue
+            try:
+                got.append(event_fields(event, roles))
+            except RoleError:
+                got.append(None)
         return got

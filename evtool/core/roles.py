@@ -81,6 +81,8 @@ class Roles:
     _paths: dict[str, tuple[str, ...] | None] = field(default_factory=dict, compare=False, repr=False)
     _default: bool = field(default=False, compare=False, repr=False)
     _uses_kind: bool = field(default=False, compare=False, repr=False)
+    # what a time without an offset is read with ("Z" for UTC), or None
+    _zone: str | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         """Pointers parsed once; what the per-record questions need, worked out once."""
@@ -91,6 +93,8 @@ class Roles:
             self.time_zone is None and self.time_unit is None and self.only_source is None
         object.__setattr__(self, "_default", default)
         object.__setattr__(self, "_uses_kind", any(p and p[0] == "kind" for p in paths.values()))
+        zone = "Z" if self.time_zone in ("UTC", "Z") else self.time_zone
+        object.__setattr__(self, "_zone", zone)
 
     @property
     def is_default(self) -> bool:
@@ -122,7 +126,11 @@ class Roles:
 
     def get(self, event: Any, role: str) -> Any:
         path = self._paths[role]
-        return MISSING if path is None else resolve(event, path)
+        if path is None:
+            return MISSING
+        if len(path) == 1 and type(event) is dict:
+            return event.get(path[0], MISSING)
+        return resolve(event, path)
 
     def event_id(self, event: Any) -> str:
         if self.id is None:
@@ -144,20 +152,11 @@ class Roles:
 
     def time_of(self, value: Any) -> int:
         """The time role's value as µs since the epoch, by the pack's unit or zone; RoleError."""
-        where = self.name("time")
         if self.time_unit is not None:
-            if type(value) not in (int, float):
-                raise RoleError(_wrong(where, value, f"a number of {self.time_unit} since the epoch"))
-            try:
-                at: int = round(value * UNITS[self.time_unit])
-            except (OverflowError, ValueError):
-                raise RoleError(f"{where}: {value!r} is not a time") from None
-            if not MIN_US <= at <= MAX_US:
-                raise RoleError(f"{where}: {value!r} is outside the years 0001-9999 in UTC")
-            return at
+            return self._time_in_unit(value, self.time_unit)
         if type(value) is not str:
-            raise RoleError(_wrong(where, value, "a string"))
-        zone = "Z" if self.time_zone in ("UTC", "Z") else self.time_zone
+            raise RoleError(_wrong(self.name("time"), value, "a string"))
+        zone = self._zone
         if zone is not None and value[-1:] not in ("Z", "z") and value[-6:-5] not in ("+", "-"):
             # no offset, so the RFC 3339 reading must fail: the pack's zone first, without the
             # exception (a fifth of aggregate's time on the download monitor)
@@ -168,12 +167,25 @@ class Roles:
             return instant_us(value)
         except TimeError as exc:
             if zone is None:
-                raise RoleError(str(exc).replace("timestamp", where, 1)) from None
+                raise RoleError(str(exc).replace("timestamp", self.name("time"), 1)) from None
         try:
             return instant_us(value + zone)
         except TimeError:
-            raise RoleError(f"{where}: {value!r} is not a date-time, with an offset or without "
-                            f"one (read in {self.time_zone})") from None
+            raise RoleError(f"{self.name('time')}: {value!r} is not a date-time, with an offset or "
+                            f"without one (read in {self.time_zone})") from None
+
+    def _time_in_unit(self, value: Any, unit: str) -> int:
+        """An epoch number in the pack's unit (seconds may be fractional), checked in range."""
+        where = self.name("time")
+        if type(value) not in (int, float):
+            raise RoleError(_wrong(where, value, f"a number of {unit} since the epoch"))
+        try:
+            at: int = round(value * UNITS[unit])
+        except (OverflowError, ValueError):
+            raise RoleError(f"{where}: {value!r} is not a time") from None
+        if not MIN_US <= at <= MAX_US:
+            raise RoleError(f"{where}: {value!r} is outside the years 0001-9999 in UTC")
+        return at
 
     def source_of(self, event: Any) -> str:
         if self.source is None:
