@@ -102,8 +102,11 @@ def gen(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool, pa
     expected = Truth(window, lateness, cfg.pack.roles) if truth else None
     made = generator if expected is None else _with_truth(generator, expected)
     # unpaced, no step per line in Python: the instants are not needed
-    items = (zip(repeat(0.0), map(itemgetter(1), made)) if fast
-             else ((at_us / MICROS, line) for at_us, line, _ in made))
+    items: Iterator[tuple[float, bytes]]
+    if fast:
+        items = zip(repeat(0.0), generator.lines() if expected is None else map(itemgetter(1), made))
+    else:
+        items = ((at_us / MICROS, line) for at_us, line, _ in made)
     status = pump("gen", items, sink, None if fast else Pacer(time.monotonic), quiet,
                   lambda n: f"{n} out ({generator.duplicates} duplicates, {generator.invalid} invalid)",
                   counting("gen", count if writes_a_file(output_spec) else None, quiet))

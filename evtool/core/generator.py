@@ -318,8 +318,7 @@ class Generator:
             now = self.now_us + int(-_log(1.0 - random()) / (burst_rate if self._burst_left else rate)
                                     * MICROS)
             if now > last_start:
-                raise TimeError(f"the simulated clock passed {iso_us(MAX_US)}, the last instant "
-                                "evtool can write")
+                raise _past_the_end()
             self.now_us = now
             if held and held[0][0] <= now:
                 yield from self._release(now)
@@ -343,6 +342,28 @@ class Generator:
             made += 1
         while held:
             yield from self._release(held[0][0])
+
+    def lines(self) -> Iterator[bytes]:
+        """The lines alone, as iterating makes them: with no duplicates, invalid or held-back
+        events, in a loop with nothing else in it (the same draws, the roll included)."""
+        cfg, plain = self.cfg, self._plain()
+        if plain is None or cfg.duplicates or cfg.invalid or cfg.out_of_order:
+            yield from (line for _, line, _ in self)
+            return
+        random, rate, last_start = self._random, cfg.rate, self._last_start_us
+        made, count = 0, cfg.count
+        while count is None or made < count:
+            now = self.now_us + int(-_log(1.0 - random()) / rate * MICROS)
+            if now > last_start:
+                raise _past_the_end()
+            self.now_us = now
+            random()                # the roll that would pick a duplicate or an invalid line
+            yield plain()
+            made += 1
+
+
+def _past_the_end() -> TimeError:
+    return TimeError(f"the simulated clock passed {iso_us(MAX_US)}, the last instant evtool can write")
 
 
 def set_at(doc: dict[str, Any], pointer: str, value: Any) -> None:
