@@ -159,8 +159,7 @@ class Planner:
                 # n * step rounded to its places is the double nearest n / 10**places, which one
                 # division makes (correctly rounded): the same numbers, inlined in the line plan
                 return Grid(first, span, 10 ** digits, rand)
-            return _shortest(lambda: round((first + int(rand() * span)) * step, digits), digits,
-                             max(abs(low), abs(high)))
+            return _shortest(lambda: round((first + int(rand() * span)) * step, digits), digits, largest)
         if integer:
             ilow, span = math.ceil(low), math.floor(high) - math.ceil(low) + 1
             if span < 1:
