@@ -11,16 +11,13 @@ from typing import Any
 import orjson
 
 from evtool.core.anomaly import AlertConfig, AnomalyDetector
-from evtool.core.dedupe import compact_id, fold_id
 from evtool.core.derived import DerivedChecker
-from evtool.core.fields import Fields, LineFields, ReadFields, event_fields
+from evtool.core.fields import Fields, LineFields, ParsedFields, ReadFields, event_fields
 from evtool.core.instant import (
-    MAX_US,
     MICROS,
     MIN_US,
     iso_us,
     micros_of,
-    quick_us,
     seconds_value,
 )
 from evtool.core.linereader import LineReader
@@ -114,11 +111,11 @@ class AggregateStage:
         self.stats = stats
         self.derived = derived
         self.fields = fields or (LineFields(reader) if reader is not None else None)
+        self._parsed = ParsedFields(cfg.roles, cfg.wire)
         self.tally = Tally(micros_of(cfg.window, "--window"), round(cfg.lateness * MICROS),
                            round(cfg.dedupe_horizon * MICROS), round(cfg.max_ahead * MICROS))
         self.windows = self.tally.windows
         self._needs: deque[float] = deque()
-        self._default_roles = cfg.roles.is_default
         self.detector = AnomalyDetector(cfg.alerts) if cfg.alerts else None
         self._reported_duplicates = 0
 
@@ -146,10 +143,11 @@ class AggregateStage:
         counted: dict[tuple[int, str], set[str]] = {}
         keep: list[bytes] = []
         for line, got in zip(lines, fields, strict=True):
-            where = (got[0], got[1], got[3]) if got is not None else self._where(line)
-            if where is None:
-                continue
-            event_id, region, at = where
+            if got is None:             # read as counting read it, without its dead letters
+                got = self._parsed([line])[0]
+                if got is None:
+                    continue
+            event_id, region, _, at, _ = got
             window = windows.get(at // size)
             if window is None:
                 continue
@@ -159,20 +157,6 @@ class AggregateStage:
             if event_id in ids:
                 keep.append(line)
         return keep
-
-    def _where(self, line: bytes) -> tuple[str, str, int] | None:
-        """(folded id, region, time) of an event line, or None: no side effects, no dead letter."""
-        try:
-            event = parse(line)
-        except orjson.JSONDecodeError:
-            return None
-        roles = self.cfg.roles
-        if type(event) is not dict or roles.is_derived(event):
-            return None
-        try:
-            return fold_id(roles.event_id(event)), roles.region_of(event), roles.time_us(event)
-        except RoleError:
-            return None
 
     def process(self, lines: list[bytes], out: list[bytes], dead: list[bytes]) -> None:
         self.stats.in_ += len(lines)
@@ -214,14 +198,6 @@ class AggregateStage:
                 stats.add_dead("schema")
                 dead.append(deadletter(STAGE, "schema", problem, line))
             return None
-        if self._default_roles:
-            event_id, region = event.get("event_id"), event.get("region")
-            source, ts = event.get("source"), event.get("timestamp")
-            if type(event_id) is str and type(region) is str and type(source) is str:
-                at = quick_us(ts)
-                if at is not None and MIN_US <= at <= MAX_US:
-                    event_id = fold_id(event_id)
-                    return event_id, region, source, at, compact_id(event_id)
         try:
             return event_fields(event, roles)
         except RoleError:
