@@ -139,9 +139,9 @@ def test_a_killed_child_on_a_pipe_is_an_error_not_an_early_end(tmp_path) -> None
         with open(write_end, "wb") as pipe, contextlib.suppress(BrokenPipeError):
             pipe.write(data)
 
-    writer = threading.Thread(target=feed)
-    writer.start()
     source = ReadAheadSource(FdSource(read_end, CAP, "a pipe", owned=True), LineFields(READER))
+    writer = threading.Thread(target=feed)      # after the fork: a fork copies no thread
+    writer.start()
     try:
         assert source.read() is not None and source._child is not None
         os.kill(source._child.pid, signal.SIGKILL)
@@ -210,3 +210,25 @@ def test_a_stopped_and_continued_child_sends_every_batch_whole(tmp_path) -> None
     assert len(batches) > 5
     assert [line for lines, _ in batches for line in lines] == plain_lines(path)
     assert all(prepared == fields(lines) for lines, prepared in batches)
+
+
+def test_the_child_holds_the_input_and_its_frames_only(tmp_path) -> None:
+    """The child is a fork of the stage: a copy of the stage's stdout or of any file it had open
+    would keep whoever reads them waiting for an end that never comes while the child lives."""
+    path = tmp_path / "in.ndjson"
+    path.write_bytes(b"\n".join(LINES * 40) + b"\n")
+    other = os.open(tmp_path / "other", os.O_WRONLY | os.O_CREAT)
+    source = ReadAheadSource(FdSource(os.open(path, os.O_RDONLY), CAP, "test", owned=True),
+                             LineFields(READER))
+    try:
+        assert source.read() is not None and source._child is not None     # the child is serving
+        held = {int(fd): os.readlink(f"/proc/{source._child.pid}/fd/{fd}")
+                for fd in os.listdir(f"/proc/{source._child.pid}/fd")}
+        assert held[0] == held[1] == os.devnull
+        assert str(path) in held.values() and str(tmp_path / "other") not in held.values()
+        assert set(held) - {0, 1, 2, source.inner.fd} == {max(held)}     # the frames' pipe
+        assert held[max(held)].startswith("pipe:")
+        assert drain(source)
+    finally:
+        os.close(other)
+        source.close()

@@ -1,35 +1,33 @@
 """Reading ahead in a child process: the child reads the input and runs a stage's pure per-line
 work on each batch while the stage is still busy with the batches before.
 
-The child holds the same descriptor: it reads, splits and cuts lines exactly as `FdSource`
-does, and sends each batch with its work's result in frames (transports.frames) of marshal
-payloads. The stage never waits on the child unless the child is slower, and reads nothing
-itself. If the child dies, a regular file is read on from where its last batch ended; a pipe
-cannot be, so the stage fails saying so, rather than lose what the child had read."""
+The child is a fork of the stage, taken before the stage opens its outputs: it starts with the
+work and the modules already in memory (a fresh interpreter spent 50 ms importing them while the
+stage waited), reads the same descriptor, splits and cuts lines exactly as `FdSource` does, and
+sends each batch with its work's result in frames (transports.frames) of marshal payloads. The
+stage never waits on the child unless the child is slower, and reads nothing itself. If the child
+dies, a regular file is read on from where its last batch ended; a pipe cannot be, so the stage
+fails saying so, rather than lose what the child had read."""
 
 from __future__ import annotations
 
 import contextlib
-import json
+import gc
 import marshal
 import os
-import pickle
 import select
 import signal
 import stat
-import subprocess
 import sys
+import threading
+import traceback
 from collections.abc import Callable
 from typing import Any
 
 from evtool.transports.base import Batch, Source, TransportError
 from evtool.transports.frames import send, take
 from evtool.transports.stdio import CHUNK, FdSource, read_chunk, widen_pipe
-from evtool.tuning import tune_runtime
 
-PATH_ENV = "EVTOOL_READAHEAD_PATH"
-CHILD = (f"import json, os, sys; sys.path[:] = json.loads(os.environ[{PATH_ENV!r}]); "
-         "from evtool.transports.readahead import serve; serve()")
 Work = Callable[[list[bytes]], Any]
 PR_SET_PDEATHSIG = 1
 
@@ -41,25 +39,42 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
     """A child blocked reading a quiet input would outlive a stage killed with -9."""
     with contextlib.suppress(OSError, AttributeError):
         import ctypes
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:          # the stage died before the line above took effect
+        os._exit(1)
 
 
-def serve() -> None:
-    """The child: argv names the input descriptor and the line cap; stdin brings the work."""
+def _only(keep: set[int]) -> None:
+    """Every descriptor but `keep` closed (0 and 1 onto /dev/null): a copy of the stage's stdout
+    would keep the next stage of a pipeline waiting for its end."""
+    with contextlib.suppress(OSError):
+        null = os.open(os.devnull, os.O_RDWR)
+        for std in {0, 1} - keep:
+            os.dup2(null, std)
+        os.close(null)
+    low = 3
+    for fd in sorted(keep | {2}):
+        if fd >= low:
+            os.closerange(low, fd)
+            low = fd + 1
+    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
+
+
+def _serve(fd: int, cap: int, work: Work, out_fd: int, parent: int) -> None:
+    """The child: batches of `fd` and `work`'s result for each, in frames on `out_fd`."""
+    for stop in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGTSTP):
+        signal.signal(stop, signal.SIG_DFL)         # the stage's own handlers are for the stage
     signal.signal(signal.SIGINT, signal.SIG_IGN)    # Ctrl-C reaches the group: the stage decides
-    _die_with_parent()
-    tune_runtime()
-    fd, cap = int(sys.argv[1]), int(sys.argv[2])
-    work: Work = pickle.loads(sys.stdin.buffer.read())
-    out = sys.stdout.buffer
-    widen_pipe(1)
+    _die_with_parent(parent)
+    _only({fd, out_fd})
+    widen_pipe(out_fd)
     source = FdSource(fd, cap, "input")
     regular = stat.S_ISREG(os.fstat(fd).st_mode)
-    with contextlib.suppress(BrokenPipeError):
+    with open(out_fd, "wb", buffering=0) as out, contextlib.suppress(BrokenPipeError):
         while True:
             try:
                 batch = source.read()
@@ -71,6 +86,48 @@ def serve() -> None:
                 return
             lines = batch.lines
             send(out, marshal.dumps((lines, work(lines), source.position() if regular else None)))
+
+
+def _fork_child(fd: int, cap: int, work: Work) -> tuple[int, int]:
+    """(pid, read end of its frames) of a child serving `fd`; it never returns into the stage."""
+    parent = os.getpid()
+    read_end, write_end = os.pipe()
+    gc.freeze()             # the child's collections leave the heap it shares untouched
+    try:
+        pid = os.fork()
+    except OSError:
+        gc.unfreeze()
+        os.close(read_end)
+        os.close(write_end)
+        raise
+    if pid == 0:
+        status = 0
+        try:
+            _serve(fd, cap, work, write_end, parent)
+        except BaseException:
+            with contextlib.suppress(BaseException):
+                traceback.print_exc()
+                sys.stderr.flush()
+            status = 1
+        finally:
+            os._exit(status)
+    gc.unfreeze()
+    os.close(write_end)
+    return pid, read_end
+
+
+class _Child:
+    """The forked child, as the stage keeps it: its pid and the end its frames arrive on."""
+
+    def __init__(self, pid: int, frames: int) -> None:
+        self.pid, self.frames = pid, frames
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+        os.close(self.frames)
 
 
 class ReadAheadSource(Source):
@@ -88,22 +145,9 @@ class ReadAheadSource(Source):
         # where this file would be read on if the child died; a pipe cannot be
         self._resume = inner.position() if self._extent is not None else None
         self._fallback: FdSource | None = None
-        env = {**os.environ, PATH_ENV: json.dumps(sys.path)}
-        fd = os.dup(inner.fd)       # the same open file, under a number the child's stdin is not
-        try:
-            self._child: subprocess.Popen[bytes] | None = subprocess.Popen(
-                [sys.executable, "-c", CHILD, str(fd), str(inner.cap)], stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, env=env, pass_fds=(fd,))
-        finally:
-            os.close(fd)
-        assert self._child.stdin is not None and self._child.stdout is not None
-        widen_pipe(self._child.stdout.fileno())
-        try:
-            with self._child.stdin as to_child:
-                to_child.write(pickle.dumps(work))
-        except (OSError, pickle.PickleError):
-            self._stop()
-            raise
+        pid, frames = _fork_child(inner.fd, inner.cap, work)
+        self._child: _Child | None = _Child(pid, frames)
+        widen_pipe(frames)
 
     def reads_file(self, path: str) -> bool:
         return self.inner.reads_file(path)
@@ -125,9 +169,8 @@ class ReadAheadSource(Source):
             return self._fallback.read(timeout)
         if self._ended:
             return None
-        child = self._child
-        assert child is not None and child.stdout is not None
-        rfd = child.stdout.fileno()
+        assert self._child is not None
+        rfd = self._child.frames
         while (payload := take(self._got)) is None:
             if timeout is not None and not select.select([rfd], [], [], timeout)[0]:
                 return Batch([])
@@ -160,11 +203,7 @@ class ReadAheadSource(Source):
     def _stop(self) -> None:
         child, self._child = self._child, None
         if child is not None:
-            with contextlib.suppress(OSError):
-                child.kill()
-            child.wait()
-            if child.stdout is not None:
-                child.stdout.close()
+            child.stop()
 
     def close(self) -> None:
         self._stop()
@@ -188,11 +227,12 @@ def spare_cpu(loadavg: str | None = None) -> bool:
 
 
 def read_ahead(source: Source, work: Work) -> Source:
-    """`source` read ahead by a child when it is a descriptor and a CPU is free for it."""
-    if not isinstance(source, FdSource) or not spare_cpu():
+    """`source` read ahead by a child when it is a descriptor and a CPU is free for it; never in
+    a process with threads, whose locks a fork would copy held."""
+    if not isinstance(source, FdSource) or not spare_cpu() or threading.active_count() > 1:
         return source
     try:
         return ReadAheadSource(source, work)
-    except (OSError, pickle.PickleError):
+    except OSError:
         return source
 
