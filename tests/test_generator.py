@@ -22,7 +22,8 @@ from evtool.schemas import load_pack
 from tests.conftest import checker, gen_lines, pack_validator, run
 
 
-def dumped(build: Callable[[], Any]) -> str:
+def dumped(build: Callable[[], Any], _time: object) -> str:
+    """A line plan's text the slow way: the dict its builder makes (which reads the clock itself)."""
     return orjson.dumps(build()).decode()
 
 PACK = load_pack()
@@ -204,7 +205,8 @@ def test_the_one_call_path_makes_what_the_general_path_makes(pack: str) -> None:
     assert [line for _, line, _ in one_call] == [line for _, line, _ in general]
 
 
-@pytest.mark.parametrize("pack", ["evtool", "lab3", "cloudevents"])
+@pytest.mark.parametrize("pack", ["evtool", "lab3", "cloudevents", "examples/packs/weather",
+                                  "examples/packs/downloads"])
 @pytest.mark.parametrize("faults", [False, True])
 def test_lines_alone_are_the_lines_iterating_makes(pack: str, faults: bool) -> None:
     """gen --fast takes the lines alone: with no faults asked for, from a loop of its own that
@@ -290,3 +292,48 @@ def test_every_fraction_of_a_grid_is_repr_s() -> None:
         assert len(table) == scale
         assert all(f"7{text}" == repr((7 * scale + k) / scale) and
                    f"-3{text}" == repr((-3 * scale - k) / scale) for k, text in enumerate(table))
+
+
+# a time each way gen writes one: µs with an offset, whole seconds, ms on a shifted wall clock,
+# epoch ms; the text must say the clock's instant (an independent reading: fromisoformat)
+CLOCK_FORMS = {
+    "micro": ({"type": "string", "format": "date-time"}, {}),
+    "second": ({"type": "string", "pattern": "^[0-9-]{10}T[0-9:]{8}Z$"}, {}),
+    "milli, -03:00": ({"type": "string", "pattern": "^[0-9-]{10}T[0-9:]{8}[.][0-9]{3}$"},
+                      {"time_zone": "-03:00"}),
+    "epoch ms": ({"type": "integer"}, {"time_unit": "ms"}),
+}
+
+
+@pytest.mark.parametrize("form", CLOCK_FORMS)
+def test_every_form_of_time_says_the_clock_whichever_loop_writes_it(form: str, tmp_path) -> None:
+    from tests.test_packs import write_pack
+
+    schema, rules = CLOCK_FORMS[form]
+    folder = write_pack(tmp_path, {
+        "pack.json": {"name": "clock", "sources": {"tick": 1},
+                      "fields": {"id": "/id", "time": "/at", "source": "/source", "payload": "/body",
+                                 "region": None},
+                      **rules},
+        "envelope.json": {"type": "object", "required": ["id", "at", "source", "body"],
+                          "properties": {"id": {"type": "string", "format": "uuid"}, "at": schema,
+                                         "source": {"type": "string"}, "body": {"type": "object"}}},
+        "payloads/tick.json": {"type": "object", "required": ["n"],
+                               "properties": {"n": {"type": "integer", "minimum": 0, "maximum": 9}}},
+    })
+    cfg = GenConfig(start_us=1_795_000_000_123_456, pack=load_pack(str(folder)), count=2000, seed=4, rate=300)
+    with patch.object(Generator, "__iter__", lambda _self: iter(())):
+        alone = list(Generator(cfg).lines())
+    iterated = Generator(cfg)
+    made = [(at, line) for at, line, _ in iterated]
+    assert alone == [line for _, line in made]
+    shift = -3 * 3600 * 10**6 if "time_zone" in rules else 0
+    for at_us, line in made:
+        value = orjson.loads(line)["at"]
+        if form == "epoch ms":
+            assert value == at_us // 1000
+            continue
+        wall = datetime.fromisoformat(value.replace("Z", "+00:00")).replace(tzinfo=timezone.utc)
+        said = (wall - datetime(1970, 1, 1, tzinfo=timezone.utc)).total_seconds() * 10**6 - shift
+        cut = {"micro": 1, "second": 10**6, "milli, -03:00": 1000, "epoch ms": 1}[form]
+        assert round(said) == (at_us // cut) * cut, (form, value, at_us)

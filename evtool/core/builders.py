@@ -167,17 +167,21 @@ def _json_text(value: Any) -> str:
 
 
 def line_builder(fields: list[tuple[str, Make, bool]], rand: Callable[[], float],
-                 safe: Callable[[Make], bool]) -> Callable[[], str]:
+                 safe: Callable[[Make], bool], time: tuple[str, bool] | None = None) -> Callable[..., str]:
     """The same object as `dict_builder` makes from the same draws, written straight as compact
     JSON text (what orjson.dumps would write), without building the dict. `safe` says which
     makers return strings that need no escaping (ids and timestamps gen makes itself). Keys and
-    constants are bound as variables, so nothing from a pack is ever part of the code."""
+    constants are bound as variables, so nothing from a pack is ever part of the code. With
+    `time` (a field's name, and whether its value is a string), that field's value is the plan's
+    argument rather than its maker's: a caller writing many lines makes instants cheaper."""
     ns: dict[str, Any] = {"rand": rand, "_json": _json_text}
     members: list[tuple[str, bool]] = []
     for i, (name, make, required) in enumerate(fields):
         var = f"m{i}"
         ns[f"k{i}"] = _json_text(name) + ":"
-        if isinstance(make, Const):
+        if time is not None and name == time[0]:
+            value = '"{t_}"' if time[1] else "{t_}"
+        elif isinstance(make, Const):
             ns[var] = _json_text(make.value)
             value = f"{{{var}}}"
         elif isinstance(make, Choice):
@@ -214,6 +218,7 @@ def line_builder(fields: list[tuple[str, Make, bool]], rand: Callable[[], float]
             f"    p.append(f'{m}')\n" if required
             else f"    if rand() < {OPTIONAL_P}:\n        p.append(f'{m}')\n" for m, required in members)
         body += "    return '{' + ','.join(p) + '}'\n"
-    exec(compile("def line():\n" + body, "<evtool line plan>", "exec"), ns)
-    built: Callable[[], str] = ns["line"]
+    signature = "def line(t_):\n" if time is not None else "def line():\n"
+    exec(compile(signature + body, "<evtool line plan>", "exec"), ns)
+    built: Callable[..., str] = ns["line"]
     return built

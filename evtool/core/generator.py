@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import itertools
 import random
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from math import log as _log
 from typing import Any
 
@@ -22,6 +22,7 @@ from evtool.core.invalid import Mutation, mutations_for
 from evtool.core.pack import Pack, PackError, Schema
 from evtool.core.plan import Planner, for_generation
 from evtool.core.roles import UNITS, parse_pointer
+from evtool.core.stamps import D3, NAIVE_FORMS, TIMESTAMP_FORMS, Stamps, zone_offset_us
 from evtool.core.validation import EventValidator
 
 BURST_SPEEDUP = 50
@@ -30,21 +31,6 @@ SAMPLES = 24
 MUTATION_TRIES = 64
 ROLE_ORDER = ("id", "time", "region", "source", "payload")      # where gen puts fields no schema orders
 SAMPLE_UUID = "0f8fad5b-d9cb-469f-a165-70867728950e"
-# Ways to write an instant, finest first: gen uses the first one the pack's envelope accepts.
-# Each is the digits of the fraction (none, milli or micro) and what follows them.
-TIMESTAMP_FORMS: tuple[tuple[str, int, str], ...] = (
-    ("micro+00:00", 6, "+00:00"),
-    ("microZ", 6, "Z"),
-    ("milliZ", 3, "Z"),
-    ("secondZ", 0, "Z"),
-    ("second+00:00", 0, "+00:00"),
-)
-# a pack that reads times without an offset in its time_zone: those forms come first
-NAIVE_FORMS: tuple[tuple[str, int, str], ...] = (("micro", 6, ""), ("milli", 3, ""), ("second", 0, ""))
-_D2 = [f"{i:02d}" for i in range(60)]
-_D3 = [f"{i:03d}" for i in range(1000)]      # a table lookup writes digits cheaper than format()
-
-
 @dataclass(frozen=True)
 class GenConfig:
     """Everything that decides the output; equal configs give byte-identical streams."""
@@ -85,9 +71,6 @@ class Generator:
         self._held_seq = 0
         self._burst_left = 0
         self._burst_fields: dict[str, Any] = {}
-        self._ts_from = self._ts_to = 0
-        self._ts_day: int | None = None
-        self._ts_date = self._ts_head = ""
         self.duplicates = 0
         self.invalid = 0
         self._sources = [s for s in self.pack.sources if self.pack.weights[s] > 0]
@@ -97,41 +80,24 @@ class Generator:
             cumulative.append(total)
         self._cumulative, self._total_weight = cumulative, total
         self._even = len(set(self.pack.weights[s] for s in self._sources)) == 1
-        self._digits, self._tail = TIMESTAMP_FORMS[0][1:]
         roles = self.pack.roles
         self._forms = (NAIVE_FORMS + TIMESTAMP_FORMS) if roles.time_zone else TIMESTAMP_FORMS
-        self._shift_us = zone_offset_us(roles.time_zone)
+        self.stamps = Stamps(zone_offset_us(roles.time_zone))
+        self._unit = UNITS[roles.time_unit] if roles.time_unit else 0
         self._build: dict[str, Make] = {}
-        self._line: dict[str, Callable[[], str]] = {}
+        self._line: dict[str, Callable[[Any], str]] = {}        # of the time field's value
         self._compile()
         self._mutations = list(mutations_for(self.pack, lambda s: predicate(s, "an if")))
         self._next_mutation = len(self._mutations)
         self.rng.seed(cfg.seed)
 
-    def _enter_second(self, at_us: int) -> None:
-        """The text up to the fraction for the second of `at_us`; the date only when it changes."""
-        sec = at_us // MICROS
-        self._ts_from, self._ts_to = sec * MICROS, (sec + 1) * MICROS
-        day, rest = divmod(sec, 86400)
-        if day != self._ts_day:
-            self._ts_day = day
-            self._ts_date = datetime.fromtimestamp(day * 86400, tz=timezone.utc).strftime("%Y-%m-%dT")
-        hour, rest = divmod(rest, 3600)
-        minute, second = divmod(rest, 60)
-        dot = "." if self._digits else ""
-        self._ts_head = f"{self._ts_date}{_D2[hour]}:{_D2[minute]}:{_D2[second]}{dot}"
-
     def _now_timestamp(self) -> str:
         """The clock's instant in the pack's form."""
-        at_us = self.now_us + self._shift_us
-        if not self._ts_from <= at_us < self._ts_to:
-            self._enter_second(at_us)
-        micro, digits = at_us - self._ts_from, self._digits
-        if digits == 6:
-            return f"{self._ts_head}{_D3[micro // 1000]}{_D3[micro % 1000]}{self._tail}"
-        if digits == 3:
-            return f"{self._ts_head}{_D3[micro // 1000]}{self._tail}"
-        return self._ts_head + self._tail
+        return self.stamps(self.now_us)
+
+    def _time_value(self) -> Any:
+        """The time field's value for a line plan: the clock in the pack's unit, or its text."""
+        return self.now_us // self._unit if self._unit else self.stamps(self.now_us)
 
     def _compile(self) -> None:
         """Per source, the envelope's fields in order, each with its maker; then a check that what
@@ -145,7 +111,7 @@ class Generator:
         check: Callable[[Schema], Callable[[Any], bool]] = lambda s: predicate(s, "an if")  # noqa: E731
         env_planner = Planner(pack.envelope, rng, self, f"{pack.where}envelope.json", check)
         order = [named[r] for r in ROLE_ORDER if r in named]
-        unit = UNITS[pack.roles.time_unit] if pack.roles.time_unit else 0
+        unit = self._unit
         fields: dict[str, list[tuple[str, Make, bool]]] = {}
         for source in pack.sources:
             where = f"{pack.where}payloads/{source}.json"
@@ -169,8 +135,8 @@ class Generator:
                 for n in dict.fromkeys([*props, *order])
             ]
         self._build = {source: dict_builder(f, rng.random) for source, f in fields.items()}
-        safe = (self.uuid, self._now_timestamp)
-        self._line = {source: line_builder(f, rng.random, lambda make: make in safe)
+        safe, time = (self.uuid, self._now_timestamp), (named["time"], not unit)
+        self._line = {source: line_builder(f, rng.random, lambda make: make in safe, time)
                       for source, f in fields.items()}
         self._pick_form(EventValidator(pack))
 
@@ -194,7 +160,7 @@ class Generator:
 
     def _layout_builder(self, envelope: Make | None, payload: Make, source: str) -> Make:
         roles = self.pack.roles
-        unit = UNITS[roles.time_unit] if roles.time_unit else 0
+        unit = self._unit
         uuid, stamp = self.uuid, self._now_timestamp
 
         def build() -> Any:
@@ -234,7 +200,7 @@ class Generator:
     def _pick_form(self, validator: EventValidator) -> None:
         first_error, start = "", self.now_us
         for _name, digits, tail in self._forms:
-            self._digits, self._tail, self._ts_to = digits, tail, self._ts_from
+            self.stamps.use(digits, tail)
             error = next(filter(None, (validator.slow_error(self.event(start + i * 123_457, s))
                                        for s in self.pack.sources for i in range(SAMPLES))), None)
             self.now_us = start
@@ -285,7 +251,7 @@ class Generator:
             ev = self.event(self.now_us, burst.source)
             self._burst_fields = {k: ev[k] for k in ("region", "correlation_id") if k in ev}
             return orjson.dumps(ev)
-        return self._line[self.source()]().encode()
+        return self._line[self.source()](self._time_value()).encode()
 
     def _plain(self) -> Callable[[], bytes] | None:
         """With no bursts, `_fresh` in one call: the same draws, the source picked by index (even
@@ -293,12 +259,12 @@ class Generator:
         if self.cfg.burst_probability:
             return None
         random, makers = self._random, [self._line[s] for s in self._sources]
-        n = len(makers)
+        n, time_value = len(makers), self._time_value
         if self._even:
-            return lambda: makers[int(random() * n)]().encode()
+            return lambda: makers[int(random() * n)](time_value()).encode()
         cumulative, total, last = self._cumulative, self._total_weight, n - 1
         bisect_right = bisect.bisect_right
-        return lambda: makers[min(bisect_right(cumulative, random() * total), last)]().encode()
+        return lambda: makers[min(bisect_right(cumulative, random() * total), last)](time_value()).encode()
 
     def _release(self, until_us: int) -> Iterator[Emitted]:
         while self._held and self._held[0][0] <= until_us:
@@ -344,22 +310,39 @@ class Generator:
             yield from self._release(held[0][0])
 
     def lines(self) -> Iterator[bytes]:
-        """The lines alone, as iterating makes them: with no duplicates, invalid or held-back
-        events, in a loop with nothing else in it (the same draws, the roll included)."""
-        cfg, plain = self.cfg, self._plain()
-        if plain is None or cfg.duplicates or cfg.invalid or cfg.out_of_order:
+        """The lines alone, as iterating makes them: with no bursts, duplicates, invalid or
+        held-back events, in a loop with nothing else in it (the same draws, the roll included)."""
+        cfg = self.cfg
+        if cfg.burst_probability or cfg.duplicates or cfg.invalid or cfg.out_of_order:
             yield from (line for _, line, _ in self)
             return
         random, rate, last_start = self._random, cfg.rate, self._last_start_us
-        made, count = 0, cfg.count
-        while count is None or made < count:
+        makers = [self._line[s] for s in self._sources]
+        n, last, even = len(makers), len(makers) - 1, self._even
+        cumulative, total, bisect_right = self._cumulative, self._total_weight, bisect.bisect_right
+        stamps, unit = self.stamps, self._unit
+        # the usual forms (µs, or whole seconds) written here, in the loop; the rest by the stamps
+        inline, micro = not unit and stamps.digits in (0, 6), stamps.digits == 6
+        shift, tail = stamps.shift, stamps.tail
+        time: int | str
+        for _ in itertools.count() if cfg.count is None else range(cfg.count):
             now = self.now_us + int(-_log(1.0 - random()) / rate * MICROS)
             if now > last_start:
                 raise _past_the_end()
             self.now_us = now
             random()                # the roll that would pick a duplicate or an invalid line
-            yield plain()
-            made += 1
+            if inline:
+                at = now + shift
+                if not stamps.start <= at < stamps.end:
+                    stamps.enter(at)
+                at -= stamps.start
+                time = f"{stamps.head}{D3[at // 1000]}{D3[at % 1000]}{tail}" if micro else stamps.head + tail
+            else:
+                time = now // unit if unit else stamps(now)
+            if even:
+                yield makers[int(random() * n)](time).encode()
+            else:
+                yield makers[min(bisect_right(cumulative, random() * total), last)](time).encode()
 
 
 def _past_the_end() -> TimeError:
@@ -377,13 +360,6 @@ def set_at(doc: dict[str, Any], pointer: str, value: Any) -> None:
     doc[tokens[-1]] = value
 
 
-def zone_offset_us(zone: str | None) -> int:
-    """How far a time_zone's wall clock is ahead of UTC, in µs."""
-    if zone is None or zone in ("UTC", "Z"):
-        return 0
-    sign = -1 if zone[0] == "-" else 1
-    return sign * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60) * MICROS
-
-
-def _as_line(build: Make) -> Callable[[], str]:
-    return lambda: orjson.dumps(build()).decode()
+def _as_line(build: Make) -> Callable[[Any], str]:
+    """A plan for a built event, which sets its own time."""
+    return lambda _time: orjson.dumps(build()).decode()
