@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections import Counter
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -337,3 +338,42 @@ def test_every_form_of_time_says_the_clock_whichever_loop_writes_it(form: str, t
         said = (wall - datetime(1970, 1, 1, tzinfo=timezone.utc)).total_seconds() * 10**6 - shift
         cut = {"micro": 1, "second": 10**6, "milli, -03:00": 1000, "epoch ms": 1}[form]
         assert round(said) == (at_us // cut) * cut, (form, value, at_us)
+
+
+@pytest.mark.parametrize("pack", ["evtool", "lab3", "cloudevents"])
+def test_a_nested_objects_plan_joins_the_events_f_string(pack: str) -> None:
+    """A payload written by a line plan of its own is spliced into the event's: no call per
+    event (the bytes are checked against orjson above)."""
+    gen = Generator(GenConfig(start_us=0, pack=load_pack(pack), count=1, seed=1))
+    spliced = 0
+    for line in gen._line.values():
+        names = line.__code__.co_names
+        assert not [n for n in names if hasattr(line.__globals__.get(n), "parts")], pack
+        spliced += len({n.split("_")[0] for n in names if re.fullmatch(r"p[0-9]+_[cm][0-9]+", n)}) > 1
+    assert spliced, f"no plan of {pack} writes a nested object inline"
+
+
+def test_a_packs_keys_and_constants_are_text_in_the_line_plan_never_code(tmp_path) -> None:
+    """Names and constants that would close an f-string, open a replacement field or escape: gen
+    writes them as JSON text, and runs none of them."""
+    from tests.test_packs import write_pack
+
+    marker = tmp_path / "ran"
+    hostile = [f"'}}{{__import__('pathlib').Path({str(marker)!r}).touch()}}{{'", '{x}', "a\\'b", '"\n}}']
+    props = {key: {"const": key} for key in hostile}
+    folder = write_pack(tmp_path / "pack", {
+        "pack.json": {"name": "hostile", "sources": {"s": 1},
+                      "fields": {"id": "/id", "time": "/at", "source": "/source", "payload": "/body",
+                                 "region": None}},
+        "envelope.json": {"type": "object", "required": ["id", "at", "source", "body", *hostile],
+                          "properties": {"id": {"type": "string", "format": "uuid"},
+                                         "at": {"type": "string", "format": "date-time"},
+                                         "source": {"type": "string"}, "body": {"type": "object"},
+                                         **props}},
+        "payloads/s.json": {"type": "object", "required": hostile, "properties": props},
+    })
+    cfg = GenConfig(start_us=1_795_000_000_000_000, pack=load_pack(str(folder)), count=50, seed=2)
+    with patch.object(Generator, "__iter__", lambda _self: iter(())):
+        made = [orjson.loads(line) for line in Generator(cfg).lines()]
+    assert not marker.exists()
+    assert all({k: e[k] for k in hostile} == {k: k for k in hostile} == e["body"] for e in made)
