@@ -85,8 +85,11 @@ class Grid:
         15 digits a decimal is the shortest text that reads back as its double; beyond, repr."""
         if max(abs(self.first), abs(self.first + self.span - 1)) >= 10 ** 15:
             return f"{{{self.expr(var)}!r}}"
-        return (f'{{"-" if (n_ := {self.first} + int(rand() * {self.span})) < 0 else ""}}'
-                f"{{abs(n_) // {self.scale}}}{{{var}[abs(n_) % {self.scale}]}}")
+        draw, tail = f"{self.first} + int(rand() * {self.span})", f"{{{var}[n_ % {self.scale}]}}"
+        if self.first >= 0:             # no sign to write
+            return f"{{(n_ := {draw}) // {self.scale}}}{tail}"
+        return f'{{"-" if (n_ := {draw}) < 0 else ""}}{{(n_ := abs(n_)) // {self.scale}}}{tail}'
+
 
 
 @functools.cache
