@@ -18,8 +18,8 @@ import orjson
 from evtool.console import say
 from evtool.core.records import deadletter, reject_oversize
 from evtool.core.stats import Stats
+from evtool.errors import EndFailed
 from evtool.runtime.progress import Meter
-from evtool.store.sqlite import StoreError
 from evtool.transports.base import Batch, OutputClosed, Sink, Source, TransportError
 
 # After a signal, how long the last flush may wait on a broker that does not confirm.
@@ -291,7 +291,7 @@ def run_filter(
     except OutputClosed:
         silence_stdout()
         return ExitStatus.OK
-    except (TransportError, StoreError) as exc:
+    except EndFailed as exc:            # a transport's, or the audit database's
         say(stage, f"error: {exc}")
         status = ExitStatus.FAILURE
     finally:

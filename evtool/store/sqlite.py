@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evtool.errors import EndFailed
 from evtool.store.schema import MIGRATIONS, TABLE_COLUMNS
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -19,7 +20,7 @@ CHECKPOINT_PAGES = 4096
 PAGE_SIZE = 16384
 
 
-class StoreError(Exception):
+class StoreError(EndFailed):
     """The database cannot be used: the stage exits 1 with this message."""
 
 

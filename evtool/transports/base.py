@@ -6,8 +6,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection
 from typing import NamedTuple
 
+from evtool.errors import EndFailed
 
-class TransportError(Exception):
+
+class TransportError(EndFailed):
     """A transport failed for good (after its retries): the stage exits 1 with this message."""
 
 
