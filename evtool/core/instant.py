@@ -50,9 +50,10 @@ def _fast(text: object) -> int | None:
         # fromisoformat alone would take '.Z', '.+05:30' and minutes past 59 in an offset
         return None
     try:
-        return (_fromisoformat(text) - EPOCH) // ONE_US
+        since = _fromisoformat(text) - EPOCH
     except (ValueError, OverflowError):
         return None
+    return (since.days * 86_400 + since.seconds) * MICROS + since.microseconds    # // ONE_US, sooner
 
 
 _fromisoformat = datetime.fromisoformat
@@ -64,9 +65,10 @@ def shaped_us(text: str) -> int | None:
     """instant_us of a timestamp whose RFC 3339 shape an expression has checked (lineshape's
     TIMESTAMP), so fromisoformat may read it straight; None for the slow cases."""
     try:
-        at = (_fromisoformat(text) - EPOCH) // ONE_US
+        since = _fromisoformat(text) - EPOCH
     except (ValueError, OverflowError):
         return None
+    at = (since.days * 86_400 + since.seconds) * MICROS + since.microseconds
     return at if MIN_US <= at <= MAX_US else None
 
 
