@@ -6,11 +6,11 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "evtool"
-# a layer may import only those below it (and evtool.tuning, the process's own settings, and
-# evtool.console, the one way to speak on stderr)
+# a layer may import only those below it (and evtool.tuning, the process's own settings,
+# evtool.console, the one way to speak on stderr, and evtool.errors, the one way an end fails)
 BELOW = {"core": set(), "transports": {"core"}, "store": {"core", "transports"},
          "tui": {"core"}, "schemas": {"core"}, "runtime": {"core", "transports", "store", "schemas"}}
-EVERYWHERE = {"", "tuning", "console"}
+EVERYWHERE = {"", "tuning", "console", "errors"}
 
 
 def imports() -> dict[str, set[str]]:
