@@ -29,6 +29,7 @@ BURST_SPEEDUP = 50
 RECENT_FOR_DUPLICATES = 256
 SAMPLES = 24
 MUTATION_TRIES = 64
+BLOCK = 4096                     # lines --fast makes between two looks at the output
 ROLE_ORDER = ("id", "time", "region", "source", "payload")      # where gen puts fields no schema orders
 SAMPLE_UUID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 @dataclass(frozen=True)
@@ -311,38 +312,54 @@ class Generator:
 
     def lines(self) -> Iterator[bytes]:
         """The lines alone, as iterating makes them: with no bursts, duplicates, invalid or
-        held-back events, in a loop with nothing else in it (the same draws, the roll included)."""
+        held-back events, from a loop with nothing else in it (the same draws, the roll
+        included), in blocks taken apart in C (a list append per line, not a generator's step)."""
         cfg = self.cfg
         if cfg.burst_probability or cfg.duplicates or cfg.invalid or cfg.out_of_order:
-            yield from (line for _, line, _ in self)
-            return
+            return (line for _, line, _ in self)
+        return itertools.chain.from_iterable(self._blocks())
+
+    def _blocks(self) -> Iterator[list[bytes]]:
+        cfg = self.cfg
         random, rate, last_start = self._random, cfg.rate, self._last_start_us
         makers = [self._line[s] for s in self._sources]
-        n, last, even = len(makers), len(makers) - 1, self._even
+        n, last, even, one = len(makers), len(makers) - 1, self._even, makers[0] if len(makers) == 1 else None
         cumulative, total, bisect_right = self._cumulative, self._total_weight, bisect.bisect_right
         stamps, unit = self.stamps, self._unit
         # the usual forms (µs, or whole seconds) written here, in the loop; the rest by the stamps
         inline, micro = not unit and stamps.digits in (0, 6), stamps.digits == 6
         shift, tail = stamps.shift, stamps.tail
         time: int | str
-        for _ in itertools.count() if cfg.count is None else range(cfg.count):
-            now = self.now_us + int(-_log(1.0 - random()) / rate * MICROS)
-            if now > last_start:
-                raise _past_the_end()
-            self.now_us = now
-            random()                # the roll that would pick a duplicate or an invalid line
-            if inline:
-                at = now + shift
-                if not stamps.start <= at < stamps.end:
-                    stamps.enter(at)
-                at -= stamps.start
-                time = f"{stamps.head}{D3[at // 1000]}{D3[at % 1000]}{tail}" if micro else stamps.head + tail
-            else:
-                time = now // unit if unit else stamps(now)
-            if even:
-                yield makers[int(random() * n)](time).encode()
-            else:
-                yield makers[min(bisect_right(cumulative, random() * total), last)](time).encode()
+        left = cfg.count
+        while left is None or left > 0:
+            size = BLOCK if left is None else min(BLOCK, left)
+            left = None if left is None else left - size
+            block: list[bytes] = []
+            append = block.append
+            for _ in range(size):
+                now = self.now_us + int(-_log(1.0 - random()) / rate * MICROS)
+                if now > last_start:
+                    yield block                 # what was made before the end is kept
+                    raise _past_the_end()
+                self.now_us = now
+                random()                # the roll that would pick a duplicate or an invalid line
+                if inline:
+                    at = now + shift
+                    if not stamps.start <= at < stamps.end:
+                        stamps.enter(at)
+                    at -= stamps.start
+                    time = (f"{stamps.head}{D3[at // 1000]}{D3[at % 1000]}{tail}" if micro
+                            else stamps.head + tail)
+                else:
+                    time = now // unit if unit else stamps(now)
+                if one is not None:
+                    random()                    # the pick, of one source
+                    append(one(time).encode())
+                elif even:
+                    append(makers[int(random() * n)](time).encode())
+                else:
+                    append(makers[min(bisect_right(cumulative, random() * total), last)](time).encode())
+            yield block
 
 
 def _past_the_end() -> TimeError:
