@@ -91,7 +91,6 @@ class Grid:
         return f'{{"-" if (n_ := {draw}) < 0 else ""}}{{(n_ := abs(n_)) // {self.scale}}}{tail}'
 
 
-
 @functools.cache
 def fractions(scale: int) -> tuple[str, ...]:
     """The text after the integer part of k / scale, as repr writes it, for k in [0, scale)."""

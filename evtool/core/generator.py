@@ -29,7 +29,7 @@ BURST_SPEEDUP = 50
 RECENT_FOR_DUPLICATES = 256
 SAMPLES = 24
 MUTATION_TRIES = 64
-BLOCK = 4096                     # lines --fast makes between two looks at the output
+BLOCK = 4096                     # gen --fast makes its lines in lists of this many
 ROLE_ORDER = ("id", "time", "region", "source", "payload")      # where gen puts fields no schema orders
 SAMPLE_UUID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 @dataclass(frozen=True)
@@ -320,10 +320,12 @@ class Generator:
         return itertools.chain.from_iterable(self._blocks())
 
     def _blocks(self) -> Iterator[list[bytes]]:
+        """lines() in lists of BLOCK, the last one cut short where the clock runs out."""
         cfg = self.cfg
         random, rate, last_start = self._random, cfg.rate, self._last_start_us
         makers = [self._line[s] for s in self._sources]
-        n, last, even, one = len(makers), len(makers) - 1, self._even, makers[0] if len(makers) == 1 else None
+        n, last, even = len(makers), len(makers) - 1, self._even
+        one = makers[0] if n == 1 else None         # its pick is drawn, and needs no arithmetic
         cumulative, total, bisect_right = self._cumulative, self._total_weight, bisect.bisect_right
         stamps, unit = self.stamps, self._unit
         # the usual forms (µs, or whole seconds) written here, in the loop; the rest by the stamps
