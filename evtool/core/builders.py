@@ -14,6 +14,11 @@ Make = Callable[[], Any]
 OPTIONAL_P = 0.5
 
 
+def draw(low: int, span: int) -> str:
+    """The expression of an integer in [low, low + span): no addition when it starts at 0."""
+    return f"int(rand() * {span})" if low == 0 else f"{low} + int(rand() * {span})"
+
+
 class Const:
     """A fixed scalar."""
 
@@ -56,7 +61,7 @@ class IntRange:
         return self.low + int(self.rand() * self.span)
 
     def expr(self, var: str) -> str:
-        return f"({self.low} + int(rand() * {self.span}))"
+        return f"({draw(self.low, self.span)})"
 
     def bound(self) -> Any:
         return None
@@ -74,7 +79,7 @@ class Grid:
         return (self.first + int(self.rand() * self.span)) / self.scale
 
     def expr(self, var: str) -> str:
-        return f"(({self.first} + int(rand() * {self.span})) / {self.scale})"
+        return f"(({draw(self.first, self.span)}) / {self.scale})"
 
     def bound(self) -> Any:
         return None
@@ -85,10 +90,10 @@ class Grid:
         15 digits a decimal is the shortest text that reads back as its double; beyond, repr."""
         if max(abs(self.first), abs(self.first + self.span - 1)) >= 10 ** 15:
             return f"{{{self.expr(var)}!r}}"
-        draw, tail = f"{self.first} + int(rand() * {self.span})", f"{{{var}[n_ % {self.scale}]}}"
+        step, tail = draw(self.first, self.span), f"{{{var}[n_ % {self.scale}]}}"
         if self.first >= 0:             # no sign to write
-            return f"{{(n_ := {draw}) // {self.scale}}}{tail}"
-        return f'{{"-" if (n_ := {draw}) < 0 else ""}}{{(n_ := abs(n_)) // {self.scale}}}{tail}'
+            return f"{{(n_ := {step}) // {self.scale}}}{tail}"
+        return f'{{"-" if (n_ := {step}) < 0 else ""}}{{(n_ := abs(n_)) // {self.scale}}}{tail}'
 
 
 @functools.cache
@@ -199,7 +204,7 @@ def line_builder(fields: list[tuple[str, Make, bool]], rand: Callable[[], float]
             ns[var] = [_json_text(option) for option in make.options]
             value = [(CODE, f"{{{var}[int(rand() * {make.n})]}}")]
         elif isinstance(make, IntRange):
-            value = [(CODE, f"{{{make.low} + int(rand() * {make.span})}}")]
+            value = [(CODE, f"{{{draw(make.low, make.span)}}}")]
         elif isinstance(make, Coin):
             value = [(CODE, "{T if rand() < 0.5 else F}")]
         elif isinstance(make, Grid):
