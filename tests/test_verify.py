@@ -25,16 +25,17 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKS = ["evtool", "cloudevents", str(ROOT / "examples" / "packs" / "downloads")]
 
 
-def audited(db: Path, count: int = 3000, seed: int = 7, pack: str = "evtool") -> bytes:
-    """Two aggregates (5 s and 60 s windows) of one stream, all of it audited into `db`."""
+def audited(db: Path, count: int = 3000, seed: int = 7, pack: str = "evtool",
+            windows: tuple[str, ...] = ("5", "60")) -> bytes:
+    """Aggregates of one stream (5 s and 60 s windows, in that order), all of it audited into `db`."""
     on = ["--pack", pack]
     made = run(["gen", *on, "--count", str(count), "--seed", str(seed), "--start", START, "--fast",
                 "-q", *GEN]).stdout
     valid = run(["validate", *on, "-q"], stdin=made).stdout
-    five = run(["aggregate", *on, "--window", "5", "--lateness", "1", "-q"], stdin=valid).stdout
-    sixty = run(["aggregate", *on, "--window", "60", "--lateness", "1", "-q"], stdin=valid).stdout
-    assert run(["audit", *on, "--db", str(db), "-q"], stdin=valid + five + sixty).returncode == 0
-    return valid + five + sixty
+    records = valid + b"".join(run(["aggregate", *on, "--window", window, "--lateness", "1", "-q"],
+                                   stdin=valid).stdout for window in windows)
+    assert run(["audit", *on, "--db", str(db), "-q"], stdin=records).returncode == 0
+    return records
 
 
 TAMPERINGS = [
@@ -94,6 +95,27 @@ def test_grouped_and_row_by_row_readings_agree_on_every_tampering(
     assert tampered == rows
     assert not [t.name for t in threading.enumerate() if t.name.startswith("evtool-")]   # all ended
     assert len(tampered.differences) >= 5 and tampered.unchecked
+
+
+def test_metrics_of_a_larger_window_stored_first_are_all_checked_in_order(tmp_path: Path) -> None:
+    """Verification starts reading events for the first stored metric's window size before it
+    knows the others: stored 60 s first, both sizes are still checked, and progress only grows."""
+    found = []
+    for name, windows in (("sixty-first", ("60", "5")), ("five-first", ("5", "60"))):
+        audited(tmp_path / f"{name}.db", 1500, windows=windows)
+        store = open_store(str(tmp_path / f"{name}.db"), readonly=True)
+        told: list[tuple[int, int]] = []
+        try:
+            verdict = replay.verify(store, lambda done, total, told=told: told.append((done, total)))
+            found.append((verdict, replay.metric_count(store),
+                          replay.count_events(store, replay.Filters())))
+        finally:
+            store.close()
+        assert [done for done, _ in told] == sorted(done for done, _ in told)
+        assert told[-1] == (2 * found[-1][2], 2 * found[-1][2])         # two passes, all read
+    (verdict, metrics, _), (other, _, _) = found
+    assert verdict == other and verdict.checked == metrics > 20
+    assert not verdict.differences and not verdict.unchecked
 
 
 def test_a_forged_region_or_source_is_named_not_a_crash(tmp_path: Path) -> None:
