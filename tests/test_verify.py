@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from evtool.core.roles import Roles
@@ -165,3 +166,24 @@ def test_verify_reads_postgres_as_it_reads_sqlite(pg_database: str, tmp_path: Pa
 def test_sqlite_reads_a_role_only_where_its_path_means_what_the_pointer_does(
         region: str | None, source: str | None, read: Any) -> None:
     assert windowed.readable(Roles(region=region, source=source)) == read
+
+
+def test_both_roles_come_from_one_reading_of_each_event_unless_one_is_not_a_string(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one-parse reading gives each string role as stored; a forged or missing one takes the
+    role-by-role reading (made recognisable here), which reads it as ""."""
+    monkeypatch.setattr(windowed, "_STRING", "'\"by role\"'")
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE event_store (event_id TEXT, raw TEXT, ts_us INTEGER)")
+    events = [('{"region": "a\\",\\"b", "source": "s]"}', ["a\",\"b", "s]"]),
+              ('{"region": 5, "source": "s"}', ["by role", "by role"]),
+              ('{"source": ["x"]}', ["by role", "by role"]),
+              ('{"region": "r", "source": {"k": "v"}}', ["by role", "by role"])]
+    conn.executemany("INSERT INTO event_store VALUES (?, ?, ?)",
+                     [(f"e{at}", raw, at) for at, (raw, _) in enumerate(events)])
+    document, count = conn.execute(windowed._run_sql(("region",), ("source",)),
+                                   {"size": 10, "lo": 0, "hi": 10}).fetchone()
+    [[start, flat]] = orjson.loads(document)
+    assert (start, count) == (0, 4)
+    assert sorted(flat[at:at + 3] for at in range(0, 12, 3)) == [[f"e{at}", *roles]
+                                                                 for at, (_, roles) in enumerate(events)]

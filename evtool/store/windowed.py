@@ -27,21 +27,25 @@ CHUNK_EVENTS = 100_000
 RUNS_AHEAD = 4                      # documents of about 7 MB, read while metrics load
 TRACE_KEYS = 500                    # placeholders a trace query
 FIRST_WINDOWS = 64
-# [[window start, [region, event_id, source, ...]], ...], region and source as JSON: grouped by
+# [[window start, [event_id, region, source, ...]], ...], region and source as JSON: grouped by
 # window alone, whose sort costs a third of one by window and region, and built as text, a third
 # of json_group_object's cost. A region or source that is not a string is read as "", as a pack's
 # roles read it: a forged number or object must not be a key beside the strings (it once stopped
-# verification with a TypeError). LIMIT -1 keeps SQLite from copying each `->` into both arms.
+# verification with a TypeError). LIMIT -1 keeps SQLite from copying `read` into each use of it.
 RUN = """SELECT '[' || group_concat(item, ',') || ']', sum(n) FROM (
-    SELECT '[' || w || ',[' || group_concat(region || ',' || json_quote(event_id) || ',' || source, ',')
+    SELECT '[' || w || ',[' || group_concat(json_quote(event_id) || ',' || roles, ',')
            || ']]' AS item, count(*) AS n
-    FROM (SELECT w, event_id, {region} AS region, {source} AS source
-          FROM (SELECT ts_us - ((ts_us % :size) + :size) % :size AS w, event_id,
-                       {read_region} AS region_json, {read_source} AS source_json
+    FROM (SELECT w, event_id, {roles} AS roles
+          FROM (SELECT ts_us - ((ts_us % :size) + :size) % :size AS w, event_id, {read} AS read
                 FROM event_store WHERE ts_us >= :lo AND ts_us < :hi AND typeof(ts_us) = 'integer'
                 LIMIT -1))
     GROUP BY w)"""
 _STRING = "CASE WHEN substr({0}, 1, 1) = '\"' THEN {0} ELSE '\"\"' END"
+# Both roles read by one json_extract (one parse of the event, not two): `["region","source"]`,
+# whose inside is what the run wants when it starts with '["' and ends with '"]' (each value is
+# then a string); anything else is read role by role.
+_BOTH_STRINGS = ("CASE WHEN substr(read, 1, 2) = '[\"' AND substr(read, -2) = '\"]' "
+                 "THEN substr(read, 2, length(read) - 2) ELSE {each} END")
 _LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # where an event keeps a role: the reference tokens of its pointer, or a constant (no such field)
 Role = tuple[str, ...] | str
@@ -64,16 +68,19 @@ def readable(roles: Roles) -> tuple[Role, Role] | None:
 
 def _run_sql(region: Role, source: Role) -> str:
     """RUN reading each role at its path, or giving the role's constant."""
-    parts: dict[str, str] = {}
+    paths = ["'$." + ".".join(role) + "'" for role in (region, source) if isinstance(role, tuple)]
+    each, at = [], 0
     for name, role in (("region", region), ("source", source)):
-        read = "read_" + name
-        if isinstance(role, tuple):
-            parts[read] = "raw -> '$." + ".".join(role) + "'"
-            parts[name] = _STRING.format(f"{name}_json")
-        else:
-            parts[read] = "NULL"
-            parts[name] = f"json_quote(:{name})"
-    return RUN.format(**parts)
+        if isinstance(role, str):
+            each.append(f"json_quote(:{name})")
+            continue
+        each.append(_STRING.format(f"(read -> '$[{at}]')" if len(paths) == 2 else "read"))
+        at += 1
+    roles = " || ',' || ".join(each)
+    if len(paths) == 2:
+        return RUN.format(read=f"json_extract(raw, {', '.join(paths)})",
+                          roles=_BOTH_STRINGS.format(each=roles))
+    return RUN.format(read=f"raw -> {paths[0]}" if paths else "NULL", roles=roles)
 
 
 Window = tuple[str, dict[str, dict[str, str]]]     # start, region -> event_id -> source
@@ -99,7 +106,7 @@ class Windows:
                 for start, flat in sorted(orjson.loads(document)):
                     regions: dict[str, dict[str, str]] = {}
                     at = iter(flat)
-                    for region, event_id, source in zip(at, at, at, strict=True):
+                    for event_id, region, source in zip(at, at, at, strict=True):
                         regions.setdefault(region, {})[event_id] = source
                     yield iso_us(start), regions
                 read += count
