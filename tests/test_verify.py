@@ -187,3 +187,27 @@ def test_both_roles_come_from_one_reading_of_each_event_unless_one_is_not_a_stri
     assert (start, count) == (0, 4)
     assert sorted(flat[at:at + 3] for at in range(0, 12, 3)) == [[f"e{at}", *roles]
                                                                  for at, (_, roles) in enumerate(events)]
+
+
+
+def test_traces_of_metrics_stored_one_after_another_are_read_as_a_range(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert windowed.seq_span(["7", "9", "8"]) == (7, 9)
+    assert windowed.seq_span(["1", "500"]) is None                      # mostly others between
+    assert windowed.seq_span(["a-metric-id"]) is None and windowed.seq_span([]) is None
+    db = tmp_path / "r.db"
+    audited(db, 1500)
+    span_of, spans = windowed.seq_span, []
+
+    def spied(keys: list[str]) -> tuple[int, int] | None:
+        spans.append(span_of(keys))
+        return spans[-1]
+
+    monkeypatch.setattr(windowed, "seq_span", spied)
+    store = open_store(str(db), readonly=True)
+    try:
+        by_range, metrics = replay.verify(store), replay.metric_count(store)
+    finally:
+        store.close()
+    assert spans and all(spans)                      # every batch of windows read as a range
+    assert by_range == verdicts(db)[1] and by_range.checked == metrics and not by_range.differences

@@ -167,7 +167,7 @@ def _counted(rows: Iterator[Any], told: Callable[[int], None]) -> Iterator[Any]:
 def _traces(store: Store) -> Traces:
     """Traces read in a thread of their own from SQLite, else when asked."""
     if isinstance(store, SqliteStore):
-        return windowed.TraceReader(store.path, store.trace_by[1])
+        return windowed.TraceReader(store.path, store.trace_by[1], store.trace_span)
 
     def read(keys: list[str]) -> Callable[[], Traced]:
         found = windowed.traced(windowed.trace_documents(store.query, store.trace_by[1], keys))

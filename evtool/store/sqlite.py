@@ -55,6 +55,12 @@ TRACE_FROM_LINES = (
     "ON CONFLICT DO NOTHING")
 
 
+# the traces of some metrics (by `seq`), as one JSON document: {"seq": [event_id, ...], ...}
+TRACES = ("SELECT '{{' || group_concat(json_quote(CAST(metric_seq AS TEXT)) || ':' || ids, ',') || '}}' "
+          "FROM (SELECT metric_seq, json_group_array(event_id) AS ids FROM trace_store "
+          "WHERE {where} GROUP BY metric_seq)")
+
+
 def conflicts(table: str, batch: list[tuple[Any, ...]], stored: dict[str, int]) -> Conflicts:
     """The rows of `batch` whose id the store holds (`stored`: id -> total) with another total."""
     total_at = TOTALED[table][1]
@@ -98,10 +104,8 @@ class SqliteStore:
     reads_trace = True          # trace rows are needed only for lines holding NUL_ESCAPE
     submit = None               # writes in the caller's thread
     # by `seq` (as text: JSON's keys are), not through the trace view; one document a query
-    trace_by = ("CAST(seq AS TEXT)",
-                "SELECT '{' || group_concat(json_quote(CAST(metric_seq AS TEXT)) || ':' || ids, ',') || '}' "
-                "FROM (SELECT metric_seq, json_group_array(event_id) AS ids FROM trace_store "
-                "WHERE metric_seq IN ({marks}) GROUP BY metric_seq)")
+    trace_by = ("CAST(seq AS TEXT)", TRACES.format(where="metric_seq IN ({marks})"))
+    trace_span = TRACES.format(where="metric_seq BETWEEN ? AND ?")
 
     def __init__(self, path: str, *, synchronous: str = "FULL", readonly: bool = False) -> None:
         self.path = path

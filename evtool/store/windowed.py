@@ -177,8 +177,9 @@ class _Reader(threading.Thread):
 class TraceReader:
     """Traced event ids of metrics (by `seq`), each batch read on a connection of its own."""
 
-    def __init__(self, path: str, sql: str) -> None:
-        self.path, self.sql = path, sql
+    def __init__(self, path: str, sql: str, span_sql: str) -> None:
+        """`sql` reads the traces of some seqs, `span_sql` those of a range of them."""
+        self.path, self.sql, self.span_sql = path, sql, span_sql
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="evtool-traces")
         self.conn: sqlite3.Connection | None = None
 
@@ -190,6 +191,9 @@ class TraceReader:
         try:
             if self.conn is None:
                 self.conn = connect_read_only(self.path, check_same_thread=False)
+            span = seq_span(keys)
+            if span is not None:
+                return [document for (document,) in self.conn.execute(self.span_sql, span) if document]
             return trace_documents(self.conn.execute, self.sql, keys)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read {self.path}: {exc}") from None
@@ -198,6 +202,20 @@ class TraceReader:
         self.pool.shutdown(cancel_futures=True)
         if self.conn is not None:
             self.conn.close()
+
+
+def seq_span(keys: list[str]) -> tuple[int, int] | None:
+    """The first and last of `keys` (seqs), where the range holds few others: the metrics of a
+    run of windows were mostly stored one after another, and one read of the range costs two
+    thirds of a lookup per seq (the others' traces come too, and are never asked for)."""
+    try:
+        seqs = [int(key) for key in keys]
+    except ValueError:
+        return None
+    if not seqs:
+        return None
+    first, last = min(seqs), max(seqs)
+    return (first, last) if last - first < 2 * len(seqs) else None
 
 
 def trace_documents(query: Callable[[str, list[str]], Iterable[tuple[str | None]]], sql: str,
