@@ -189,7 +189,6 @@ def test_both_roles_come_from_one_reading_of_each_event_unless_one_is_not_a_stri
                                                                  for at, (_, roles) in enumerate(events)]
 
 
-
 def test_traces_of_metrics_stored_one_after_another_are_read_as_a_range(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert windowed.seq_span(["7", "9", "8"]) == (7, 9)
