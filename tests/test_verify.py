@@ -210,3 +210,26 @@ def test_traces_of_metrics_stored_one_after_another_are_read_as_a_range(
         store.close()
     assert spans and all(spans)                      # every batch of windows read as a range
     assert by_range == verdicts(db)[1] and by_range.checked == metrics and not by_range.differences
+
+
+@pytest.mark.parametrize("edit", [
+    "window_seconds = 'five'", "total = 'x'", "total = 4.5", "counts = '{bad'", "counts = '[1, 2]'"])
+def test_a_stored_metric_no_aggregate_writes_is_a_difference_not_a_crash(edit: str, tmp_path: Path) -> None:
+    """An edited metric row (a field of the wrong kind) is named as a difference, and the other
+    metrics are checked as before; a total of 4.5 is not read as 4."""
+    db = tmp_path / "m.db"
+    audited(db, 400, seed=3, windows=("5",))
+    with sqlite3.connect(db) as conn:
+        metric_id, before = conn.execute("SELECT metric_id, (SELECT count(*) FROM metrics_out) "
+                                         "FROM metrics_out WHERE seq = 3").fetchone()
+        conn.execute(f"UPDATE metrics_out SET {edit} WHERE seq = 3")
+        conn.execute("INSERT INTO deadletters (deadletter_id, stage, reason, record, created_at) "
+                     "VALUES ('l1', 'aggregate', 'late', '[1]', 'x'), ('l2', 'aggregate', 'late', '{', 'x')")
+    result = run(["replay", "--db", str(db), "--verify"])
+    assert result.returncode == 1 and b"internal error" not in result.stderr, result.stderr
+    field = edit.split(" = ")[0]
+    differences = [line for line in result.stdout.decode().splitlines()
+                   if not line.startswith("could not check:")]
+    assert len(differences) == 1 and differences[0].startswith(metric_id), differences
+    assert f"stored {field} " in differences[0]
+    assert f"verify: {before - 1} of {before} metrics checked, 1 differences".encode() in result.stderr

@@ -93,14 +93,17 @@ def verify(store: Store, progress: Pass | None = None, roles: Roles | None = Non
         # the first metric's size is read while the metrics load: almost always the only one
         guess = next(store.query("SELECT window_seconds FROM metrics_out WHERE window_seconds <> 0 "
                                  "LIMIT 1"), None)
-        early_size = _micros(float(guess[0])) if guess is not None else None
+        try:
+            early_size = _micros(float(guess[0])) if guess is not None else None
+        except (TypeError, ValueError):           # no number: _stored_metrics says so
+            early_size = None
         early = events(early_size) if early_size is not None else None
         traces = _traces(store)
         if isinstance(traces, windowed.TraceReader):
             readers.append(traces)
-        metrics, late = _stored_metrics(store), _late(store)
+        (metrics, malformed), late = _stored_metrics(store), _late(store)
         sizes.extend(sorted(metrics.keys() - {0.0}))
-        verdict = Verdict()
+        verdict = Verdict(differences=malformed)
         if 0.0 in metrics:
             verify_by_trace(metrics[0.0], traces, lambda ids: _events(store, ids, roles), verdict)
         for seconds in sizes:
@@ -128,18 +131,45 @@ def _micros(seconds: float) -> int | None:
         return None
 
 
-def _stored_metrics(store: Store) -> dict[float, list[StoredMetric]]:
-    """Each window size's metrics, in the order stored: a window's are looked up by region, and
-    sorting them in SQL cost a quarter of their read."""
+def _stored_metrics(store: Store) -> tuple[dict[float, list[StoredMetric]], list[str]]:
+    """Each window size's metrics, in the order stored (a window's are looked up by region, and
+    sorting them in SQL cost a quarter of their read), and what is wrong with each stored row
+    that is no metric aggregate writes: such a row was edited, a difference to report."""
     metrics: dict[float, list[StoredMetric]] = {}
+    malformed: list[str] = []
     for row in store.query(f"SELECT metric_id, region, window_start, window_seconds, counts, total, "
                            f"{store.trace_by[0]} FROM metrics_out"):
-        metric = StoredMetric(row[0], row[1], row[2], float(row[3]), orjson.loads(row[4]), int(row[5]),
-                              row[6])
+        try:
+            metric = StoredMetric(row[0], row[1], row[2], float(row[3]), orjson.loads(row[4]), row[5],
+                                  row[6])
+            readable = type(metric.counts) is dict and type(metric.total) is int
+        except (TypeError, ValueError):           # orjson's JSONDecodeError among them
+            readable = False
+        if not readable:
+            malformed.append(_malformed(row))
+            continue
         metrics.setdefault(metric.window_seconds, []).append(metric)
     if 0.0 in metrics:                            # checked one by one, and said in this order
         metrics[0.0].sort(key=lambda metric: (metric.window_start, metric.region))
-    return metrics
+    return metrics, malformed
+
+
+def _malformed(row: Sequence[Any]) -> str:
+    """Which stored field of a metric row no metric of aggregate's could hold."""
+    metric_id, region, start, seconds, counts, total = row[:6]
+    name = f"{metric_id} ({region} {start})"
+    try:
+        float(seconds)
+    except (TypeError, ValueError):
+        return f"{name}: stored window_seconds {_shown(seconds)} is not a number"
+    if type(total) is not int:
+        return f"{name}: stored total {_shown(total)} is not an integer"
+    return f"{name}: stored counts {_shown(counts)} are not a JSON object of counts"
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _late(store: Store) -> dict[str, set[float | None]]:
@@ -147,8 +177,11 @@ def _late(store: Store) -> dict[str, set[float | None]]:
     late: dict[str, set[float | None]] = {}
     for (record,) in store.query("SELECT record FROM deadletters WHERE stage = 'aggregate' "
                                  "AND reason = 'late'"):
-        letter = orjson.loads(record)
-        if isinstance(letter.get("event_id"), str):
+        try:
+            letter = orjson.loads(record)
+        except (TypeError, ValueError):           # an edited letter explains nothing
+            continue
+        if type(letter) is dict and isinstance(letter.get("event_id"), str):
             size = letter.get("window_seconds")
             late.setdefault(fold_id(letter["event_id"]), set()).add(
                 float(size) if isinstance(size, (int, float)) else None)
