@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import orjson
+
 # C0 and C1 controls, DEL, and the bidirectional overrides that reorder what a reader sees
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
@@ -29,3 +31,12 @@ def printable_tree(value: Any) -> Any:
     if isinstance(value, list):
         return [printable_tree(v) for v in value]
     return value
+
+
+def shortened(value: Any, width: int = 60) -> str:
+    """A value as JSON text for a message (repr for what JSON cannot say), cut to `width`."""
+    try:
+        text = orjson.dumps(value).decode()
+    except TypeError:
+        text = repr(value)
+    return text if len(text) <= width else text[:width - 3] + "..."

@@ -8,9 +8,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import orjson
-
 from evtool.core.invariants import FOREIGN_INVARIANTS
+from evtool.core.printable import shortened
 from evtool.core.roles import MISSING, resolve
 from evtool.core.wiremap import Expr
 
@@ -133,7 +132,7 @@ class Wire:
                 except ValueError:
                     continue
                 if record[name] != expected:
-                    return f"{name} {_short(record[name])} disagrees with {expr.shown}"
+                    return f"{name} {shortened(record[name])} disagrees with {expr.shown}"
         return None
 
     def as_evtool(self, record: dict[str, Any]) -> dict[str, Any] | None:
@@ -170,11 +169,6 @@ class Wire:
 
 def _fine(_record: dict[str, Any]) -> str | None:
     return None
-
-
-def _short(value: Any) -> str:
-    text = orjson.dumps(value).decode()
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def side_topology(doc: Mapping[str, Any], exchanges: Mapping[str, str], sources: Sequence[str],

@@ -10,6 +10,7 @@ import orjson
 
 from evtool.core.dedupe import fold_id
 from evtool.core.instant import micros_of
+from evtool.core.printable import shortened
 from evtool.core.roles import RoleError, Roles
 from evtool.core.verify import (
     StoredMetric,
@@ -93,10 +94,7 @@ def verify(store: Store, progress: Pass | None = None, roles: Roles | None = Non
         # the first metric's size is read while the metrics load: almost always the only one
         guess = next(store.query("SELECT window_seconds FROM metrics_out WHERE window_seconds <> 0 "
                                  "LIMIT 1"), None)
-        try:
-            early_size = _micros(float(guess[0])) if guess is not None else None
-        except (TypeError, ValueError):           # no number: _stored_metrics says so
-            early_size = None
+        early_size = _micros(guess[0]) if guess is not None else None
         early = events(early_size) if early_size is not None else None
         traces = _traces(store)
         if isinstance(traces, windowed.TraceReader):
@@ -123,11 +121,11 @@ def verify(store: Store, progress: Pass | None = None, roles: Roles | None = Non
             reader.close()
 
 
-def _micros(seconds: float) -> int | None:
-    """A window size in µs, or None for a value that is none."""
+def _micros(seconds: Any) -> int | None:
+    """A stored window size in µs, or None for a value that is none (not even a number)."""
     try:
-        return micros_of(seconds, "window_seconds")
-    except ValueError:
+        return micros_of(float(seconds), "window_seconds")
+    except (TypeError, ValueError):
         return None
 
 
@@ -161,15 +159,10 @@ def _malformed(row: Sequence[Any]) -> str:
     try:
         float(seconds)
     except (TypeError, ValueError):
-        return f"{name}: stored window_seconds {_shown(seconds)} is not a number"
+        return f"{name}: stored window_seconds {shortened(seconds)} is not a number"
     if type(total) is not int:
-        return f"{name}: stored total {_shown(total)} is not an integer"
-    return f"{name}: stored counts {_shown(counts)} are not a JSON object of counts"
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+        return f"{name}: stored total {shortened(total)} is not an integer"
+    return f"{name}: stored counts {shortened(counts)} are not a JSON object of counts"
 
 
 def _late(store: Store) -> dict[str, set[float | None]]:
