@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from evtool.core.instant import MAX_US, MIN_US, TimeError, instant_us, quick_us
+from evtool.core.instant import MAX_US, MIN_US, TimeError, instant_us, shaped_us
 
 DEFAULTS = {"id": "/event_id", "time": "/timestamp", "source": "/source", "region": "/region",
             "payload": "/payload"}
@@ -20,6 +20,8 @@ ALL_REGIONS = "all"
 DERIVED_KINDS = frozenset({"window", "metric", "alert", "deadletter"})
 _ZONE = re.compile(r"^(UTC|Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)$")
 _INDEX = re.compile(r"^(0|[1-9]\d*)$")
+# a date-time without an offset, shaped as RFC 3339's: the pack's zone appended makes it one
+_NAIVE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?").fullmatch
 MISSING = object()
 
 
@@ -157,12 +159,12 @@ class Roles:
         if type(value) is not str:
             raise RoleError(_wrong(self.name("time"), value, "a string"))
         zone = self._zone
-        if zone is not None and value[-1:] not in ("Z", "z") and value[-6:-5] not in ("+", "-"):
-            # no offset, so the RFC 3339 reading must fail: the pack's zone first, without the
-            # exception (a fifth of aggregate's time on the download monitor)
-            quick = quick_us(value + zone)
-            if quick is not None and MIN_US <= quick <= MAX_US:
-                return quick
+        if zone is not None and _NAIVE(value) is not None:
+            # no offset, so the RFC 3339 reading would fail: the pack's zone first, the shape
+            # checked by one match (by hand, it took a third of aggregate on the download monitor)
+            shaped = shaped_us(value + zone)
+            if shaped is not None:
+                return shaped
         try:
             return instant_us(value)
         except TimeError as exc:
