@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import threading
 from pathlib import Path
@@ -21,6 +22,7 @@ from evtool.core.linereader import LineReader, field_reader
 from evtool.core.stats import Stats
 from evtool.schemas import load_pack
 from evtool.transports.base import TransportError
+from evtool.transports.frames import HEAD, FrameReader
 from evtool.transports.readahead import ReadAheadSource
 from evtool.transports.stdio import FdSource
 from tests.conftest import checker
@@ -232,3 +234,33 @@ def test_the_child_holds_the_input_and_its_frames_only(tmp_path) -> None:
     finally:
         os.close(other)
         source.close()
+
+
+@settings(max_examples=60, deadline=None)
+@given(payloads=st.lists(st.binary(max_size=40), max_size=6), cuts=st.lists(st.integers(1, 30), max_size=12))
+def test_frames_come_whole_however_the_pipe_cuts_them(payloads: list[bytes], cuts: list[int]) -> None:
+    """Frames written a few bytes at a time, their heads cut too, are read whole and in order,
+    empty ones included; the end of the stream says so."""
+    stream = b"".join(HEAD.pack(len(p)) + p for p in payloads)
+    pieces, at = [], 0
+    for cut in [*cuts, len(stream)]:
+        pieces.append(stream[at:at + cut])
+        at += cut
+    pieces.append(stream[at:])
+    read_end, write_end = os.pipe()
+    reader, got = FrameReader(read_end), []
+    try:
+        for piece in filter(None, pieces):
+            os.write(write_end, piece)
+            while select.select([read_end], [], [], 0)[0]:
+                payload = reader.read()
+                if payload is not None:
+                    got.append(bytes(payload))
+        os.close(write_end)
+        with pytest.raises(EOFError):
+            while True:
+                payload = reader.read()
+                assert payload is None, "every frame was whole before the end"
+    finally:
+        os.close(read_end)
+    assert got == payloads

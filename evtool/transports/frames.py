@@ -32,13 +32,35 @@ def receive(stream: IO[bytes]) -> bytes | None:
     return payload if len(payload) == size else None
 
 
-def take(buffer: bytearray) -> bytes | None:
-    """The first whole frame's payload, removed from `buffer`; None while it is incomplete."""
-    if len(buffer) < HEAD.size:
-        return None
-    end = HEAD.size + HEAD.unpack_from(buffer)[0]
-    if len(buffer) < end:
-        return None
-    payload = bytes(buffer[HEAD.size:end])
-    del buffer[:end]
-    return payload
+class FrameReader:
+    """Frames off a descriptor, each read straight into one reused buffer: gathering chunks and
+    cutting frames out of them copied every batch of aggregate's read-ahead five times."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._buffer = bytearray(HEAD.size)
+        self.reset()
+
+    def reset(self) -> None:
+        """Drop a frame half read (its writer was cut off)."""
+        self._want, self._filled, self._head = HEAD.size, 0, True
+
+    def read(self) -> memoryview | None:
+        """One read toward the frame under way: its payload once whole (valid until the next
+        call), None while incomplete; EOFError at the end of the stream."""
+        got = os.readv(self.fd, [memoryview(self._buffer)[self._filled:self._want]])
+        if got == 0:
+            raise EOFError
+        self._filled += got
+        if self._filled < self._want:
+            return None
+        if self._head:
+            size = HEAD.unpack_from(self._buffer)[0]
+            if size > len(self._buffer):
+                self._buffer = bytearray(size)
+            self._want, self._filled, self._head = size, 0, False
+            if size:
+                return None
+        payload = memoryview(self._buffer)[:self._want]
+        self.reset()
+        return payload

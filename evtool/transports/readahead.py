@@ -25,8 +25,8 @@ from collections.abc import Callable
 from typing import Any
 
 from evtool.transports.base import Batch, Source, TransportError
-from evtool.transports.frames import send, take
-from evtool.transports.stdio import CHUNK, FdSource, read_chunk, widen_pipe
+from evtool.transports.frames import FrameReader, send
+from evtool.transports.stdio import FdSource, widen_pipe
 
 Work = Callable[[list[bytes]], Any]
 PR_SET_PDEATHSIG = 1
@@ -137,8 +137,6 @@ class ReadAheadSource(Source):
     def __init__(self, inner: FdSource, work: Work) -> None:
         self.inner = inner
         self.description = inner.description
-        self._got = bytearray()
-        self._buffer = bytearray(CHUNK)
         self._ended = False
         self._last: tuple[list[bytes], Any] | None = None
         self._extent = inner.extent()       # before the child moves the shared offset
@@ -147,6 +145,7 @@ class ReadAheadSource(Source):
         self._fallback: FdSource | None = None
         pid, frames = _fork_child(inner.fd, inner.cap, work)
         self._child: _Child | None = _Child(pid, frames)
+        self._frames = FrameReader(frames)
         widen_pipe(frames)
 
     def reads_file(self, path: str) -> bool:
@@ -171,14 +170,17 @@ class ReadAheadSource(Source):
             return None
         assert self._child is not None
         rfd = self._child.frames
-        while (payload := take(self._got)) is None:
+        while True:
             if timeout is not None and not select.select([rfd], [], [], timeout)[0]:
                 return Batch([])
-            chunk = read_chunk(rfd, self._buffer)
-            if not chunk:
+            try:
+                payload = self._frames.read()
+            except EOFError:
                 return self._take_over(timeout)
-            self._got += chunk
+            if payload is not None:
+                break
         message = marshal.loads(payload)
+        payload.release()
         if message is None:
             self._ended = True
             self._stop()
@@ -192,7 +194,7 @@ class ReadAheadSource(Source):
     def _take_over(self, timeout: float | None) -> Batch | None:
         """The child died: a file is read on here from where its last batch ended."""
         self._stop()
-        self._got.clear()       # a frame the child was cut off writing
+        self._frames.reset()    # a frame the child was cut off writing
         if self._resume is None:
             raise TransportError(f"the process reading {self.description} ahead died: what it "
                                  "had read but not passed on is lost")
