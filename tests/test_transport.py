@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import threading
 
 import pytest
 
 from evtool.transports import stdio
-from evtool.transports.stdio import FdSink, FdSource
+from evtool.transports.stdio import F_SETPIPE_SZ, FdSink, FdSource
 
 
 def read_all(data: bytes, cap: int = 100, chunk: int = 7, monkeypatch=None) -> list[bytes]:
@@ -47,6 +49,41 @@ def test_idle_timeout_gives_an_empty_batch() -> None:
     os.close(w)
     assert src.read(timeout=1) is None
     src.close()
+
+
+def test_a_sink_writes_every_line_in_order_however_the_pipe_takes_them(monkeypatch) -> None:
+    """Writes that fill the pipe many times over, in more pieces than one flush hands the kernel,
+    arrive whole and in order when the kernel takes a few hundred bytes per call (as a signal
+    leaves a write) and the reader drains the pipe in small reads."""
+    real_writev = os.writev
+
+    def short_writev(fd: int, views: list[memoryview]) -> int:
+        return real_writev(fd, [b"".join(bytes(v) for v in views)[:777]])
+
+    monkeypatch.setattr(os, "writev", short_writev)
+    r, w = os.pipe()
+    fcntl.fcntl(w, F_SETPIPE_SZ, 4096)
+    got = bytearray()
+
+    def drain() -> None:
+        while part := os.read(r, 1000):
+            got.extend(part)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    sink = FdSink(w, "test", owned=True)
+    want = []
+    for n in range(300):
+        lines = [b"%d-%d" % (n, k) * (k + 1) for k in range(n % 7 + 1)]
+        want += lines
+        sink.write(lines)
+        if n % 100 == 99:
+            sink.flush()
+    sink.write([b"x" * 300_000])
+    sink.close()
+    reader.join(timeout=60)
+    os.close(r)
+    assert bytes(got) == b"".join(line + b"\n" for line in [*want, b"x" * 300_000])
 
 
 def test_sink_writes_newline_terminated_lines() -> None:

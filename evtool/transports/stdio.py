@@ -11,6 +11,7 @@ from collections.abc import Callable
 from evtool.transports.base import Batch, OutputClosed, Sink, Source, TransportError
 
 CHUNK = 1 << 20
+MAX_PARTS = 64              # parts a sink's flush hands writev (a few writes' worth, under IOV_MAX)
 F_SETPIPE_SZ = 1031         # Linux's fcntl; fcntl.F_SETPIPE_SZ from Python 3.10, on Linux only
 
 
@@ -20,6 +21,17 @@ def read_chunk(fd: int, buffer: bytearray) -> bytes:
     reader gives short reads, each leaving a hole in the heap (RSS rose to a plateau of 84 MB)."""
     got = os.readv(fd, [buffer])
     return bytes(memoryview(buffer)[:got])
+
+
+def _write_all(fd: int, parts: list[bytes]) -> None:
+    """Every part written in order, by writev: as few calls as the descriptor takes them in."""
+    views = [memoryview(part) for part in parts]
+    while views:
+        written = os.writev(fd, views)
+        while views and written >= len(views[0]):
+            written -= len(views.pop(0))
+        if views:
+            views[0] = views[0][written:]
 
 
 def widen_pipe(fd: int) -> None:
@@ -180,30 +192,27 @@ class FdSink(Sink):
             return
         if self._transform is not None:
             lines = [self._transform(line) for line in lines]
-        data = b"\n".join(lines) + b"\n"
-        self._parts.append(data)
-        self._size += len(data)
+        data = b"\n".join(lines)
+        self._parts += (data, b"\n")      # the last newline written beside it, not copied onto it
+        self._size += len(data) + 1
         if self._size >= CHUNK:
             self.flush()
 
     def flush(self, within: float | None = None) -> None:
         if not self._parts:
             return
-        data = b"".join(self._parts)
-        self._parts.clear()
-        self._size = 0
+        parts = self._parts if len(self._parts) <= MAX_PARTS else [b"".join(self._parts)]
+        self._parts, self._size = [], 0
         if self._cut:       # appended after a cut line, a line would be spoilt as well
             return
-        view = memoryview(data)
-        try:
-            while view:
-                view = view[os.write(self.fd, view):]
+        self._cut = True    # until every byte is out: a second signal gave up this write, and
+        try:                # the stream ends here
+            _write_all(self.fd, parts)
         except BrokenPipeError:
             raise OutputClosed() from None
         except OSError as exc:
             raise TransportError(f"cannot write {self.description}: {exc.strerror}") from None
-        finally:
-            self._cut = bool(view)      # a second signal gave up this write: the stream ends here
+        self._cut = False
         if self._fsync:
             os.fsync(self.fd)
 
