@@ -83,7 +83,7 @@ class Roles:
     _paths: dict[str, tuple[str, ...] | None] = field(default_factory=dict, compare=False, repr=False)
     _default: bool = field(default=False, compare=False, repr=False)
     _uses_kind: bool = field(default=False, compare=False, repr=False)
-    # the offset a time without one is read with (UTC as "+00:00"), or None
+    # what a time without an offset is read with ("Z" for UTC), or None
     _zone: str | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -95,8 +95,7 @@ class Roles:
             self.time_zone is None and self.time_unit is None and self.only_source is None
         object.__setattr__(self, "_default", default)
         object.__setattr__(self, "_uses_kind", any(p and p[0] == "kind" for p in paths.values()))
-        # UTC as an offset: Python 3.10's fromisoformat takes "+00:00", not "Z"
-        zone = "+00:00" if self.time_zone in ("UTC", "Z") else self.time_zone
+        zone = "Z" if self.time_zone in ("UTC", "Z") else self.time_zone
         object.__setattr__(self, "_zone", zone)
 
     @property
