@@ -58,7 +58,7 @@ def test_a_sink_writes_every_line_in_order_however_the_pipe_takes_them(monkeypat
     real_writev = os.writev
 
     def short_writev(fd: int, views: list[memoryview]) -> int:
-        return real_writev(fd, [b"".join(bytes(v) for v in views)[:777]])
+        return real_writev(fd, [b"".join(bytes(v[:777]) for v in views)[:777]])
 
     monkeypatch.setattr(os, "writev", short_writev)
     r, w = os.pipe()

@@ -205,8 +205,8 @@ class FdSink(Sink):
         self._parts, self._size = [], 0
         if self._cut:       # appended after a cut line, a line would be spoilt as well
             return
-        self._cut = True    # until every byte is out: a second signal gave up this write, and
-        try:                # the stream ends here
+        self._cut = True    # until every byte is out: a write a second signal gave up ends the stream
+        try:
             _write_all(self.fd, parts)
         except BrokenPipeError:
             raise OutputClosed() from None
