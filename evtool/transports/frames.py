@@ -8,6 +8,8 @@ import os
 import struct
 from typing import IO
 
+from evtool.transports.stdio import write_all
+
 HEAD = struct.Struct("<Q")
 
 
@@ -15,11 +17,7 @@ def send(stream: IO[bytes], payload: bytes) -> None:
     """Written to the descriptor with a loop of our own: a stop (Ctrl-Z, a profiler) cuts a large
     pipe write short, and CPython's buffered writer then put bytes out of order in the pipe."""
     stream.flush()
-    fd = stream.fileno()
-    for part in (HEAD.pack(len(payload)), payload):
-        view = memoryview(part)
-        while view:
-            view = view[os.write(fd, view):]
+    write_all(stream.fileno(), [HEAD.pack(len(payload)), payload])
 
 
 def receive(stream: IO[bytes]) -> bytes | None:

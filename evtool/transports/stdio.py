@@ -23,8 +23,9 @@ def read_chunk(fd: int, buffer: bytearray) -> bytes:
     return bytes(memoryview(buffer)[:got])
 
 
-def _write_all(fd: int, parts: list[bytes]) -> None:
-    """Every part written in order, by writev: as few calls as the descriptor takes them in."""
+def write_all(fd: int, parts: list[bytes]) -> None:
+    """Every part written in order, by writev, going on where a short write stopped (a stop, a
+    profiler, a signal cuts a large pipe write short)."""
     views = [memoryview(part) for part in parts]
     while views:
         written = os.writev(fd, views)
@@ -207,7 +208,7 @@ class FdSink(Sink):
             return
         self._cut = True    # until every byte is out: a write a second signal gave up ends the stream
         try:
-            _write_all(self.fd, parts)
+            write_all(self.fd, parts)
         except BrokenPipeError:
             raise OutputClosed() from None
         except OSError as exc:
