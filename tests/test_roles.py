@@ -434,3 +434,56 @@ def test_packs_no_expression_reads_are_parsed_ahead_as_the_stage_reads_them(tmp_
     parsed, itself = count(ahead), count(None)
     assert parsed == itself
     assert len(parsed[1]) >= 5 and b'"window"' in b"".join(parsed[0])     # refused, passed on
+
+
+
+# each layout with an event it reads: the test breaks some of its roles
+LAYOUTS: list[tuple[Roles, dict[str, Any]]] = [
+    (Roles(), {"event_id": "AbCdEf01-2345-6789-abcd-ef0123456789", "timestamp": "2026-12-02T10:00:00Z",
+               "region": "north", "source": "s", "payload": {}}),
+    (Roles(id=None, region=None, source=None, payload="", time_zone="UTC", only_source="download"),
+     {"timestamp": "2026-12-02T10:00:00.5", "size": 3}),
+    (Roles(id="/meta/id", time="/ts", source="/kind", region="/meta/site", payload="/body",
+           time_unit="ms"),
+     {"meta": {"id": "m-1", "site": "north"}, "ts": 1_795_000_000_000, "kind": "temp", "body": {}}),
+    (Roles(id="/id", time="/at/when", region=None, time_zone="-03:00"),
+     {"id": "i-1", "at": {"when": "2026-12-02T10:00:00"}, "source": "s", "payload": {}}),
+    (Roles(id="/~1x", time="/t~0", source=None, only_source="one", time_unit="s"),
+     {"/x": "x-1", "t~": 1_795_000_000.25, "region": "south", "payload": {}}),
+]
+VALUES = st.one_of(st.none(), st.booleans(), st.integers(-10**15, 10**16), st.floats(),
+                   st.sampled_from(["2026-12-02T10:00:00Z", "2026-12-02T10:00:00.5", "x",
+                                    "AbCdEf01-2345-6789-abcd-ef0123456789", "north", ""]),
+                   st.dictionaries(st.sampled_from(["id", "site", "when"]), st.text(max_size=3)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(layout=st.sampled_from(LAYOUTS), data=st.data())
+def test_a_packs_compiled_reading_of_an_event_is_its_roles_reading(
+        layout: tuple[Roles, dict[str, Any]], data: st.DataObject) -> None:
+    """The child reading ahead reads parsed events with a reader compiled from the roles: the
+    same fields as asking the roles one by one, or the same refusal, for any layout and value."""
+    from evtool.core.fields import event_fields, fields_reader
+
+    roles, valid = layout
+    event = json.loads(json.dumps(valid))
+    for role in ("id", "time", "region", "source"):
+        tokens = roles.tokens(role)
+        change = data.draw(st.sampled_from(["keep", "keep", "drop", "replace"]))
+        if tokens is None or change == "keep":
+            continue
+        inner = event
+        for token in tokens[:-1]:
+            inner = inner[token]
+        if change == "drop":
+            del inner[tokens[-1]]
+        else:
+            inner[tokens[-1]] = data.draw(VALUES)
+
+    def read(how: Any) -> Any:
+        try:
+            return how(event)
+        except RoleError as exc:
+            return str(exc)
+
+    assert read(fields_reader(roles)) == read(lambda e: event_fields(e, roles))
