@@ -67,7 +67,6 @@ else:
 
 
 _TENS, _DIGITS = frozenset("012345"), frozenset("0123456789")
-quick_us = _fast
 
 
 def shaped_us(text: str) -> int | None:
