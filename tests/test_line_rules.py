@@ -81,3 +81,31 @@ def test_other_bounds_are_checked_on_a_match(rules: dict[str, float]) -> None:
     shape = Shape()
     shape.number(False, rules, "n")
     assert shape.numbers == [("n0", False, tuple(rules.items()))]
+
+
+ATOMS = st.sampled_from(["[0-9]", "[a-f]", "[89ab]", "[A-Za-z0-9:_/@-]", "[a-]", "[A-z]", "4", "-", ":",
+                         "T", "Z", "\\."])
+QUANTIFIERS = st.sampled_from(["", "", "{1}", "{3}", "{12}", "+", "*", "?", "{2,4}", "{2,}"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(ATOMS, QUANTIFIERS), min_size=1, max_size=6), st.data())
+def test_the_places_of_a_simple_expression_are_what_it_matches(atoms: list[tuple[str, str]],
+                                                               data: st.DataObject) -> None:
+    """A pack's id or time spelled as fixed places (lab3's) is read without a second look at it:
+    what `places` says each place holds must be exactly what the expression itself takes there."""
+    from evtool.core.lineshape import places
+
+    text = "".join(a + q for a, q in atoms)
+    found = places(text)
+    fixed = all(q in ("", "{1}", "{3}", "{12}") for _, q in atoms)
+    assert (found is not None) == (fixed and sum(int(q.strip("{}") or 1) for _, q in atoms) <= 64)
+    if found is None:
+        return
+    pattern = re.compile(text)
+    chars = [data.draw(st.sampled_from(sorted(held))) for held in found]
+    assert pattern.fullmatch("".join(chars))
+    at = data.draw(st.integers(0, len(found) - 1))
+    other = data.draw(st.sampled_from([chr(c) for c in range(32, 127) if chr(c) not in found[at]]
+                                      or ["\u00e9"]))
+    assert not pattern.fullmatch("".join([*chars[:at], other, *chars[at + 1:]]))

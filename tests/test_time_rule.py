@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evtool.core.instant import TimeError, _fast, _slow, instant_us, is_instant, shaped_us
@@ -48,3 +48,40 @@ def test_the_usual_times_are_read_the_quick_way_on_every_python(stamp: str) -> N
     """lab3's 'Z' times among them: Python 3.10's fromisoformat takes no 'Z', and its lines were
     parsed one by one where an expression reads the others."""
     assert _fast(stamp) == shaped_us(stamp) == _slow(stamp)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.data())
+def test_a_time_in_a_layout_read_as_shaped_is_the_instant_the_rule_reads(data: st.DataObject) -> None:
+    """A pack whose time pattern fits these layouts (lab3's) has its times read by shaped_us
+    alone: any text of them, real date or not, is either that instant or left to the rule."""
+    from evtool.core.instant import _FORMS
+
+    form = data.draw(st.sampled_from(_FORMS))
+    zulu = len(form[-1]) == 2
+    fraction = len(form) - (20 if zulu else 25)
+    zone = "Z" if zulu else data.draw(st.sampled_from(["+23:59", "-00:00", "+05:30"]))
+    real = list(f"1999-12-31T23:59:59{'.' + '9' * (fraction - 1) if fraction else ''}{zone}")
+    for at in data.draw(st.lists(st.integers(0, len(form) - 1), max_size=3)):
+        real[at] = data.draw(st.sampled_from(sorted(form[at])))     # near real times, mostly
+    stamp = "".join(real)
+    assert all(c in held for c, held in zip(stamp, form, strict=True))
+    try:
+        expected: int | None = instant_us(stamp)
+    except TimeError:
+        expected = None
+    assert shaped_us(stamp) in (None, expected)
+
+
+def test_every_layout_read_as_shaped_reads_a_real_time() -> None:
+    """Each layout is taken for what it is meant for: a real time with 0-9 fraction digits, 'Z'
+    or an offset, read by shaped_us as the rule reads it."""
+    from evtool.core.instant import _FORMS, reads_shaped
+
+    stamps = [f"2026-12-06T10:20:30{'.' + '5' * n if n else ''}{zone}"
+              for n in range(10) for zone in ("Z", "+05:30")]
+    for stamp in stamps:
+        assert reads_shaped(tuple(frozenset(c) for c in stamp)), stamp
+        assert shaped_us(stamp) == _slow(stamp), stamp
+    assert not reads_shaped(tuple(frozenset(c) for c in "2026-12-06T10:20:30+0530"))
+    assert {len(form) for form in _FORMS} == {len(stamp) for stamp in stamps}

@@ -80,6 +80,27 @@ def shaped_us(text: str) -> int | None:
     return at if MIN_US <= at <= MAX_US else None
 
 
+def _forms() -> tuple[tuple[frozenset[str], ...], ...]:
+    """Places of the RFC 3339 layouts `_fast` takes by position (a fraction of 0-9 digits, 'Z'
+    or an offset), so that instant_us reads any text of them by fromisoformat as shaped_us does."""
+    digit, tens = frozenset("0123456789"), frozenset("012345")
+    date = [*[digit] * 4, frozenset("-"), digit, digit, frozenset("-"), digit, digit, frozenset("Tt "),
+            digit, digit, frozenset(":"), digit, digit, frozenset(":"), digit, digit]
+    zones = ([frozenset("Zz")], [frozenset("+-"), digit, digit, frozenset(":"), tens, digit])
+    fractions: list[list[frozenset[str]]] = [[], *([frozenset("."), *[digit] * n] for n in range(1, 10))]
+    return tuple(tuple(date + fraction + zone) for fraction in fractions for zone in zones)
+
+
+_FORMS = _forms()
+
+
+def reads_shaped(places: tuple[frozenset[str], ...]) -> bool:
+    """Whether every text whose places hold only these characters is a layout shaped_us may read
+    (lineshape.places gives them for a pack's own expression of a time)."""
+    return any(len(form) == len(places) and all(p <= f for p, f in zip(places, form, strict=True))
+               for form in _FORMS)
+
+
 @lru_cache(maxsize=4096)
 def _repeated_us(text: str) -> int:
     return instant_us(text)

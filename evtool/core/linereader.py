@@ -4,14 +4,15 @@ whole-line expression (lineshape) says, read from the match instead of a parse."
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from evtool.core.instant import shaped_us
-from evtool.core.lineshape import Shape, line_pattern
+from evtool.core.instant import reads_shaped, shaped_us
+from evtool.core.lineshape import Shape, Unsupported, line_pattern, places, string_pattern
 from evtool.core.pack import Pack
 from evtool.core.roles import ALL_REGIONS, RoleError, Roles
 
-UUID_SHAPE = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 ROLE_GROUPS = ("event_id", "time", "region", "source")
 
 
@@ -25,16 +26,12 @@ class LineReader:
     pattern: re.Pattern[str]
     roles: Roles
     names: tuple[tuple[str, str] | None, tuple[str, str] | None]     # region's, source's
-    exact_time: bool
+    exact_time: bool        # every time it matches is one shaped_us reads as the roles do
+    uuid_ids: bool          # every id it matches is UUID-shaped (hex digits in 8-4-4-4-12)
 
     @property
     def groups(self) -> tuple[int, ...]:
         return tuple(self.pattern.groupindex[name] for name in ROLE_GROUPS)
-
-    @property
-    def uuid_ids(self) -> bool:
-        """Every id the reader matches is UUID-shaped (hex digits in 8-4-4-4-12)."""
-        return f"(?P<event_id>{UUID_SHAPE})" in self.pattern.pattern
 
     def time_of(self, text: str) -> int | None:
         """The µs of a matched time, by the pack's time rule; None for the parsing path to say
@@ -80,5 +77,30 @@ def field_reader(pack: Pack) -> LineReader | None:
         compiled = re.compile(missing + text)
     except re.error:
         return None
-    exact = roles.time_unit is None and re.search(r'"\(\?P<time>\(\?P<ts_\w+>', text) is not None
-    return LineReader(compiled, roles, (region, source), exact)
+    props = pack.envelope.get("properties", {})
+    exact = roles.time_unit is None and (
+        re.search(r'"\(\?P<time>\(\?P<ts_\w+>', text) is not None
+        or _every(props.get(named.get("time", "")), reads_shaped))
+    uuid = _every(props.get(named["id"]), _uuid_shaped)
+    return LineReader(compiled, roles, (region, source), exact, uuid)
+
+
+_HEX, _DASH = frozenset("0123456789abcdefABCDEF"), frozenset("-")
+_UUID_PLACES = tuple(_DASH if at in (8, 13, 18, 23) else _HEX for at in range(36))
+
+
+def _uuid_shaped(places: tuple[frozenset[str], ...]) -> bool:
+    return len(places) == 36 and all(p <= u for p, u in zip(places, _UUID_PLACES, strict=True))
+
+
+def _every(rule: Any, shaped: Callable[[tuple[frozenset[str], ...]], bool]) -> bool:
+    """Whether every string a role's own `pattern` lets through is `shaped` (ids and times the
+    schema spells as fixed places: evtool's UUIDs, lab3's UUIDs and 'Z' times), so the reader
+    needs no second look at a match."""
+    if not isinstance(rule, dict) or rule.get("type") != "string":
+        return False
+    try:
+        found = places(string_pattern(rule, ""))
+    except Unsupported:
+        return False
+    return found is not None and shaped(found)

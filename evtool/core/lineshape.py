@@ -37,6 +37,8 @@ TIMESTAMP = (rf"(?!000[01]|9999)(?:[0-9]{{4}}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29)[T
 _SIMPLE_PATTERN = re.compile(
     r"\^((?:(?:\[[A-Za-z0-9:_/@-]+\]|[A-Za-z0-9:_/@-]|\\\.)(?:\{\d+(?:,\d+)?\}|[+*?])?)+)\$")
 _VARIABLE = re.compile(r"[+*?]|\{\d+,\d*\}")
+_ATOM = re.compile(r"(\[[A-Za-z0-9:_/@-]+\]|[A-Za-z0-9:_/@-]|\\\.)(?:\{(\d+)\}|(\{[0-9,]*\}|[+*?]))?")
+_ASCII = tuple(map(chr, range(128)))
 _LITERAL = re.compile(r'[^"\\\x00-\x1f\x7f]*')
 
 
@@ -248,6 +250,25 @@ def string_pattern(schema: Schema, name: str) -> str:
         if simple is not None and len(_VARIABLE.findall(simple.group(1))) <= 1:
             return simple.group(1)
     raise Unsupported(name)
+
+
+def places(text: str, longest: int = 64) -> tuple[frozenset[str], ...] | None:
+    """What each place of every string a simple expression (string_pattern's of a `pattern`)
+    matches may hold, when they all have one length up to `longest`; None for any other
+    expression. A class's characters are the ASCII ones `re` itself matches with it."""
+    out: list[frozenset[str]] = []
+    at = 0
+    while at < len(text):
+        atom = _ATOM.match(text, at)
+        if atom is None or atom.group(3) is not None:
+            return None
+        times = int(atom.group(2) or 1)
+        if len(out) + times > longest:
+            return None
+        one = re.compile(atom.group(1)).fullmatch
+        out += [frozenset(c for c in _ASCII if one(c))] * times
+        at = atom.end()
+    return tuple(out) if out else None
 
 
 def _joined(values: list[tuple[str, str, bool]]) -> str:
