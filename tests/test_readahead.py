@@ -113,8 +113,44 @@ def test_the_child_reads_what_the_parent_would_with_each_batch_read_for_the_stag
         source.close()
     assert len(batches) > 1
     assert [line for lines, _ in batches for line in lines] == plain_lines(path)
-    assert all(prepared == fields(lines) for lines, prepared in batches)
+    assert all(as_worked(prepared, lines, fields) for lines, prepared in batches)
     assert source.prepared([]) is None                  # other lines than the batch: read here
+
+
+def as_worked(prepared: list | None, lines: list[bytes], fields: LineFields) -> bool:
+    """What the child sent with a batch: the work on its first lines (all, unless the stage
+    waited for it and took the batch over)."""
+    return prepared is not None and prepared == fields(lines)[:len(prepared)]
+
+
+def test_a_stage_waiting_for_its_child_takes_batches_over_part_done(tmp_path) -> None:
+    """A child slower than the stage (lab3's reading, the download monitor's parse) set the pace
+    while the stage sat idle; once the stage waits, the child sends the batch with what it has
+    done and the stage does the rest while the child reads on. Either way the work is the same."""
+    from evtool.runtime.ahead import Ahead
+
+    path = tmp_path / "in.ndjson"
+    path.write_bytes(b"\n".join(LINES * 30) + b"\n")
+    fields, stage = LineFields(READER), os.getpid()
+
+    def slow(lines: list[bytes]) -> list:
+        if os.getpid() != stage:
+            select.select([], [], [], 0.002)            # the child's work, slower than the stage's
+        return fields(lines)
+
+    ahead = Ahead(slow)
+    ahead.source = source = ReadAheadSource(FdSource(os.open(path, os.O_RDONLY), CAP, "test",
+                                                     owned=True), slow)
+    batches = []
+    try:
+        while (batch := source.read()) is not None:
+            batches.append((batch.lines, source.prepared(batch.lines), ahead(batch.lines)))
+    finally:
+        source.close()
+    assert len(batches) > 5
+    assert [line for lines, _, _ in batches for line in lines] == plain_lines(path)
+    assert all(as_worked(sent, lines, fields) and got == fields(lines) for lines, sent, got in batches)
+    assert any(len(sent) < len(lines) for lines, sent, _ in batches)
 
 
 def test_a_killed_child_loses_nothing_of_a_file(tmp_path) -> None:
@@ -211,7 +247,7 @@ def test_a_stopped_and_continued_child_sends_every_batch_whole(tmp_path) -> None
         source.close()
     assert len(batches) > 5
     assert [line for lines, _ in batches for line in lines] == plain_lines(path)
-    assert all(prepared == fields(lines) for lines, prepared in batches)
+    assert all(as_worked(prepared, lines, fields) for lines, prepared in batches)
 
 
 def test_the_child_holds_the_input_and_its_frames_only(tmp_path) -> None:

@@ -16,7 +16,7 @@ class Ahead(Generic[T]):
     """`wrap` the source once it is open; then `ahead(lines)` is `work(lines)`, read by the child
     for a batch it read, or here for lines the stage got otherwise (cut, or from a broker)."""
 
-    def __init__(self, work: Callable[[list[bytes]], T]) -> None:
+    def __init__(self, work: Callable[[list[bytes]], list[T]]) -> None:
         self.work = work
         self.source: Source | None = None
 
@@ -24,7 +24,10 @@ class Ahead(Generic[T]):
         self.source = read_ahead(source, self.work)
         return self.source
 
-    def __call__(self, lines: list[bytes]) -> T:
+    def __call__(self, lines: list[bytes]) -> list[T]:
         source = self.source
         got = source.prepared(lines) if isinstance(source, ReadAheadSource) else None
-        return got if got is not None else self.work(lines)
+        if got is None:
+            return self.work(lines)
+        # the child handed the batch over part done when the stage waited for it
+        return got if len(got) == len(lines) else got + self.work(lines[len(got):])

@@ -5,15 +5,17 @@ The child is a fork of the stage, taken before the stage opens its outputs: it s
 work and the modules already in memory (a fresh interpreter spent 50 ms importing them while the
 stage waited), reads the same descriptor, splits and cuts lines exactly as `FdSource` does, and
 sends each batch with its work's result in frames (transports.frames) of marshal payloads. The
-stage never waits on the child unless the child is slower, and reads nothing itself. If the child
-dies, a regular file is read on from where its last batch ended; a pipe cannot be, so the stage
-fails saying so, rather than lose what the child had read."""
+stage reads nothing itself; when it waits for the child (the child is the slower), the child
+sends the batch under way with the work done so far and the stage does the rest, so the two
+share the work. If the child dies, a regular file is read on from where its last batch ended; a
+pipe cannot be, so the stage fails saying so, rather than lose what the child had read."""
 
 from __future__ import annotations
 
 import contextlib
 import gc
 import marshal
+import mmap
 import os
 import select
 import signal
@@ -28,7 +30,8 @@ from evtool.transports.base import Batch, Source, TransportError
 from evtool.transports.frames import FrameReader, send
 from evtool.transports.stdio import FdSource, widen_pipe
 
-Work = Callable[[list[bytes]], Any]
+Work = Callable[[list[bytes]], list[Any]]
+SLICE = 256             # lines the child works on between looks at whether the stage waits
 PR_SET_PDEATHSIG = 1
 
 
@@ -64,8 +67,10 @@ def _only(keep: set[int]) -> None:
     os.closerange(low, os.sysconf("SC_OPEN_MAX"))
 
 
-def _serve(fd: int, cap: int, work: Work, out_fd: int, parent: int) -> None:
-    """The child: batches of `fd` and `work`'s result for each, in frames on `out_fd`."""
+def _serve(fd: int, cap: int, work: Work, out_fd: int, parent: int, idle: mmap.mmap) -> None:
+    """The child: batches of `fd` and `work`'s result for each, in frames on `out_fd`. Once the
+    stage is `idle` (it waits for the child), a batch goes with the work done so far and the stage
+    does the rest while the child reads on: the slower of the two no longer sets the pace."""
     for stop in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGTSTP):
         signal.signal(stop, signal.SIG_DFL)         # the stage's own handlers are for the stage
     signal.signal(signal.SIGINT, signal.SIG_IGN)    # Ctrl-C reaches the group: the stage decides
@@ -85,10 +90,21 @@ def _serve(fd: int, cap: int, work: Work, out_fd: int, parent: int) -> None:
                 send(out, marshal.dumps(None))
                 return
             lines = batch.lines
-            send(out, marshal.dumps((lines, work(lines), source.position() if regular else None)))
+            send(out, marshal.dumps((lines, _until_idle(work, lines, idle),
+                                     source.position() if regular else None)))
 
 
-def _fork_child(fd: int, cap: int, work: Work) -> tuple[int, int]:
+def _until_idle(work: Work, lines: list[bytes], idle: mmap.mmap) -> list[Any]:
+    """`work` over the first lines of a batch, a slice at a time, until the stage waits for it."""
+    done: list[Any] = []
+    for at in range(0, len(lines), SLICE):
+        if idle[0]:
+            break
+        done += work(lines[at:at + SLICE])
+    return done
+
+
+def _fork_child(fd: int, cap: int, work: Work, idle: mmap.mmap) -> tuple[int, int]:
     """(pid, read end of its frames) of a child serving `fd`; it never returns into the stage."""
     parent = os.getpid()
     read_end, write_end = os.pipe()
@@ -103,7 +119,7 @@ def _fork_child(fd: int, cap: int, work: Work) -> tuple[int, int]:
     if pid == 0:
         status = 0
         try:
-            _serve(fd, cap, work, write_end, parent)
+            _serve(fd, cap, work, write_end, parent, idle)
         except BaseException:
             with contextlib.suppress(BaseException):
                 traceback.print_exc()
@@ -138,12 +154,13 @@ class ReadAheadSource(Source):
         self.inner = inner
         self.description = inner.description
         self._ended = False
-        self._last: tuple[list[bytes], Any] | None = None
+        self._last: tuple[list[bytes], list[Any]] | None = None
         self._extent = inner.extent()       # before the child moves the shared offset
         # where this file would be read on if the child died; a pipe cannot be
         self._resume = inner.position() if self._extent is not None else None
         self._fallback: FdSource | None = None
-        pid, frames = _fork_child(inner.fd, inner.cap, work)
+        self._idle = mmap.mmap(-1, 1)       # shared with the child: the stage waits for a frame
+        pid, frames = _fork_child(inner.fd, inner.cap, work, self._idle)
         self._child: _Child | None = _Child(pid, frames)
         self._frames = FrameReader(frames)
         widen_pipe(frames)
@@ -157,8 +174,9 @@ class ReadAheadSource(Source):
     def offset(self) -> int:
         return self.inner.offset()
 
-    def prepared(self, lines: list[bytes]) -> Any | None:
-        """The work's result for `lines` when they are the last batch, whole; else None."""
+    def prepared(self, lines: list[bytes]) -> list[Any] | None:
+        """The work's result for the first lines of `lines` when they are the last batch (all of
+        them, unless the stage waited for the child); else None."""
         last = self._last
         return last[1] if last is not None and last[0] is lines else None
 
@@ -170,15 +188,19 @@ class ReadAheadSource(Source):
             return None
         assert self._child is not None
         rfd = self._child.frames
-        while True:
-            if timeout is not None and not select.select([rfd], [], [], timeout)[0]:
-                return Batch([])
-            try:
-                payload = self._frames.read()
-            except EOFError:
-                return self._take_over(timeout)
-            if payload is not None:
-                break
+        self._idle[0] = 1
+        try:
+            while True:
+                if timeout is not None and not select.select([rfd], [], [], timeout)[0]:
+                    return Batch([])
+                try:
+                    payload = self._frames.read()
+                except EOFError:
+                    return self._take_over(timeout)
+                if payload is not None:
+                    break
+        finally:
+            self._idle[0] = 0
         message = marshal.loads(payload)
         payload.release()
         if message is None:
@@ -209,6 +231,7 @@ class ReadAheadSource(Source):
 
     def close(self) -> None:
         self._stop()
+        self._idle.close()
         self.inner.close()
 
 
