@@ -9,6 +9,7 @@ import select
 import signal
 import threading
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -84,8 +85,8 @@ def big_input() -> bytes:
     return body * 4 + b"x" * 3000 + b"\n" + LINES[0]
 
 
-def drain(source) -> list[tuple[list[bytes], object]]:
-    batches = []
+def drain(source) -> list[tuple[list[bytes], list[Any] | None]]:
+    batches: list[tuple[list[bytes], list[Any] | None]] = []
     while (batch := source.read()) is not None:
         prepared = source.prepared(batch.lines) if isinstance(source, ReadAheadSource) else None
         batches.append((batch.lines, prepared))
@@ -150,7 +151,7 @@ def test_a_stage_waiting_for_its_child_takes_batches_over_part_done(tmp_path) ->
     assert len(batches) > 5
     assert [line for lines, _, _ in batches for line in lines] == plain_lines(path)
     assert all(as_worked(sent, lines, fields) and got == fields(lines) for lines, sent, got in batches)
-    assert any(len(sent) < len(lines) for lines, sent, _ in batches)
+    assert any(sent is not None and len(sent) < len(lines) for lines, sent, _ in batches)
 
 
 def test_a_killed_child_loses_nothing_of_a_file(tmp_path) -> None:
