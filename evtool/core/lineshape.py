@@ -34,10 +34,11 @@ _LEAP_YEAR = r"(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]
 TIMESTAMP = (rf"(?!000[01]|9999)(?:[0-9]{{4}}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29)[Tt ]"
              r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?"
              r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])")
-_SIMPLE_PATTERN = re.compile(
-    r"\^((?:(?:\[[A-Za-z0-9:_/@-]+\]|[A-Za-z0-9:_/@-]|\\\.)(?:\{\d+(?:,\d+)?\}|[+*?])?)+)\$")
+# a simple pattern's atoms: a class of these characters, one of them, or a dot
+_ATOM_TEXT = r"\[[A-Za-z0-9:_/@-]+\]|[A-Za-z0-9:_/@-]|\\\."
+_SIMPLE_PATTERN = re.compile(rf"\^((?:(?:{_ATOM_TEXT})(?:\{{\d+(?:,\d+)?\}}|[+*?])?)+)\$")
 _VARIABLE = re.compile(r"[+*?]|\{\d+,\d*\}")
-_ATOM = re.compile(r"(\[[A-Za-z0-9:_/@-]+\]|[A-Za-z0-9:_/@-]|\\\.)(?:\{(\d+)\}|(\{[0-9,]*\}|[+*?]))?")
+_ATOM = re.compile(rf"({_ATOM_TEXT})(?:\{{(\d+)\}}|(\{{[0-9,]*\}}|[+*?]))?")
 _ASCII = tuple(map(chr, range(128)))
 _LITERAL = re.compile(r'[^"\\\x00-\x1f\x7f]*')
 
