@@ -6,6 +6,7 @@ import random
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -214,10 +215,8 @@ READ_PACKS = ["evtool", "lab3", "cloudevents", "examples/packs/weather"]
 def test_every_pack_with_its_own_ids_is_read_without_parsing_and_counts_as_parsed(name: str) -> None:
     """The whole-line reader is compiled from any pack whose roles are fields of the event: it
     reads (nearly) every line gen writes, and the answer is the parsing path's to the byte."""
-    from evtool.core.derived import DerivedChecker
     from evtool.core.fields import LineFields
     from evtool.core.linereader import field_reader
-    from evtool.schemas import derived_schemas
     from tests.conftest import gen_lines
 
     pack = load_pack(str(ROOT / name) if "/" in name else name)
@@ -228,6 +227,16 @@ def test_every_pack_with_its_own_ids_is_read_without_parsing_and_counts_as_parse
                       "--invalid", "0.03", "--rate", "40").splitlines()
     read = LineFields(reader)(lines)
     assert sum(got is not None for got in read) >= 0.9 * len(lines)
+    read_so, parsed = both_ways(pack, reader, lines)
+    assert read_so == parsed
+    assert any(b'"kind":"metric"' in x for x in read_so[0])
+
+
+def both_ways(pack: Any, reader: Any, lines: list[bytes]) -> list[tuple[list[bytes], Any]]:
+    """aggregate's output and summary over `lines` read by `reader`, then by parsing each line."""
+    from evtool.core.derived import DerivedChecker
+    from evtool.schemas import derived_schemas
+
     outputs = []
     for way in (reader, None):
         cfg = AggregateConfig(forward=True, roles=pack.roles, wire=pack.wire)
@@ -237,8 +246,7 @@ def test_every_pack_with_its_own_ids_is_read_without_parsing_and_counts_as_parse
             stage.process(lines[at:at + 500], out, out)
         stage.finish(out, out)
         outputs.append((out, stage.stats.summary(1.0)))
-    assert outputs[0] == outputs[1]
-    assert any(b'"kind":"metric"' in x for x in outputs[0][0])
+    return outputs
 
 
 @pytest.mark.parametrize(("name", "id_pattern", "time_pattern", "quick"), [
@@ -259,9 +267,7 @@ def test_ids_and_times_a_schema_spells_as_fixed_places_are_read_without_a_second
     import json
     import shutil
 
-    from evtool.core.derived import DerivedChecker
     from evtool.core.linereader import field_reader
-    from evtool.schemas import derived_schemas
     from tests.conftest import gen_lines
 
     base = ROOT / "evtool" / "schemas" / "packs" / name
@@ -280,16 +286,8 @@ def test_ids_and_times_a_schema_spells_as_fixed_places_are_read_without_a_second
     lines += [lines[0].replace(b"T", b"t", 1), lines[1].replace(b"Z", b"+00:00", 1),
               lines[2].replace(b'"event_id":"', b'"event_id":"A', 1)
               .replace(b'","timestamp"', b'X","timestamp"')]
-    outputs = []
-    for way in (reader, None):
-        stage = AggregateStage(AggregateConfig(forward=True, roles=pack.roles, wire=pack.wire), Stats(),
-                               DerivedChecker(derived_schemas(), pack.wire), way)
-        out: list[bytes] = []
-        for at in range(0, len(lines), 500):
-            stage.process(lines[at:at + 500], out, out)
-        stage.finish(out, out)
-        outputs.append((out, stage.stats.summary(1.0)))
-    assert outputs[0] == outputs[1]
+    read_so, parsed = both_ways(pack, reader, lines)
+    assert read_so == parsed
 
 
 def test_no_reader_where_a_matched_line_could_be_a_derived_record(tmp_path: Path) -> None:
