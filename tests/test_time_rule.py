@@ -3,6 +3,8 @@ quick reading and the slow one all refuse what RFC 3339 refuses."""
 
 from __future__ import annotations
 
+import sys
+
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -78,10 +80,14 @@ def test_every_layout_read_as_shaped_reads_a_real_time() -> None:
     or an offset, read by shaped_us as the rule reads it."""
     from evtool.core.instant import _FORMS, reads_shaped
 
-    stamps = [f"2026-12-06T10:20:30{'.' + '5' * n if n else ''}{zone}"
-              for n in range(10) for zone in ("Z", "+05:30")]
-    for stamp in stamps:
-        assert reads_shaped(tuple(frozenset(c) for c in stamp)), stamp
-        assert shaped_us(stamp) == _slow(stamp), stamp
+    stamps = []
+    for n in range(10):
+        for zone in ("Z", "+05:30"):
+            stamp = f"2026-12-06T10:20:30{'.' + '5' * n if n else ''}{zone}"
+            stamps.append(stamp)
+            assert reads_shaped(tuple(frozenset(c) for c in stamp)), stamp
+            # Python 3.10's fromisoformat takes 3 or 6 digits of a fraction: others go the slow way
+            quick = sys.version_info >= (3, 11) or n in (0, 3, 6)
+            assert shaped_us(stamp) == (_slow(stamp) if quick else None), stamp
     assert not reads_shaped(tuple(frozenset(c) for c in "2026-12-06T10:20:30+0530"))
     assert {len(form) for form in _FORMS} == {len(stamp) for stamp in stamps}
