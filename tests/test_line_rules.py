@@ -109,3 +109,10 @@ def test_the_places_of_a_simple_expression_are_what_it_matches(atoms: list[tuple
     other = data.draw(st.sampled_from([chr(c) for c in range(32, 127) if chr(c) not in found[at]]
                                       or ["\u00e9"]))
     assert not pattern.fullmatch("".join([*chars[:at], other, *chars[at + 1:]]))
+
+
+def test_a_simple_pattern_re_refuses_has_no_places() -> None:
+    """A hostile pack's id pattern with a backwards range is no reason to crash a stage."""
+    from evtool.core.lineshape import places
+
+    assert places("[z-a]{8}") is None and places("[a-f]{8}") is not None

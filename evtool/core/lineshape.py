@@ -264,9 +264,12 @@ def places(text: str, longest: int = 64) -> tuple[frozenset[str], ...] | None:
         if atom is None or atom.group(3) is not None:
             return None
         times = int(atom.group(2) or 1)
+        try:
+            one = re.compile(atom.group(1)).fullmatch
+        except re.error:                        # a range backwards, say
+            return None
         if len(out) + times > longest:
             return None
-        one = re.compile(atom.group(1)).fullmatch
         out += [frozenset(c for c in _ASCII if one(c))] * times
         at = atom.end()
     return tuple(out) if out else None
