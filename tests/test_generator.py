@@ -353,6 +353,15 @@ def test_a_nested_objects_plan_joins_the_events_f_string(pack: str) -> None:
     assert spliced, f"no plan of {pack} writes a nested object inline"
 
 
+def test_the_if_then_the_line_expression_mirrors_is_written_by_the_line_plan_too() -> None:
+    """evtool's survey payload (if victimized is false, so is reported_to_police) was built as a
+    dict and dumped, a third of its events; the line plan now draws the same and writes it (the
+    bytes and draws are held to the dicts' above)."""
+    gen = Generator(GenConfig(start_us=0, pack=load_pack("evtool"), count=1, seed=1))
+    assert len(gen._line) == 3
+    assert all("_json" not in line.__code__.co_names for line in gen._line.values())
+
+
 def test_a_packs_keys_and_constants_are_text_in_the_line_plan_never_code(tmp_path) -> None:
     """Names and constants that would close an f-string, open a replacement field or escape: gen
     writes them as JSON text, and runs none of them."""

@@ -182,8 +182,13 @@ _PLANS = itertools.count()
 QUOTE = (OURS, '"')
 
 
+# if boolean field A (a coin) is X, field B (drawn all the same) is written as the constant Y
+When = tuple[str, bool, str, Any]
+
+
 def line_builder(fields: list[tuple[str, Make, bool]], rand: Callable[[], float],
-                 safe: Callable[[Make], bool], time: tuple[str, bool] | None = None) -> Callable[..., str]:
+                 safe: Callable[[Make], bool], time: tuple[str, bool] | None = None,
+                 when: When | None = None) -> Callable[..., str]:
     """The same object as `dict_builder` makes from the same draws, written straight as compact
     JSON text (what orjson.dumps would write), without building the dict. `safe` says which
     makers return strings that need no escaping (ids and timestamps gen makes itself). Keys and
@@ -230,6 +235,8 @@ def line_builder(fields: list[tuple[str, Make, bool]], rand: Callable[[], float]
         else:
             ns[var] = make
             value = [(CODE, f"{{_json({var}())}}")]
+        if when is not None:
+            value = _conditional(name, value, when, plan, ns)
         members.append(([(PACKS, _json_text(name) + ":"), *value], required))
     if all(required for _, required in members):
         parts: list[Part] = [(OURS, "{")]
@@ -249,6 +256,21 @@ def line_builder(fields: list[tuple[str, Make, bool]], rand: Callable[[], float]
     if all(required for _, required in members) and time is None:
         built.parts, built.ns = parts, ns  # type: ignore[attr-defined]
     return built
+
+
+def _conditional(name: str, value: list[Part], when: When, plan: str, ns: dict[str, Any]) -> list[Part]:
+    """A's draw kept (A is a coin), and B's text the constant when A is X: B is drawn all the
+    same, as the object's builder draws it before its `then` replaces it (`object` checks that
+    B is written by one replacement field)."""
+    key, want, then_key, then = when
+    if name == key:
+        return [(CODE, f"{{T if ({plan}a := rand() < 0.5) else F}}")]
+    if name != then_key:
+        return value
+    (_, code), = value
+    ns[f"{plan}y"] = _json_text(then)
+    return [(CODE, f"{{{plan}y if (({plan}b := {code[1:-1]}) or True) and {plan}a is {want!r} "
+                   f"else {plan}b}}")]
 
 
 def _fstring(parts: list[Part], plan: str, ns: dict[str, Any]) -> str:

@@ -14,7 +14,17 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from evtool.core.builders import Choice, Coin, Const, Grid, IntRange, Make, dict_builder, line_builder
+from evtool.core.builders import (
+    Choice,
+    Coin,
+    Const,
+    Grid,
+    IntRange,
+    Make,
+    When,
+    dict_builder,
+    line_builder,
+)
 from evtool.core.checks import Check, simple_predicate
 from evtool.core.pack import GENERATE, PackError, Schema
 from evtool.core.patterns import linear
@@ -193,6 +203,10 @@ class Planner:
                     obj[name] = make()
             return obj
 
+        when = _coin_then_const(s, fields, conditions)
+        if when is not None:
+            setattr(build, "line", line_builder(fields, self.rng.random, lambda _make: False,  # noqa: B010
+                                                when=when))
         return build
 
     def conditions(self, s: Schema, path: str, depth: int
@@ -240,6 +254,30 @@ class Planner:
             return out
 
         return build
+
+
+def _coin_then_const(s: Schema, fields: list[tuple[str, Make, bool]],
+                     conditions: list[tuple[Check, dict[bool, list[tuple[str, Make]]]]]) -> When | None:
+    """The one if/then a line plan writes (lineshape mirrors the same): if required coin A is
+    the boolean X, then a later required B, written by one replacement field, is a constant."""
+    cond, branches = s["if"], conditions[0][1]
+    props = cond.get("properties")
+    if len(conditions) != 1 or set(cond) != {"properties", "required"} or not isinstance(props, dict) \
+            or len(props) != 1 or branches[False] or len(branches[True]) != 1:
+        return None
+    (key, rule), = props.items()
+    if cond["required"] != [key] or not isinstance(rule, dict) or set(rule) != {"const"} \
+            or type(rule["const"]) is not bool:
+        return None
+    (then_key, then), = branches[True]
+    order = {name: (at, make, required) for at, (name, make, required) in enumerate(fields)}
+    if key not in order or then_key not in order or not isinstance(then, Const):
+        return None
+    (at, coin, a_required), (bt, drawn, b_required) = order[key], order[then_key]
+    if not (a_required and b_required and at < bt and isinstance(coin, Coin)
+            and isinstance(drawn, (Coin, Choice, IntRange))):
+        return None
+    return key, rule["const"], then_key, then.value
 
 
 def _merge(base: Schema, extra: Any) -> Schema:
