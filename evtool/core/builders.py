@@ -194,7 +194,8 @@ def line_builder(fields: list[tuple[str, Make, bool]], rand: Callable[[], float]
     makers return strings that need no escaping (ids and timestamps gen makes itself). Keys and
     constants are bound as variables, so nothing from a pack is ever part of the code. With
     `time` (a field's name, and whether its value is a string), that field's value is the plan's
-    argument rather than its maker's: a caller writing many lines makes instants cheaper."""
+    argument rather than its maker's: a caller writing many lines makes instants cheaper. With
+    `when`, the object's one if/then (see `When`) is written as its builder applies it."""
     ns: dict[str, Any] = {"rand": rand, "_json": _json_text, "T": "true", "F": "false"}
     plan = f"p{next(_PLANS)}_"         # a prefix of its own: a plan's parts may join another's
     members: list[tuple[list[Part], bool]] = []
