@@ -162,7 +162,7 @@ class Shape:
         values = [(n, (fixed or {}).get(n) or self.value(s, n), n in required) for n, s in props.items()]
         if cond is None:
             return _joined(values)
-        key, when, then_key, then = _if_then(*cond, props)
+        key, when, then_key, then = if_then(*cond, props)
         if dict((n, v) for n, v, _ in values)[key] != "(?:true|false)" or then_key not in required:
             raise Unsupported("if")
         other = [v for v in (True, False) if v != when]
@@ -289,7 +289,7 @@ def _joined(values: list[tuple[str, str, bool]]) -> str:
     return r"\{" + "".join(parts) + r"\}"
 
 
-def _if_then(cond: Any, then: Any, props: dict[str, Any]) -> tuple[str, bool, str, Any]:
+def if_then(cond: Any, then: Any, props: dict[str, Any]) -> tuple[str, bool, str, Any]:
     """The one conditional shape mirrored: if boolean A is const X then B is const Y."""
     try:
         (key, test), = cond["properties"].items()

@@ -26,6 +26,8 @@ from evtool.core.builders import (
     line_builder,
 )
 from evtool.core.checks import Check, simple_predicate
+from evtool.core.lineshape import Unsupported as Unmirrored
+from evtool.core.lineshape import if_then
 from evtool.core.pack import GENERATE, PackError, Schema
 from evtool.core.patterns import linear
 from evtool.core.regexgen import Unsupported, plain_text, regex_generator
@@ -258,26 +260,26 @@ class Planner:
 
 def _coin_then_const(s: Schema, fields: list[tuple[str, Make, bool]],
                      conditions: list[tuple[Check, dict[bool, list[tuple[str, Make]]]]]) -> When | None:
-    """The one if/then a line plan writes (lineshape mirrors the same): if required coin A is
-    the boolean X, then a later required B, written by one replacement field, is a constant."""
-    cond, branches = s["if"], conditions[0][1]
-    props = cond.get("properties")
-    if len(conditions) != 1 or set(cond) != {"properties", "required"} or not isinstance(props, dict) \
-            or len(props) != 1 or branches[False] or len(branches[True]) != 1:
+    """The one if/then lineshape mirrors (`if_then`), when a line plan can write it: A a
+    required coin, B a later required field written by one replacement field, B's `then` a
+    constant as drawn."""
+    props = s.get("properties")
+    if len(conditions) != 1 or "else" in s or not isinstance(props, dict):
         return None
-    (key, rule), = props.items()
-    if cond["required"] != [key] or not isinstance(rule, dict) or set(rule) != {"const"} \
-            or type(rule["const"]) is not bool:
+    try:
+        key, want, then_key, value = if_then(s["if"], s.get("then"), props)
+    except Unmirrored:
         return None
-    (then_key, then), = branches[True]
     order = {name: (at, make, required) for at, (name, make, required) in enumerate(fields)}
-    if key not in order or then_key not in order or not isinstance(then, Const):
+    (_, then), = conditions[0][1][True]
+    if key not in order or not isinstance(then, Const) or then.value != value \
+            or type(then.value) is not type(value):
         return None
     (at, coin, a_required), (bt, drawn, b_required) = order[key], order[then_key]
     if not (a_required and b_required and at < bt and isinstance(coin, Coin)
             and isinstance(drawn, (Coin, Choice, IntRange))):
         return None
-    return key, rule["const"], then_key, then.value
+    return key, want, then_key, value
 
 
 def _merge(base: Schema, extra: Any) -> Schema:
