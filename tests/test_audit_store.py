@@ -8,14 +8,18 @@ import signal
 import sqlite3
 import subprocess
 import time
+from concurrent.futures import Future
 from pathlib import Path
 
 import orjson
 import pytest
 
+from evtool.core.stats import Stats
+from evtool.store import audit
 from evtool.store.schema import MIGRATIONS
-from evtool.store.sqlite import StoreError
-from tests.conftest import evtool_cmd, gen_lines, records, run
+from evtool.store.sqlite import Rows, SqliteStore, StoreError
+from evtool.store.writer import SqliteWriter
+from tests.conftest import checker, evtool_cmd, gen_lines, records, run
 
 
 def rows(db: Path, sql: str, params: tuple = ()) -> list[tuple]:
@@ -150,29 +154,27 @@ def test_ctrl_c_ends_audit_and_its_writer_with_everything_forwarded_stored(tmp_p
     assert all(r["event_id"] in stored for r in forwarded)
 
 
+def events_batch(*events: tuple[str, str]) -> Rows:
+    rows_ = Rows()
+    rows_.by_table["events_in"] += [(eid, raw, "2026-11-27T00:00:00Z", 0) for eid, raw in events]
+    return rows_
+
+
 def test_batches_in_the_pipe_commit_in_order_and_none_past_a_failed_one(tmp_path) -> None:
     """audit hands the writer its next batch while one commits: both commit, in order (the
     first copy of an event stays); a batch that fails fails those queued behind it too, so the
     database never holds a later batch without an earlier one."""
-    from evtool.store.sqlite import Rows
-    from evtool.store.writer import SqliteWriter
-
-    def batch(*events: tuple[str, str]) -> Rows:
-        rows = Rows()
-        rows.by_table["events_in"] += [(eid, raw, "2026-11-27T00:00:00Z", 0) for eid, raw in events]
-        return rows
-
     writer = SqliteWriter(str(tmp_path / "p.db"))
     try:
-        done = [writer.submit(batch((f"e{i}", f'{{"n":{i}}}'), ("same", f'{{"copy":{i}}}')))
+        done = [writer.submit(events_batch((f"e{i}", f'{{"n":{i}}}'), ("same", f'{{"copy":{i}}}')))
                 for i in range(5)]
         for future in done:
             assert future.result(timeout=30) == {}           # committed, and nothing kept out
         assert rows(tmp_path / "p.db", "SELECT raw FROM events_in WHERE event_id = 'same'") == \
             [('{"copy":0}',)]
-        bad = batch(("x", '{"x":1}'))
+        bad = events_batch(("x", '{"x":1}'))
         bad.by_table["windows"].append(("too", "few", "columns"))
-        failing = [writer.submit(bad), writer.submit(batch(("after", '{"a":1}')))]
+        failing = [writer.submit(bad), writer.submit(events_batch(("after", '{"a":1}')))]
         for future in failing:
             with pytest.raises(StoreError):
                 future.result(timeout=30)
@@ -181,3 +183,120 @@ def test_batches_in_the_pipe_commit_in_order_and_none_past_a_failed_one(tmp_path
     assert rows(tmp_path / "p.db", "SELECT count(*) FROM events_in WHERE event_id IN ('x', 'after')") \
         == [(0,)]
     assert rows(tmp_path / "p.db", "SELECT count(*) FROM events_in") == [(6,)]
+
+
+def metric_batch(metric_id: str, total: int) -> Rows:
+    rows_ = Rows()
+    line = orjson.dumps({**metric(metric_id, [f"e{i}" for i in range(total)]), "total": total}).decode()
+    rows_.by_table["metrics_out"].append((metric_id, "2026-11-26", "maule", "2026-11-26T00:00:00Z",
+                                          "2026-11-26T00:00:05Z", 5, "{}", total,
+                                          "2026-11-27T00:00:00Z", line))
+    return rows_
+
+
+def locked(db: Path) -> bool:
+    """Whether a writer holds the database's write lock (a transaction is open)."""
+    conn = sqlite3.connect(db, timeout=0)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+        return False
+    except sqlite3.OperationalError:
+        return True
+    finally:
+        conn.close()
+
+
+def test_a_batch_sent_ahead_in_parts_commits_whole_with_every_parts_conflicts(tmp_path) -> None:
+    """Parts are written while audit reads on, into one transaction: nothing of the batch is
+    visible before its commit, and the answer names a conflict found in any part."""
+    db = tmp_path / "a.db"
+    writer = SqliteWriter(str(db))
+    try:
+        assert writer.submit(metric_batch("m1", 2)).result(timeout=30) == {}
+        writer.send_ahead(events_batch(("e1", '{"n":1}')))
+        writer.send_ahead(metric_batch("m1", 3))
+        deadline = time.monotonic() + 30
+        while not locked(db) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert locked(db)                       # the parts' transaction is open...
+        assert rows(db, "SELECT count(*) FROM events_in") == [(0,)]     # ...and holds them unseen
+        answer = writer.submit(events_batch(("e2", '{"n":2}'))).result(timeout=30)
+    finally:
+        writer.close()
+    assert answer == {("metrics_out", "m1", 3): 2}
+    assert rows(db, "SELECT event_id FROM events_in ORDER BY event_id") == [("e1",), ("e2",)]
+    assert rows(db, "SELECT total FROM metrics_out") == [(2,)]
+
+
+def test_parts_whose_batch_never_commits_or_fails_leave_nothing(tmp_path) -> None:
+    db = tmp_path / "b.db"
+    writer = SqliteWriter(str(db))
+    writer.send_ahead(events_batch(("gone", '{"n":0}')))
+    writer.close()                                      # audit ended before the batch's commit
+    assert rows(db, "SELECT count(*) FROM events_in") == [(0,)]
+    writer = SqliteWriter(str(db))
+    try:
+        bad = events_batch(("x", '{"x":1}'))
+        bad.by_table["windows"].append(("too", "few", "columns"))
+        writer.send_ahead(events_batch(("first", '{"f":1}')))
+        writer.send_ahead(bad)
+        failing = [writer.submit(events_batch(("last", '{"l":1}'))),
+                   writer.submit(events_batch(("after", '{"a":1}')))]
+        for future in failing:
+            with pytest.raises(StoreError):
+                future.result(timeout=30)
+    finally:
+        writer.close()
+    assert rows(db, "SELECT count(*) FROM events_in") == [(0,)]
+
+
+class InProcessWriter:
+    """The writer process's protocol over a store in this process, each call recorded."""
+
+    kind, reads_trace = "sqlite", True
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.store, self.path = store, store.path
+        self.calls: list[str] = []
+        self._found: dict = {}
+
+    def send_ahead(self, rows_: Rows) -> None:
+        self.calls.append("part")
+        self._found.update(self.store.write_part(rows_))
+
+    def submit(self, rows_: Rows) -> Future:
+        self.calls.append("commit")
+        done: Future = Future()
+        self._found.update(self.store.write_part(rows_))
+        self.store.commit()
+        done.set_result(self._found)
+        self._found = {}
+        return done
+
+    def write(self, rows_: Rows) -> dict:
+        return self.submit(rows_).result()
+
+    def close(self) -> None:
+        self.store.close()
+
+
+@pytest.mark.parametrize("batch_seconds", [1.0, 5.0])
+def test_a_batch_reaches_the_writer_in_parts_as_audit_reads_it(tmp_path, monkeypatch, batch_seconds) -> None:
+    """Rows go ahead in parts (where the batch's transaction would stay open briefly), yet every
+    line goes out only once its batch has committed, and the database is the same."""
+    monkeypatch.setattr(audit, "PART_ROWS", 100)
+    lines = gen_lines(1000, 5).splitlines()
+    writer = InProcessWriter(SqliteStore(str(tmp_path / "p.db")))
+    stage = audit.AuditStage(writer, Stats(), checker(), batch_seconds=batch_seconds,
+                             clock=lambda: 0.0, overlap=True)
+    out: list[bytes] = []
+    for at in range(0, len(lines), 30):
+        stage.process(lines[at:at + 30], out, out)
+        assert out == []                            # nothing has committed yet
+    stage.finish(out, out)
+    writer.close()
+    assert out == lines
+    parts = 1000 // 120 if batch_seconds <= audit.AHEAD_SECONDS else 0     # 4 input batches a part
+    assert writer.calls == ["part"] * parts + ["commit"]
+    assert rows(tmp_path / "p.db", "SELECT count(*) FROM events_in") == [(1000,)]

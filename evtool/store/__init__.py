@@ -18,6 +18,11 @@ class Writer(Protocol):
     def submit(self) -> Callable[[Rows], Future[Conflicts]] | None:
         """Queues a batch behind the one being written (a writer process of its own), or None."""
 
+    @property
+    def send_ahead(self) -> Callable[[Rows], None] | None:
+        """Hands over rows of the batch to be submitted next, to be written while the rest is
+        read (into a transaction that stays open until that batch commits), or None."""
+
     def write(self, rows: Rows) -> Conflicts: ...
     def close(self) -> None: ...
 

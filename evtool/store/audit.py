@@ -40,6 +40,11 @@ def _json(value: Any) -> str:
 VERSIONED = ("metric", "window")
 # With a writer, a batch this large starts committing as soon as the writer is idle.
 EAGER_ROWS = 50_000
+# A writer that takes rows ahead gets a batch in parts of this many rows while audit reads on...
+PART_ROWS = 10_000
+# ... where the batch's transaction, open from its first part, stays open no longer than this
+# (another audit writing the same file waits for it, up to SQLite's busy timeout of 10 s).
+AHEAD_SECONDS = 2.0
 
 
 def _window_id(rec: dict[str, Any]) -> str:
@@ -61,6 +66,11 @@ def _identity(rec: dict[str, Any]) -> Identity:
 
 def _event_row(roles: Roles, ev: dict[str, Any], line: bytes, now: str) -> tuple[Any, ...]:
     return (fold_id(roles.event_id(ev)), line.decode("utf-8"), now, roles.time_us(ev))
+
+
+def _kept(lines: list[bytes | None], found: Conflicts) -> list[bytes]:
+    """A batch's lines but the copies its commit kept out (None): only a conflict makes one."""
+    return [line for line in lines if line is not None] if found else lines  # type: ignore[return-value]
 
 
 @dataclass
@@ -97,8 +107,11 @@ class AuditStage:
         self._writer: ThreadPoolExecutor | None = None
         self._submit: Callable[[Rows], Future[Conflicts]] | None = None
         self._depth = 1
+        self._ahead: Callable[[Rows], None] | None = None
         if overlap and store.submit is not None:
             self._submit, self._depth = store.submit, 2
+            if batch_seconds <= AHEAD_SECONDS:
+                self._ahead = store.send_ahead
         elif overlap:
             writer = self._writer = ThreadPoolExecutor(1, "audit-writer")
             self._submit = lambda rows: writer.submit(store.write, rows)
@@ -114,6 +127,7 @@ class AuditStage:
         self.roles = roles or Roles()
         self._groups = reader.groups[:2] if reader else ()
         self.rows = Rows()
+        self._sent = 0                  # rows of the batch sent ahead (not in `rows`)
         self._forward: list[bytes | None] = []
         self._totals: dict[str, int] = {}
         self._versioned: list[Versioned] = []
@@ -194,9 +208,14 @@ class AuditStage:
                 continue
             self._forward.append(line)
         self.unsafe_batches += 1
-        eager = self._submit is not None and not self._pending and len(self.rows) >= EAGER_ROWS
-        if eager or len(self.rows) >= self.batch_records or self.clock() - self._since >= self.batch_seconds:
+        size = self._sent + len(self.rows)
+        eager = self._submit is not None and not self._pending and size >= EAGER_ROWS
+        if eager or size >= self.batch_records or self.clock() - self._since >= self.batch_seconds:
             self._commit(out, dead, wait=self._submit is None)
+        elif self._ahead is not None and len(self.rows) >= PART_ROWS:
+            self._ahead(self.rows)
+            self._sent += len(self.rows)
+            self.rows = Rows()
 
     def _add_versioned(self, key: Identity, record: dict[str, Any] | MetricLine, line: bytes,
                        now: str) -> None:
@@ -283,7 +302,7 @@ class AuditStage:
             self._release_oldest(out, dead)
         rows, self.rows = self.rows, Rows()
         done: Future[Conflicts] = Future()
-        if not rows:
+        if not (rows or self._sent):
             done.set_result({})
         elif self._submit is not None:
             done = self._submit(rows)
@@ -295,6 +314,7 @@ class AuditStage:
         self._pending.append(Pending(done, self._forward, self._dead, self._mirror, self._versioned,
                                     self.unsafe_batches - sum(p.batches for p in self._pending)))
         self._forward, self._dead, self._mirror, self._versioned, self._totals = [], [], [], [], {}
+        self._sent = 0
 
     def _release_oldest(self, out: list[bytes], dead: list[bytes]) -> None:
         """Wait for the oldest batch in flight to commit, then log it and let its lines go.
@@ -314,14 +334,14 @@ class AuditStage:
                 later.batches = 0
         else:
             self.unsafe_batches -= batch.batches
-        mirror = [line for line in batch.mirror if line is not None]
+        mirror = _kept(batch.mirror, found) if self.jsonl is not None else []
         if self.jsonl is not None and mirror:
             try:
                 self.jsonl.write(b"\n".join(mirror) + b"\n")
                 self.jsonl.flush()
             except OSError as exc:
                 raise StoreError(f"cannot write {self.jsonl.name}: {exc.strerror}") from None
-        out.extend(line for line in batch.forward if line is not None)
+        out.extend(_kept(batch.forward, found))
         dead.extend(batch.dead)
 
     def idle(self, out: list[bytes], dead: list[bytes]) -> None:

@@ -66,6 +66,7 @@ class PostgresStore:
                              "json_agg(event_id) AS ids FROM trace WHERE metric_id IN ({marks}) "
                              "GROUP BY metric_id) t")
     submit = None               # writes in the caller's thread
+    send_ahead = None
 
     def __init__(self, url: str, *, readonly: bool = False) -> None:
         try:

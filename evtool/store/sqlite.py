@@ -103,6 +103,7 @@ class SqliteStore:
     kind = "sqlite"
     reads_trace = True          # trace rows are needed only for lines holding NUL_ESCAPE
     submit = None               # writes in the caller's thread
+    send_ahead = None
     # by `seq` (as text: JSON's keys are), not through the trace view; one document a query
     trace_by = ("CAST(seq AS TEXT)", TRACES.format(where="metric_seq IN ({marks})"))
     trace_span = TRACES.format(where="metric_seq BETWEEN ? AND ?")
@@ -168,21 +169,39 @@ class SqliteStore:
     def write(self, rows: Rows) -> Conflicts:
         """One transaction for the whole batch; returns once it has committed, with the metrics
         and windows it kept out because a copy with another total was there first."""
+        found = self.write_part(rows)
+        self.commit()
+        return found
+
+    def write_part(self, rows: Rows) -> Conflicts:
+        """Rows into the transaction under way (begun here if none is), not yet committed; on
+        an error the transaction is rolled back whole."""
         by_table = rows.by_table
         found: Conflicts = {}
         try:
-            self.conn.execute("BEGIN IMMEDIATE")
+            if not self.conn.in_transaction:
+                self.conn.execute("BEGIN IMMEDIATE")
             for table, batch in by_table.items():
                 if batch and table not in ("metrics_out", "trace"):
                     found.update(self._insert(table, batch))
             if by_table["metrics_out"]:
                 found.update(self._metrics(by_table["metrics_out"], by_table["trace"]))
-            self.conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise StoreError(f"cannot write {self.path}: {exc}") from None
+            raise self._rolled_back(exc) from None
         return found
+
+    def commit(self) -> None:
+        """Commits the transaction the parts before were written in."""
+        try:
+            if self.conn.in_transaction:
+                self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise self._rolled_back(exc) from None
+
+    def _rolled_back(self, exc: sqlite3.Error) -> StoreError:
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+        return StoreError(f"cannot write {self.path}: {exc}")
 
     def _insert(self, table: str, batch: list[tuple[Any, ...]]) -> Conflicts:
         """Rows already there are left alone; only when some were (rarely) are totals compared."""

@@ -1,9 +1,10 @@
 """audit's SQLite writes in a process of their own, so they overlap with reading the next batch.
 
 A writer *thread* does not overlap: Python's lock is needed to bind every row, and the reading
-thread holds it, so a million events took 22 s to insert instead of 5. The process gets each
-batch as one marshal frame over a pipe and answers once it has committed: `k` and the batch's
-conflicts (marshal), or `e` and the error.
+thread holds it, so a million events took 22 s to insert instead of 5. The process gets a batch
+as marshal frames over a pipe: `p` and rows written into the open transaction as they come (the
+batch's parts, sent while audit reads the rest), then `c` and its last rows; it answers each
+`c` once it has committed: `k` and the batch's conflicts (marshal), or `e` and the error.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class SqliteWriter:
         """Commit `rows` in one transaction after the batches submitted before; the future is
         done once it has committed (or failed)."""
         done: Future[Conflicts] = Future()
-        frame = marshal.dumps(rows.by_table)
+        frame = b"c" + marshal.dumps(rows.by_table)
         with self._lock:
             if self._stopped is not None:
                 done.set_exception(self._stopped)
@@ -72,6 +73,11 @@ class SqliteWriter:
                 self._waiting.append(done)
                 self._frames.put(frame)
         return done
+
+    def send_ahead(self, rows: Rows) -> None:
+        """Rows of the next batch `submit` takes, written as they arrive; that batch's future
+        says whether they committed."""
+        self._frames.put(b"p" + marshal.dumps(rows.by_table))
 
     def write(self, rows: Rows) -> Conflicts:
         """One transaction for the whole batch; returns once it has committed."""
@@ -110,10 +116,10 @@ class SqliteWriter:
 
 
 def serve(path: str, source: IO[bytes], sink: IO[bytes]) -> None:
-    """Commit each batch that arrives and say so. A signal is for the audit process, which
-    stops reading, lets the batch in hand commit and then closes the pipe. After a batch fails,
-    the batches sent behind it get the same answer and are not written: nothing commits past
-    a gap."""
+    """Write each part that arrives, commit each batch and say so. A signal is for the audit
+    process, which stops reading, lets the batch in hand commit and then closes the pipe. After
+    a batch fails, the batches sent behind it get the same answer and are not written: nothing
+    commits past a gap. A batch whose commit never comes (audit died) is rolled back."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
@@ -124,15 +130,22 @@ def serve(path: str, source: IO[bytes], sink: IO[bytes]) -> None:
     try:
         send(sink, b"")
         failed = b""
+        found: Conflicts = {}
         while (frame := receive(source)) is not None:
+            last = frame[:1] == b"c"
             if not failed:
-                by_table: dict[str, list[tuple[Any, ...]]] = marshal.loads(frame)
+                by_table: dict[str, list[tuple[Any, ...]]] = marshal.loads(memoryview(frame)[1:])
                 try:
-                    send(sink, b"k" + marshal.dumps(store.write(Rows(by_table))))
+                    found.update(store.write_part(Rows(by_table)))
+                    if last:
+                        store.commit()
+                        send(sink, b"k" + marshal.dumps(found))
+                        found = {}
                     continue
                 except StoreError as exc:
                     failed = b"e" + (str(exc).encode() or b"cannot write")
-            send(sink, failed)
+            if last:
+                send(sink, failed)
     except BrokenPipeError:
         pass                    # audit is gone: what committed stays, nothing more comes
     finally:
