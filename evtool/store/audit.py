@@ -9,7 +9,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import orjson
 
@@ -40,10 +40,11 @@ def _json(value: Any) -> str:
 VERSIONED = ("metric", "window")
 # With a writer, a batch this large starts committing as soon as the writer is idle.
 EAGER_ROWS = 50_000
-# A writer that takes rows ahead gets a batch in parts of this many rows while audit reads on...
+# A writer that takes rows ahead gets a batch in parts of this many rows while audit reads on,
+# where batches last no longer than AHEAD_SECONDS (--batch-seconds): the transaction, open from
+# the first part, holds SQLite's write lock, which another audit writing the same file waits for
+# (up to its busy timeout of 10 s).
 PART_ROWS = 10_000
-# ... where the batch's transaction, open from its first part, stays open no longer than this
-# (another audit writing the same file waits for it, up to SQLite's busy timeout of 10 s).
 AHEAD_SECONDS = 2.0
 
 
@@ -70,7 +71,7 @@ def _event_row(roles: Roles, ev: dict[str, Any], line: bytes, now: str) -> tuple
 
 def _kept(lines: list[bytes | None], found: Conflicts) -> list[bytes]:
     """A batch's lines but the copies its commit kept out (None): only a conflict makes one."""
-    return [line for line in lines if line is not None] if found else lines  # type: ignore[return-value]
+    return [line for line in lines if line is not None] if found else cast(list[bytes], lines)
 
 
 @dataclass

@@ -76,8 +76,9 @@ class SqliteWriter:
 
     def send_ahead(self, rows: Rows) -> None:
         """Rows of the next batch `submit` takes, written as they arrive; that batch's future
-        says whether they committed."""
-        self._frames.put(b"p" + marshal.dumps(rows.by_table))
+        says whether they committed (once the process has stopped, it fails)."""
+        if self._stopped is None:
+            self._frames.put(b"p" + marshal.dumps(rows.by_table))
 
     def write(self, rows: Rows) -> Conflicts:
         """One transaction for the whole batch; returns once it has committed."""
