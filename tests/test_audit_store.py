@@ -300,3 +300,43 @@ def test_a_batch_reaches_the_writer_in_parts_as_audit_reads_it(tmp_path, monkeyp
     parts = 1000 // 120 if batch_seconds <= audit.AHEAD_SECONDS else 0     # 4 input batches a part
     assert writer.calls == ["part"] * parts + ["commit"]
     assert rows(tmp_path / "p.db", "SELECT count(*) FROM events_in") == [(1000,)]
+
+
+def stored(db: Path) -> list[list[tuple]]:
+    """Every table's rows but the clock's columns."""
+    return [rows(db, sql) for sql in (
+        "SELECT event_id, raw, ts_us FROM events_in ORDER BY event_id",
+        "SELECT metric_id, total, raw FROM metrics_out ORDER BY metric_id",
+        "SELECT metric_id, event_id FROM trace ORDER BY metric_id, event_id",
+        "SELECT window_id, raw FROM windows ORDER BY window_id",
+        "SELECT deadletter_id, reason, record FROM deadletters ORDER BY deadletter_id")]
+
+
+def test_parts_sent_ahead_change_nothing_audit_stores_or_forwards(tmp_path, monkeypatch) -> None:
+    """Conflicts, dead letters and duplicates land the same whether a batch's rows went ahead in
+    parts (1 s batches) or all at its commit (5 s batches)."""
+    from tests.test_audit import _metric_and_other, upstream
+
+    first, other = _metric_and_other(8)
+    lines = upstream(3000, 4).splitlines()
+    data = b"\n".join([*lines[:2500], first, b"{not json", *lines[2500:], other, first]) + b"\n"
+    monkeypatch.setattr(audit, "PART_ROWS", 50)
+    sent, real = tmp_path / "parts", SqliteWriter.send_ahead
+
+    def counted(self: SqliteWriter, rows_: Rows) -> None:
+        with open(sent, "a") as log:
+            log.write(f"{len(rows_)}\n")
+        real(self, rows_)
+
+    monkeypatch.setattr(SqliteWriter, "send_ahead", counted)
+    results, parts = [], []
+    for seconds in ("1", "5"):
+        db = tmp_path / f"{seconds}.db"
+        result = run(["audit", "--db", str(db), "--batch-seconds", seconds, "--batch-records", "1500",
+                      "-q"], stdin=data)
+        assert result.returncode == 0, result.stderr
+        results.append((result.stdout, stored(db)))
+        parts.append(len(sent.read_text().split()) if sent.exists() else 0)
+    assert parts[0] > 0 and parts[1] == parts[0]        # parts went ahead of 1 s batches only
+    assert results[0] == results[1]
+    assert b'"reason":"conflict"' in results[0][0] and b'"reason":"json"' in results[0][0]
