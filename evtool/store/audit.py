@@ -100,8 +100,9 @@ class AuditStage:
                  roles: Roles | None = None) -> None:
         """`reader`: the pack's whole-line reader (linereader): such events are not parsed.
         `overlap`: a batch commits while the next one is read, and a store with `submit` (the
-        SQLite writer process) holds two, the second queued behind the first (lines still go
-        out only once committed, in order)."""
+        SQLite writer process) holds two, the second queued behind the first, and takes a short
+        batch's rows ahead in parts as they are read (lines still go out only once committed,
+        in order)."""
         self.store = store
         # how a batch commits alongside reading: None (not at all), the store's own pipeline
         # (two in flight), or a thread of audit's (one)
