@@ -284,7 +284,7 @@ class InProcessWriter:
 @pytest.mark.parametrize("batch_seconds", [1.0, 5.0])
 def test_a_batch_reaches_the_writer_in_parts_as_audit_reads_it(tmp_path, monkeypatch, batch_seconds) -> None:
     """Rows go ahead in parts (where the batch's transaction would stay open briefly), yet every
-    line goes out only once its batch has committed, and the database is the same."""
+    line goes out only once its batch has committed, and every event is stored."""
     monkeypatch.setattr(audit, "PART_ROWS", 100)
     lines = gen_lines(1000, 5).splitlines()
     writer = InProcessWriter(SqliteStore(str(tmp_path / "p.db")))
