@@ -25,7 +25,8 @@ from evtool.schemas import load_pack
 from evtool.transports.base import TransportError
 from evtool.transports.frames import HEAD, FrameReader
 from evtool.transports.readahead import ReadAheadSource
-from evtool.transports.stdio import FdSource
+from evtool.transports.ring import RING_BYTES, Place, Ring
+from evtool.transports.stdio import CHUNK, FdSource
 from tests.conftest import checker
 from tests.conftest import run as run_cli
 
@@ -251,7 +252,7 @@ def test_a_stopped_and_continued_child_sends_every_batch_whole(tmp_path) -> None
     assert all(as_worked(prepared, lines, fields) for lines, prepared in batches)
 
 
-def test_the_child_holds_the_input_and_its_frames_only(tmp_path) -> None:
+def test_the_child_holds_the_input_and_its_pipes_only(tmp_path) -> None:
     """The child is a fork of the stage: a copy of the stage's stdout or of any file it had open
     would keep whoever reads them waiting for an end that never comes while the child lives."""
     path = tmp_path / "in.ndjson"
@@ -265,8 +266,8 @@ def test_the_child_holds_the_input_and_its_frames_only(tmp_path) -> None:
                 for fd in os.listdir(f"/proc/{source._child.pid}/fd")}
         assert held[0] == held[1] == os.devnull
         assert str(path) in held.values() and str(tmp_path / "other") not in held.values()
-        assert set(held) - {0, 1, 2, source.inner.fd} == {max(held)}     # the frames' pipe
-        assert held[max(held)].startswith("pipe:")
+        pipes = set(held) - {0, 1, 2, source.inner.fd}     # the frames', and the ring's words
+        assert len(pipes) == 2 and all(held[fd].startswith("pipe:") for fd in pipes)
         assert drain(source)
     finally:
         os.close(other)
@@ -301,3 +302,35 @@ def test_frames_come_whole_however_the_pipe_cuts_them(payloads: list[bytes], cut
     finally:
         os.close(read_end)
     assert got == payloads
+
+
+@pytest.mark.parametrize("ring_bytes", [RING_BYTES, 3 * CHUNK // 2, 1000])
+def test_lines_cross_in_shared_memory_wherever_the_ring_has_room(tmp_path, monkeypatch,
+                                                                 ring_bytes: int) -> None:
+    """Each batch's lines cross in the ring, not the frames' pipe: with room for a few batches,
+    for barely one (the child waits for the stage to copy the one before out), and for none (a
+    batch larger than the ring goes in its frame). The stage reads the same lines every way."""
+    taken: list[int] = []
+    take = Ring.take
+
+    def counted(ring: Ring, place: Place) -> list[bytes]:
+        taken.append(place[1])
+        return take(ring, place)
+
+    monkeypatch.setattr(Ring, "take", counted)
+    path = tmp_path / "in.ndjson"
+    path.write_bytes(b"\n".join(LINES * 40) + b"\n")
+    fields = LineFields(READER)
+    source = ReadAheadSource(FdSource(os.open(path, os.O_RDONLY), CAP, "test", owned=True), fields,
+                             ring_bytes)
+    try:
+        batches = drain(source)
+    finally:
+        source.close()
+    assert len(batches) > 5
+    assert [line for lines, _ in batches for line in lines] == plain_lines(path)
+    assert all(as_worked(prepared, lines, fields) for lines, prepared in batches)
+    if ring_bytes > CHUNK:
+        assert len(taken) == len(batches)
+    else:
+        assert taken == []

@@ -4,11 +4,12 @@ work on each batch while the stage is still busy with the batches before.
 The child is a fork of the stage, taken before the stage opens its outputs: it starts with the
 work and the modules already in memory (a fresh interpreter spent 50 ms importing them while the
 stage waited), reads the same descriptor, splits and cuts lines exactly as `FdSource` does, and
-sends each batch with its work's result in frames (transports.frames) of marshal payloads. The
-stage reads nothing itself; when it waits for the child (the child is the slower), the child
-sends the batch under way with the work done so far and the stage does the rest, so the two
-share the work. If the child dies, a regular file is read on from where its last batch ended; a
-pipe cannot be, so the stage fails saying so, rather than lose what the child had read."""
+sends each batch with its work's result in frames (transports.frames) of marshal payloads, the
+lines themselves in shared memory (transports.ring). The stage reads nothing itself; when it
+waits for the child (the child is the slower), the child sends the batch under way with the work
+done so far and the stage does the rest, so the two share the work. If the child dies, a regular
+file is read on from where its last batch ended; a pipe cannot be, so the stage fails saying so,
+rather than lose what the child had read."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from typing import Any
 
 from evtool.transports.base import Batch, Source, TransportError
 from evtool.transports.frames import FrameReader, send
+from evtool.transports.ring import RING_BYTES, Ring
 from evtool.transports.stdio import FdSource, widen_pipe
 
 Work = Callable[[list[bytes]], list[Any]]
@@ -67,7 +69,7 @@ def _only(keep: set[int]) -> None:
     os.closerange(low, os.sysconf("SC_OPEN_MAX"))
 
 
-def _serve(fd: int, cap: int, work: Work, out_fd: int, parent: int, idle: mmap.mmap) -> None:
+def _serve(fd: int, cap: int, work: Work, out_fd: int, parent: int, idle: mmap.mmap, ring: Ring) -> None:
     """The child: batches of `fd` and `work`'s result for each, in frames on `out_fd`. Once the
     stage is `idle` (it waits for the child), a batch goes with the work done so far and the stage
     does the rest while the child reads on: the slower of the two no longer sets the pace."""
@@ -75,11 +77,11 @@ def _serve(fd: int, cap: int, work: Work, out_fd: int, parent: int, idle: mmap.m
         signal.signal(stop, signal.SIG_DFL)         # the stage's own handlers are for the stage
     signal.signal(signal.SIGINT, signal.SIG_IGN)    # Ctrl-C reaches the group: the stage decides
     _die_with_parent(parent)
-    _only({fd, out_fd})
+    _only({fd, out_fd, ring.as_child()})
     widen_pipe(out_fd)
     source = FdSource(fd, cap, "input")
     regular = stat.S_ISREG(os.fstat(fd).st_mode)
-    with open(out_fd, "wb", buffering=0) as out, contextlib.suppress(BrokenPipeError):
+    with open(out_fd, "wb", buffering=0) as out, contextlib.suppress(BrokenPipeError, EOFError):
         while True:
             try:
                 batch = source.read()
@@ -90,7 +92,8 @@ def _serve(fd: int, cap: int, work: Work, out_fd: int, parent: int, idle: mmap.m
                 send(out, marshal.dumps(None))
                 return
             lines = batch.lines
-            send(out, marshal.dumps((lines, _until_idle(work, lines, idle),
+            done = _until_idle(work, lines, idle)
+            send(out, marshal.dumps((ring.put(lines) or lines, done,
                                      source.position() if regular else None)))
 
 
@@ -104,7 +107,7 @@ def _until_idle(work: Work, lines: list[bytes], idle: mmap.mmap) -> list[Any]:
     return done
 
 
-def _fork_child(fd: int, cap: int, work: Work, idle: mmap.mmap) -> tuple[int, int]:
+def _fork_child(fd: int, cap: int, work: Work, idle: mmap.mmap, ring: Ring) -> tuple[int, int]:
     """(pid, read end of its frames) of a child serving `fd`; it never returns into the stage."""
     parent = os.getpid()
     read_end, write_end = os.pipe()
@@ -119,7 +122,7 @@ def _fork_child(fd: int, cap: int, work: Work, idle: mmap.mmap) -> tuple[int, in
     if pid == 0:
         status = 0
         try:
-            _serve(fd, cap, work, write_end, parent, idle)
+            _serve(fd, cap, work, write_end, parent, idle, ring)
         except BaseException:
             with contextlib.suppress(BaseException):
                 traceback.print_exc()
@@ -129,6 +132,7 @@ def _fork_child(fd: int, cap: int, work: Work, idle: mmap.mmap) -> tuple[int, in
             os._exit(status)
     gc.unfreeze()
     os.close(write_end)
+    ring.as_stage()
     return pid, read_end
 
 
@@ -150,7 +154,7 @@ class ReadAheadSource(Source):
     """An `FdSource` read by a child process, which also runs `work` on every batch;
     `prepared(lines)` is that result while `lines` is the batch last returned."""
 
-    def __init__(self, inner: FdSource, work: Work) -> None:
+    def __init__(self, inner: FdSource, work: Work, ring_bytes: int = RING_BYTES) -> None:
         self.inner = inner
         self.description = inner.description
         self._ended = False
@@ -160,7 +164,13 @@ class ReadAheadSource(Source):
         self._resume = inner.position() if self._extent is not None else None
         self._fallback: FdSource | None = None
         self._idle = mmap.mmap(-1, 1)       # shared with the child: the stage waits for a frame
-        pid, frames = _fork_child(inner.fd, inner.cap, work, self._idle)
+        self._ring = Ring(ring_bytes)
+        try:
+            pid, frames = _fork_child(inner.fd, inner.cap, work, self._idle, self._ring)
+        except OSError:
+            self._ring.close()
+            self._idle.close()
+            raise
         self._child: _Child | None = _Child(pid, frames)
         self._frames = FrameReader(frames)
         widen_pipe(frames)
@@ -209,7 +219,8 @@ class ReadAheadSource(Source):
             return None
         if message[0] == "error":
             raise TransportError(message[1])
-        lines, result, self._resume = message
+        where, result, self._resume = message
+        lines = where if type(where) is list else self._ring.take(where)
         self._last = (lines, result)
         return Batch(lines)
 
@@ -232,6 +243,7 @@ class ReadAheadSource(Source):
     def close(self) -> None:
         self._stop()
         self._idle.close()
+        self._ring.close()
         self.inner.close()
 
 
