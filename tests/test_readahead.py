@@ -307,9 +307,9 @@ def test_frames_come_whole_however_the_pipe_cuts_them(payloads: list[bytes], cut
 @pytest.mark.parametrize("ring_bytes", [RING_BYTES, 3 * CHUNK // 2, 1000])
 def test_lines_cross_in_shared_memory_wherever_the_ring_has_room(tmp_path, monkeypatch,
                                                                  ring_bytes: int) -> None:
-    """Each batch's lines cross in the ring, not the frames' pipe: with room for a few batches,
-    for barely one (the child waits for the stage to copy the one before out), and for none (a
-    batch larger than the ring goes in its frame). The stage reads the same lines every way."""
+    """Each batch's lines cross in the ring, not the frames' pipe: with room for two batches, for
+    one (a batch's room is free only once the stage has copied the one before out), and for none
+    (a batch larger than the ring goes in its frame). The stage reads the same lines every way."""
     taken: list[int] = []
     take = Ring.take
 
