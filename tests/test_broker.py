@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import sqlite3
 import subprocess
 import time
@@ -17,31 +16,10 @@ import pika
 import pytest
 
 from tests.conftest import START, evtool_cmd, gen_lines, rabbitmqctl, records, run
+from tests.stages import Stage, Timeline, evidence
 
 pytestmark = pytest.mark.broker
 GEN = ["--count", "50000", "--seed", "21", "--start", START, "--duplicates", "0.02", "--rate", "5000"]
-
-
-class Stage:
-    """One evtool process on the broker, restartable, its stderr kept in a file."""
-
-    def __init__(self, tmp: Path, name: str, *args: str, env: dict) -> None:
-        self.args, self.env, self.log = args, env, tmp / f"{name}.log"
-        self.proc: subprocess.Popen | None = None
-        self.start()
-
-    def start(self) -> None:
-        with open(self.log, "ab") as err:
-            self.proc = subprocess.Popen(evtool_cmd(*self.args), stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL, stderr=err, env=self.env)
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=60)
 
 
 def expected_events() -> set[str]:
@@ -62,26 +40,32 @@ def db_state(db: Path) -> tuple[int, int]:
         return 0, 0
 
 
-def wait_for(db: Path, want: int, timeout: float, during=None) -> tuple[int, int]:
+def wait_for(db: Path, want: int, timeout: float, during=None,
+             timeline: Timeline | None = None) -> tuple[int, int]:
+    """(events stored, events traced) once both are `want`, or when `timeout` runs out; each
+    change goes into the `timeline`."""
     deadline = time.monotonic() + timeout
     state = (0, 0)
     while time.monotonic() < deadline:
-        state = db_state(db)
+        was, state = state, db_state(db)
         if during is not None:
             during(state)
+        if timeline is not None and state != was:
+            timeline(f"stored and traced: {state}")
         if state == (want, want):
             return state
         time.sleep(0.5)
     return state
 
 
-def pipeline(tmp: Path, url: str, idle_flush: str = "2") -> tuple[dict, Path]:
+def pipeline(tmp: Path, url: str, idle_flush: str = "2", *aggregating: str) -> tuple[dict, Path]:
+    """validate, aggregate (with `aggregating` options) and audit on the broker at `url`."""
     env = {**os.environ, "EVTOOL_AMQP_URL": url}
     db = tmp / "audit.db"
     stages = {
         "validate": Stage(tmp, "validate", "validate", "-i", "amqp", "-o", "amqp", env=env),
         "aggregate": Stage(tmp, "aggregate", "aggregate", "-i", "amqp", "-o", "amqp",
-                           "--idle-flush", idle_flush, env=env),
+                           "--idle-flush", idle_flush, *aggregating, env=env),
         "audit": Stage(tmp, "audit", "audit", "-i", "amqp", "--db", str(db), env=env),
     }
     return stages, db
@@ -125,20 +109,25 @@ def test_sigkill_validate_and_aggregate_twice_each_loses_nothing(vhost, tmp_path
 
 @pytest.mark.exclusive
 def test_broker_restart_midway_is_survived(vhost, tmp_path) -> None:
+    """A failure shows each stage's log and the test's steps on one clock, and aggregate's dead
+    letters in brief (a late event says which window it missed and why)."""
     want = expected_events()
     # An outage longer than --idle-flush closes aggregate's open windows, and the events still
     # in flight then arrive late (seen: 17,252 late on a slow day with 2 s): longer than the
     # restart takes, so this test sees reconnection alone.
-    stages, db = pipeline(tmp_path, vhost, idle_flush="30")
-    gen = subprocess.Popen(evtool_cmd("gen", *GEN, "-o", "amqp", "-q"),      # ~10 s, paced
-                           env={**os.environ, "EVTOOL_AMQP_URL": vhost})
-    time.sleep(3)
-    rabbitmqctl("stop_app")
-    time.sleep(2)
-    rabbitmqctl("start_app")
-    rabbitmqctl("await_startup")
-    assert gen.wait(timeout=180) == 0
-    assert wait_for(db, len(want), 180) == (len(want), len(want))
+    stages, db = pipeline(tmp_path, vhost, "30", "--dead-letter", str(tmp_path / "aggregate-dead.ndjson"))
+    gen = Stage(tmp_path, "gen", "gen", *GEN, "-o", "amqp", env={**os.environ, "EVTOOL_AMQP_URL": vhost})
+    step = Timeline(tmp_path)
+    time.sleep(3)                                               # ~10 s of events, paced
+    for action in ("stop_app", "sleep", "start_app", "await_startup"):
+        step(action)
+        if action == "sleep":
+            time.sleep(2)
+        else:
+            rabbitmqctl(action)
+    step("the broker is up")
+    assert gen.wait(180) == 0, evidence(tmp_path)
+    assert wait_for(db, len(want), 180, timeline=step) == (len(want), len(want)), evidence(tmp_path)
     finish(stages, tmp_path)
     log = (tmp_path / "validate.log").read_text()
     assert "lost the connection" in log and "restored" in log     # it noticed, and came back

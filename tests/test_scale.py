@@ -12,7 +12,7 @@ import pytest
 
 from evtool.transports.amqp.topology import partition_queue
 from tests.conftest import PG, START, consuming, evtool_cmd, gen_lines, psql, records, run
-from tests.test_broker import Stage
+from tests.stages import Stage
 
 pytestmark = pytest.mark.broker
 GEN = ["--count", "100000", "--seed", "31", "--start", START, "--duplicates", "0.02", "--rate", "10000"]
@@ -68,7 +68,7 @@ def stop_all(stages: dict[str, Stage], tmp) -> None:
     for stage in stages.values():
         stage.proc.send_signal(signal.SIGTERM)
     for name, stage in stages.items():
-        assert stage.proc.wait(timeout=60) == 143, (tmp / f"{name}.log").read_text()
+        assert stage.wait(60) == 143, (tmp / f"{name}.log").read_text()
         assert "Traceback" not in (tmp / f"{name}.log").read_text()
 
 
