@@ -35,7 +35,7 @@ if [ ${#fast[@]} -gt 0 ]; then
   exec .venv/bin/python -m pytest -p no:cacheprovider --durations=15 "${fast[@]}" "$@"
 fi
 # Every test owns its vhost, database, port, tmux server and files, so they share the cores;
-# the two that restart the shared broker run alone afterwards. Exit 5 is "nothing selected here".
+# the tests that restart the shared broker run alone afterwards. Exit 5 is "nothing selected here".
 pass() { .venv/bin/python -m pytest -p no:cacheprovider --durations=15 "$@" || { s=$?; [ $s = 5 ] || return $s; }; }
 status=0
 pass -n auto -m "not exclusive" "$@" || status=$?

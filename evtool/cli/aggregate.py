@@ -40,7 +40,8 @@ from evtool.schemas import derived_schemas
 @option("--dedupe-horizon", type=SECONDS, default=86400.0, show_default=True,
         help="Seconds of event time an event_id is remembered.")
 @option("--idle-flush", type=SECONDS, default=None,
-        help="Close open windows after this many wall seconds with no input [default: 2x window].")
+        help="Close open windows after this many wall seconds with no input (a broker outage, "
+             "and the 10 s after it, are not quiet) [default: 2x window].")
 @option("--alert-threshold", type=Finite(min=0, max=1e6, min_open=True), default=5.0,
         show_default=True,
         help="Alert when a (region, source) count stands this many deviations above its baseline.")
@@ -93,5 +94,5 @@ def aggregate(
               quiet=quiet, max_line_bytes=max_line_bytes,
               connect_timeout=connect_timeout, prefetch=prefetch,
               metrics_port=metrics_port, partitions=partitions, partition=partition,
-              idle_after=idle_flush if idle_flush is not None else 2 * window, pack=pack,
-              wrap_source=ahead.wrap)
+              idle_after=idle_flush if idle_flush is not None else 2 * window,
+              idle_waits_for_upstream=True, pack=pack, wrap_source=ahead.wrap)

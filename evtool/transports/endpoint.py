@@ -33,3 +33,4 @@ class Endpoint:
     files: tuple[str, ...] = ()            # input files read one after another (FILE... arguments)
     roles: Roles = field(default_factory=Roles)     # where events keep source, id and region
     raw_body: bool = False                 # a dead-letter side that sends the rejected bytes as they came
+    upstream_grace: bool = False           # a restored input is not quiet while upstream reconnects

@@ -11,7 +11,8 @@ from evtool.transports.endpoint import Endpoint, Side
 def open_amqp_source(end: Endpoint, max_line_bytes: int) -> Source:
     target = resolve(end.spec, end.amqp_url, end.stage, Side.IN, end.partitions, end.partition,
                      end.wire)
-    return AmqpSource(target, end.stage, end.prefetch, end.connect_timeout, end.wire.binary)
+    return AmqpSource(target, end.stage, end.prefetch, end.connect_timeout, end.wire.binary,
+                      end.upstream_grace)
 
 
 def open_amqp_sink(end: Endpoint) -> Sink:

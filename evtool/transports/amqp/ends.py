@@ -14,7 +14,7 @@ from evtool.console import speaker
 from evtool.core.records import parse, raw_body
 from evtool.core.roles import RoleError, Roles
 from evtool.core.wire import Binary, Wire
-from evtool.transports.amqp.link import Delivery, Link, Outgoing
+from evtool.transports.amqp.link import UPSTREAM_GRACE, Delivery, Link, Outgoing
 from evtool.transports.amqp.topology import AmqpTarget
 from evtool.transports.base import Batch, Sink, Source
 
@@ -40,11 +40,14 @@ class AmqpSource(Source):
     redelivers = True
 
     def __init__(self, target: AmqpTarget, stage: str, prefetch: int, connect_timeout: float,
-                 binary: Binary | None = None) -> None:
+                 binary: Binary | None = None, upstream_grace: bool = False) -> None:
+        """`upstream_grace`: a quiet read (`read(timeout)` giving no lines) waits, after a
+        reconnect, until the stages upstream have had time to come back too."""
         self.description = target.shown
         self._log = speaker(stage)
         self.link = Link(target, consume=True, prefetch=prefetch, connect_timeout=connect_timeout,
-                         log=self._log, binary=binary)
+                         log=self._log, binary=binary,
+                         grace=UPSTREAM_GRACE if upstream_grace else 0.0)
         # (generation, last tag, lines, each line's tag) of what is read and not acked
         self._read: deque[tuple[int, int, list[bytes], list[int]]] = deque()
         self._just_acked: tuple[int, list[bytes]] = (0, [])

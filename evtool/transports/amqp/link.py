@@ -30,6 +30,15 @@ from evtool.transports.base import TransportError
 WINDOW = 10_000
 MAX_PREFETCH = 65_535          # basic.qos prefetch_count is 16 bits; past it, 0 means unlimited
 FATAL_REPLY_CODES = {403, 404, 406}
+MAX_PAUSE = 5.0                 # the longest wait between two attempts to connect or publish
+# After an outage every stage comes back on its own schedule: an input restored before the stage
+# upstream of it is empty, not quiet, until that stage has waited out its pause and published.
+UPSTREAM_GRACE = 2 * MAX_PAUSE
+
+
+def pause(attempt: int) -> float:
+    """Seconds before retry number `attempt`: doubling from 0.25, at most MAX_PAUSE."""
+    return min(0.25 * (1 << min(attempt, 5)), MAX_PAUSE)
 
 
 class Outgoing(NamedTuple):
@@ -50,11 +59,13 @@ class Link:
     """A connection with one channel for the side it serves (consume or publish)."""
 
     def __init__(self, target: AmqpTarget, *, consume: bool, prefetch: int, connect_timeout: float,
-                 log: Callable[[str], None], binary: Binary | None = None) -> None:
+                 log: Callable[[str], None], binary: Binary | None = None, grace: float = 0.0) -> None:
         """`binary`: how a message in a binary mode (attributes in headers) is read as the
-        structured event it stands for (the pack's wire.json)."""
+        structured event it stands for (the pack's wire.json). `grace`: seconds a restored
+        connection waits before its input may count as quiet (UPSTREAM_GRACE)."""
         self.target = target
         self.binary = binary
+        self.grace = grace
         self.consume = consume
         self.prefetch = prefetch
         self.connect_timeout = connect_timeout
@@ -85,7 +96,7 @@ class Link:
         self._as_found: set[str] = set()
         self._nack_attempt = 0
         self._hold = False
-        self._up_since: float | None = None
+        self._quiet_from: float | None = None       # when a connected input may count as quiet
         self._attempt = 0
         self._thread = threading.Thread(target=self._run, name="amqp-io", daemon=True)
 
@@ -118,8 +129,9 @@ class Link:
 
     def take(self, limit: int, timeout: float) -> list[Delivery]:
         """Up to `limit` deliveries of the current connection; [] after `timeout` idle seconds
-        while connected (an input that is down is not quiet: aggregate must not flush for it).
-        Deliveries from before a reconnect are dropped: the broker redelivers them."""
+        while connected (an input that is down is not quiet: aggregate must not flush for it;
+        nor is one restored less than `grace` seconds ago). Deliveries from before a reconnect
+        are dropped: the broker redelivers them."""
         deadline = time.monotonic() + timeout
         while True:
             self._raise_if_failed()
@@ -127,11 +139,11 @@ class Link:
                 first = self.inbox.get(timeout=max(0.0, min(0.5, deadline - time.monotonic())))
             except queue.Empty:
                 self._starving()
-                now, up = time.monotonic(), self._up_since
+                now, quiet_from = time.monotonic(), self._quiet_from
                 if now >= deadline:
-                    if up is not None and now - up >= timeout:
+                    if quiet_from is not None and now - quiet_from >= timeout:
                         return []
-                    deadline = (up or now) + timeout
+                    deadline = (quiet_from or now) + timeout
                 continue
             got = [first]
             with contextlib.suppress(queue.Empty):
@@ -199,7 +211,7 @@ class Link:
 
     def _retry(self, why: str, opening: bool = False) -> None:
         self._ready.clear()
-        self._up_since = None
+        self._quiet_from = None
         with self._cond:
             self.generation += 1           # from now on, acks of earlier deliveries are void
         self._ch = None
@@ -213,7 +225,7 @@ class Link:
             self._fail(f"broker unreachable at {self.target.shown} for {self.connect_timeout:g} s "
                        f"({why})")
             return
-        delay = min(0.25 * 2 ** min(self._attempt, 5), 5.0)
+        delay = pause(self._attempt)
         what = "cannot connect to" if opening else "lost the connection to"
         self.log(f"{what} the broker at {self.target.shown} ({redact(why)}); "
                  f"retrying in {delay:.1f} s (attempt {self._attempt})")
@@ -311,14 +323,15 @@ class Link:
             self._unconfirmed.clear()
         self._seq = 0
         self._delivered_tag = self._acked_tag = 0
+        self._quiet_from = time.monotonic()
         if self._failing_since is not None:
+            self._quiet_from += self.grace
             self.log(f"broker connection to {self.target.shown} restored")
             if self.consume and not self.target.topology.queue:
                 self.log("this stage taps the exchange with a queue of its own, which went with the "
                          "connection: what was published meanwhile is not seen here")
         self._failing_since = None
         self._attempt = 0
-        self._up_since = time.monotonic()
         self._ready.set()
         self._pump()
 
@@ -426,7 +439,7 @@ class Link:
         if self._hold:
             return
         self._nack_attempt += 1
-        delay = min(0.25 * 2 ** min(self._nack_attempt, 5), 5.0)
+        delay = pause(self._nack_attempt)
         self.log(f"the broker refused {count} message(s) (basic.nack); publishing again in "
                  f"{delay:.1f} s")
         self._hold = True
