@@ -1,9 +1,12 @@
-"""After a broker outage every stage reconnects on its own schedule: what that does to the answer."""
+"""A broker that goes away or holds its publishers: what the stages do, and say, meanwhile."""
 
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 import time
+from pathlib import Path
 
 import pika
 import pytest
@@ -56,3 +59,43 @@ def test_an_input_restored_before_the_stage_feeding_it_is_not_quiet(vhost, tmp_p
     windows = [r for r in got if r["kind"] == "window"]
     distinct = {r["event_id"] for r in records(b"\n".join(lines))}
     assert [w["total"] for w in windows] == [len(distinct)], evidence(tmp_path)
+
+
+def memory_watermark() -> list[str]:
+    """The broker's memory high watermark, as rabbitmqctl's setter takes it."""
+    shown = subprocess.run(["rabbitmqctl", "-q", "eval", "vm_memory_monitor:get_vm_memory_high_watermark()."],
+                           capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+    absolute = re.fullmatch(r"\{absolute,\s*(\d+)\}", shown)
+    return ["absolute", absolute[1]] if absolute else [shown]
+
+
+def said(log: Path, text: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline, f"{text!r} never said: {log.read_text()}"
+        time.sleep(0.1)
+
+
+@pytest.mark.exclusive
+def test_a_resource_alarm_is_said_when_it_blocks_publishing_and_when_it_lifts(vhost, tmp_path) -> None:
+    """A broker low on memory holds every publisher: validate says so instead of stalling without
+    a word, says when the alarm lifts, and then forwards every event once."""
+    conn, ch, lines = backlog(vhost, gen_lines(2000, 5).splitlines())
+    watermark = memory_watermark()
+    try:
+        rabbitmqctl("set_vm_memory_high_watermark", "0.000001")
+        validate = Stage(tmp_path, "validate", "validate", "-i", "amqp", "-o", "amqp",
+                         env={**os.environ, "EVTOOL_AMQP_URL": vhost})
+        said(validate.log, "blocks publishing (low on memory)")
+        assert ch.queue_declare("forwarded", passive=True).method.message_count == 0
+    finally:
+        rabbitmqctl("set_vm_memory_high_watermark", *watermark)
+    said(validate.log, "lifted its alarm: publishing again")
+    deadline = time.monotonic() + 60
+    while ch.queue_declare("forwarded", passive=True).method.message_count < len(lines):
+        assert time.monotonic() < deadline, evidence(tmp_path)
+        time.sleep(0.1)
+    assert validate.stop() == 143, evidence(tmp_path)
+    assert sorted(r["event_id"] for r in drain(ch, "forwarded")) == sorted(
+        r["event_id"] for r in records(b"\n".join(lines)))
+    conn.close()

@@ -245,7 +245,19 @@ class Link:
         self._retry(_describe(reason))
 
     def _on_open(self, conn: Any) -> None:
+        conn.add_on_connection_blocked_callback(self._on_blocked)
+        conn.add_on_connection_unblocked_callback(self._on_unblocked)
         conn.channel(on_open_callback=self._on_channel)
+
+    def _on_blocked(self, _conn: Any, frame: Any) -> None:
+        """A broker in a resource alarm holds every publisher: without a word the stage would
+        seem hung."""
+        reason = getattr(frame.method, "reason", "") or "a resource alarm"
+        self.log(f"the broker at {self.target.shown} blocks publishing ({reason}): waiting for "
+                 "it to lift its alarm (rabbitmqctl status lists it)")
+
+    def _on_unblocked(self, _conn: Any, _frame: Any) -> None:
+        self.log(f"the broker at {self.target.shown} lifted its alarm: publishing again")
 
     def _on_channel(self, ch: Any) -> None:
         ch.add_on_close_callback(self._on_channel_closed)
