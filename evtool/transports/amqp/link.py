@@ -12,7 +12,6 @@ import contextlib
 import queue
 import threading
 import time
-from collections import OrderedDict, deque
 from collections.abc import Callable
 from functools import partial
 from typing import Any, NamedTuple
@@ -24,10 +23,10 @@ from pika.spec import Basic
 
 from evtool.core.binarymode import structured
 from evtool.core.wire import Binary, Binding
+from evtool.transports.amqp.outbox import Outbox, Outgoing
 from evtool.transports.amqp.topology import AmqpTarget, redact
 from evtool.transports.base import TransportError
 
-WINDOW = 10_000
 MAX_PREFETCH = 65_535          # basic.qos prefetch_count is 16 bits; past it, 0 means unlimited
 FATAL_REPLY_CODES = {403, 404, 406}
 MAX_PAUSE = 5.0                 # the longest wait between two attempts to connect or publish
@@ -39,13 +38,6 @@ UPSTREAM_GRACE = 2 * MAX_PAUSE
 def pause(attempt: int) -> float:
     """Seconds before retry number `attempt`: doubling from 0.25, at most MAX_PAUSE."""
     return min(0.25 * (1 << min(attempt, 5)), MAX_PAUSE)
-
-
-class Outgoing(NamedTuple):
-    exchange: str
-    key: str
-    body: bytes
-    props: pika.BasicProperties
 
 
 class Delivery(NamedTuple):
@@ -80,10 +72,7 @@ class Link:
         self._fatal: str | None = None
         self._requested = 0
         self._confirmed = 0
-        self._pending: deque[Outgoing] = deque()
-        self._unconfirmed: OrderedDict[int, Outgoing] = OrderedDict()
-        self._nacked: dict[int, Outgoing] = {}      # refused, to publish again in their order
-        self._seq = 0
+        self.outbox = Outbox()
         self._delivered_tag = 0
         self._acked_tag = 0
         self.unroutable = 0             # returned for a key nobody need be bound to: dropped
@@ -330,10 +319,7 @@ class Link:
 
     def _up(self) -> None:
         self._declaring = ""
-        with self._cond:
-            self._publish_again({**self._unconfirmed, **self._nacked})
-            self._unconfirmed.clear()
-        self._seq = 0
+        self.outbox.reconnected()
         self._delivered_tag = self._acked_tag = 0
         self._quiet_from = time.monotonic()
         if self._failing_since is not None:
@@ -395,44 +381,30 @@ class Link:
                 self._ch.basic_ack(tag)
 
     def _enqueue(self, messages: list[Outgoing]) -> None:
-        self._pending.extend(messages)
+        self.outbox.add(messages)
         self._pump()
 
     def _pump(self) -> None:
         ch = self._ch
         if ch is None or not self._ready.is_set() or not ch.is_open or self._hold:
             return
-        pending, unconfirmed = self._pending, self._unconfirmed
-        while pending and len(unconfirmed) < WINDOW:
-            msg = pending.popleft()
+        take = self.outbox.take
+        while (msg := take()) is not None:
             try:
                 ch.basic_publish(msg.exchange, msg.key, msg.body, msg.props, mandatory=True)
             except Exception as exc:
                 self._fail(f"cannot publish to {self.target.shown}: {_describe(exc)}")
                 return
-            self._seq += 1
-            unconfirmed[self._seq] = msg
 
     def _on_confirm(self, frame: Any) -> None:
         method = frame.method
-        tags: list[int] = []
-        if method.multiple:
-            for tag in self._unconfirmed:
-                if tag > method.delivery_tag:
-                    break
-                tags.append(tag)
-        elif method.delivery_tag in self._unconfirmed:
-            tags.append(method.delivery_tag)
         if isinstance(method, Basic.Nack):
-            for tag in tags:
-                self._nacked[tag] = self._unconfirmed.pop(tag)
-            self._refused(len(tags))
+            self._refused(self.outbox.refuse(method.delivery_tag, method.multiple))
             return
         self._nacked_since = None
-        for tag in tags:
-            del self._unconfirmed[tag]
+        confirmed = self.outbox.confirm(method.delivery_tag, method.multiple)
         with self._cond:
-            self._confirmed += len(tags)
+            self._confirmed += confirmed
             self._cond.notify_all()
         self._pump()
 
@@ -459,14 +431,8 @@ class Link:
 
     def _resume(self) -> None:
         self._hold = False
-        self._publish_again(self._nacked)
+        self.outbox.send_refused_again()
         self._pump()
-
-    def _publish_again(self, by_seq: dict[int, Outgoing]) -> None:
-        """Put messages back at the head of what is to be published, in the order they were
-        first published: a reconnect must not reorder a stream (a late event downstream)."""
-        self._pending.extendleft(by_seq[seq] for seq in sorted(by_seq, reverse=True))
-        self._nacked = {}
 
     def _shutdown(self) -> None:
         self._closing = True

@@ -1,0 +1,83 @@
+"""What a publishing link owes the broker: messages waiting to go, sent and not yet confirmed,
+refused. Pure state, so that the order a reconnect or a refusal keeps is tested without one."""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from typing import NamedTuple
+
+import pika
+
+WINDOW = 10_000                 # messages sent and not yet confirmed, at most
+
+
+class Outgoing(NamedTuple):
+    exchange: str
+    key: str
+    body: bytes
+    props: pika.BasicProperties
+
+
+class Outbox:
+    """Messages by the delivery tag the channel gives them (1, 2, ... per channel, as publisher
+    confirms count): a confirm settles them, a refusal (basic.nack) keeps them to send again."""
+
+    def __init__(self, window: int = WINDOW) -> None:
+        self.window = window
+        self.pending: deque[Outgoing] = deque()
+        self.unconfirmed: OrderedDict[int, Outgoing] = OrderedDict()
+        self.refused: dict[int, Outgoing] = {}
+        self._tag = 0
+
+    def add(self, messages: list[Outgoing]) -> None:
+        self.pending.extend(messages)
+
+    def take(self) -> Outgoing | None:
+        """The next message to send, counted as sent (its tag the channel's next), or None when
+        nothing waits or the window is full."""
+        if not self.pending or len(self.unconfirmed) >= self.window:
+            return None
+        message = self.pending.popleft()
+        self._tag += 1
+        self.unconfirmed[self._tag] = message
+        return message
+
+    def _answered(self, tag: int, multiple: bool) -> list[int]:
+        if not multiple:
+            return [tag] if tag in self.unconfirmed else []
+        tags: list[int] = []
+        for sent in self.unconfirmed:
+            if sent > tag:
+                break
+            tags.append(sent)
+        return tags
+
+    def confirm(self, tag: int, multiple: bool) -> int:
+        """The broker has the message `tag` (and every one before it, if `multiple`): how many
+        that settled."""
+        tags = self._answered(tag, multiple)
+        for sent in tags:
+            del self.unconfirmed[sent]
+        return len(tags)
+
+    def refuse(self, tag: int, multiple: bool) -> int:
+        """The broker refused `tag` (and those before it, if `multiple`): kept to send again."""
+        tags = self._answered(tag, multiple)
+        for sent in tags:
+            self.refused[sent] = self.unconfirmed.pop(sent)
+        return len(tags)
+
+    def send_refused_again(self) -> None:
+        """The refused messages back at the head of what waits, in the order first sent."""
+        self._requeue(self.refused)
+
+    def reconnected(self) -> None:
+        """A new channel numbers from 1 again: everything not confirmed goes back at the head
+        of what waits, in the order first sent (a reconnect must not reorder a stream)."""
+        self._requeue({**self.unconfirmed, **self.refused})
+        self.unconfirmed.clear()
+        self._tag = 0
+
+    def _requeue(self, by_tag: dict[int, Outgoing]) -> None:
+        self.pending.extendleft(by_tag[tag] for tag in sorted(by_tag, reverse=True))
+        self.refused = {}
