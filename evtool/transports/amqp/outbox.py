@@ -4,6 +4,8 @@ refused. Pure state, so that the order a reconnect or a refusal keeps is tested 
 from __future__ import annotations
 
 from collections import OrderedDict, deque
+from collections.abc import Iterable
+from operator import itemgetter
 from typing import NamedTuple
 
 import pika
@@ -18,29 +20,39 @@ class Outgoing(NamedTuple):
     props: pika.BasicProperties
 
 
+# a message and its place in the stream (the order it was added, so the order first sent)
+Entry = tuple[int, Outgoing]
+_PLACE = itemgetter(0)
+
+
 class Outbox:
     """Messages by the delivery tag the channel gives them (1, 2, ... per channel, as publisher
-    confirms count): a confirm settles them, a refusal (basic.nack) keeps them to send again."""
+    confirms count): a confirm settles them, a refusal (basic.nack) keeps them to send again.
+    Whatever goes again goes by its place in the stream, not by the tag it last had: a message
+    refused and sent again carries a later tag than one sent after it the first time."""
 
     def __init__(self, window: int = WINDOW) -> None:
         self.window = window
-        self.pending: deque[Outgoing] = deque()
-        self.unconfirmed: OrderedDict[int, Outgoing] = OrderedDict()
-        self.refused: dict[int, Outgoing] = {}
+        self.pending: deque[Entry] = deque()
+        self.unconfirmed: OrderedDict[int, Entry] = OrderedDict()
+        self.refused: dict[int, Entry] = {}
         self._tag = 0
+        self._added = 0
 
     def add(self, messages: list[Outgoing]) -> None:
-        self.pending.extend(messages)
+        start = self._added
+        self._added += len(messages)
+        self.pending.extend(enumerate(messages, start))
 
     def take(self) -> Outgoing | None:
         """The next message to send, counted as sent (its tag the channel's next), or None when
         nothing waits or the window is full."""
         if not self.pending or len(self.unconfirmed) >= self.window:
             return None
-        message = self.pending.popleft()
+        entry = self.pending.popleft()
         self._tag += 1
-        self.unconfirmed[self._tag] = message
-        return message
+        self.unconfirmed[self._tag] = entry
+        return entry[1]
 
     def _answered(self, tag: int, multiple: bool) -> list[int]:
         if not multiple:
@@ -68,16 +80,25 @@ class Outbox:
         return len(tags)
 
     def send_refused_again(self) -> None:
-        """The refused messages back at the head of what waits, in the order first sent."""
-        self._requeue(self.refused)
+        """The refused messages back among what waits, in the order first sent."""
+        self._requeue(self.refused.values())
 
     def reconnected(self) -> None:
-        """A new channel numbers from 1 again: everything not confirmed goes back at the head
-        of what waits, in the order first sent (a reconnect must not reorder a stream)."""
-        self._requeue({**self.unconfirmed, **self.refused})
+        """A new channel numbers from 1 again: everything not confirmed goes back among what
+        waits, in the order first sent (a reconnect must not reorder a stream)."""
+        self._requeue([*self.unconfirmed.values(), *self.refused.values()])
         self.unconfirmed.clear()
         self._tag = 0
 
-    def _requeue(self, by_tag: dict[int, Outgoing]) -> None:
-        self.pending.extendleft(by_tag[tag] for tag in sorted(by_tag, reverse=True))
+    def _requeue(self, entries: Iterable[Entry]) -> None:
+        """`entries` back before every message never sent, merged by place with those sent
+        before and waiting to go again."""
+        back = list(entries)
         self.refused = {}
+        if not back:
+            return
+        pending, last = self.pending, max(map(_PLACE, back))
+        while pending and pending[0][0] < last:
+            back.append(pending.popleft())
+        back.sort(key=_PLACE)
+        pending.extendleft(reversed(back))
