@@ -22,15 +22,16 @@ pytestmark = pytest.mark.broker
 def test_an_input_restored_before_the_stage_feeding_it_is_not_quiet(vhost, tmp_path) -> None:
     """aggregate may reconnect seconds before validate does (each waits out its own pause between
     attempts, up to 5 s): an `--idle-flush` shorter than that gap must not close the window the
-    events still to come belong to. Here the second half of a window's events is published 3 s
-    after aggregate is back, with --idle-flush 1: one window of every event, none late, and the
-    window still comes out once the input stays quiet."""
+    events still to come belong to. Here the second half of a window's events is published 7 s
+    after aggregate is back, with --idle-flush 4 (longer than the quiet before the restart, the
+    time rabbitmqctl takes to start): one window of every event, none late, and the window still
+    comes out once the input stays quiet."""
     lines = gen_lines(3000, 12, "--rate", "100").splitlines()       # 30 s of one 60 s window
     first, second = lines[:1500], lines[1500:]
     dead, step = tmp_path / "aggregate-dead.ndjson", Timeline(tmp_path)
     conn, ch, _ = backlog(vhost, first, "processing_exchange", "aggregator_queue", "analytics_exchange")
     aggregate = Stage(tmp_path, "aggregate", "aggregate", "-i", "amqp", "-o", "amqp", "--window", "60",
-                      "--idle-flush", "1", "--no-alerts", "--dead-letter", str(dead),
+                      "--idle-flush", "4", "--no-alerts", "--dead-letter", str(dead),
                       env={**os.environ, "EVTOOL_AMQP_URL": vhost})
     deadline = time.monotonic() + 60
     while ch.queue_declare("aggregator_queue", passive=True).method.message_count:
@@ -42,7 +43,7 @@ def test_an_input_restored_before_the_stage_feeding_it_is_not_quiet(vhost, tmp_p
         rabbitmqctl(action)
     consuming(vhost, {"aggregator_queue": 1})
     step("aggregate consumes again; validate is still waiting out its pause")
-    time.sleep(3)
+    time.sleep(7)
     conn = pika.BlockingConnection(pika.URLParameters(vhost))
     ch = conn.channel()
     for line in second:
