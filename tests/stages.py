@@ -10,13 +10,15 @@ import time
 from pathlib import Path
 from typing import IO
 
+import orjson
+
 from tests.conftest import evtool_cmd
 
 
 def stamp() -> bytes:
     """The wall-clock time a line of a timeline starts with (HH:MM:SS.mmm)."""
     now = time.time()
-    return time.strftime("%H:%M:%S", time.localtime(now)).encode() + b".%03d " % (now % 1 * 1000)
+    return time.strftime("%H:%M:%S", time.localtime(now)).encode() + b".%03d " % int(now % 1 * 1000)
 
 
 class Stage:
@@ -79,8 +81,6 @@ def evidence(tmp: Path, limit: int = 60) -> str:
 
 def letters(path: Path) -> str:
     """A dead-letter file in brief: how many of each reason, and the first and last one's error."""
-    import orjson
-
     by_reason: dict[str, list[str]] = {}
     for line in path.read_bytes().splitlines():
         letter = orjson.loads(line)
