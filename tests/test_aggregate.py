@@ -290,6 +290,28 @@ def test_ids_and_times_a_schema_spells_as_fixed_places_are_read_without_a_second
     assert read_so == parsed
 
 
+def test_an_upper_case_uuid_is_counted_folded_by_a_pack_whose_ids_are_free_strings() -> None:
+    """CloudEvents' ids are any string, so its reader takes no id to be a UUID: an id that is one
+    in upper case is still the lower-case id the parsing path, dedupe and audit use, in every
+    metric's trace as in the window's."""
+    from evtool.core.linereader import field_reader
+    from tests.conftest import gen_lines
+
+    pack = load_pack("cloudevents")
+    reader = field_reader(pack)
+    assert reader is not None and not reader.uuid_ids
+    lines = gen_lines(400, 6, "--pack", "cloudevents", "--rate", "40").splitlines()
+    ids = [orjson.loads(line)["id"] for line in lines]
+    lines = [line.replace(ids[at].encode(), ids[at].upper().encode()) if at % 2 else line
+             for at, line in enumerate(lines)]
+    lines.append(lines[1].replace(ids[1].upper().encode(), ids[1].encode()))     # a duplicate
+    read_so, parsed = both_ways(pack, reader, lines)
+    assert read_so == parsed
+    traced = [i for x in read_so[0] if b'"kind":"metric"' in x
+              for i in orjson.loads(x)["input_event_ids"]]
+    assert sorted(traced) == sorted(ids)
+
+
 def test_no_reader_where_a_matched_line_could_be_a_derived_record(tmp_path: Path) -> None:
     """The stages pass a derived record on rather than count it: a pack whose event lines could
     be one (a `kind` among the envelope's fields, or a foreign shape asking only for fields an
