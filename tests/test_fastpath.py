@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evtool.core.derived import DerivedChecker
+from evtool.core.linereader import field_reader
 from evtool.core.validation import EventValidator
 from evtool.schemas import builtin_packs, derived_schemas, load_pack
 from tests.conftest import run
@@ -174,3 +175,38 @@ def _checker() -> DerivedChecker:
     if not _CHECKERS:
         _CHECKERS.append(DerivedChecker(derived_schemas()))
     return _CHECKERS[0]
+
+
+_READERS = {pack: field_reader(load_pack(pack)) for pack in PACKS}
+READ = [pack for pack, reader in _READERS.items() if reader is not None]
+
+
+@settings(max_examples=600, deadline=None)
+@given(pack=st.sampled_from(READ), pick=st.integers(0, 10**6), changes=st.lists(
+    st.tuples(st.integers(0, 10**6), st.one_of(JSON, st.just(DROP))), max_size=1),
+    flips=st.lists(st.integers(0, 600), max_size=40),
+    edits=st.lists(st.tuples(st.integers(0, 600), st.sampled_from(EDITS), st.integers(0, 3)), max_size=1))
+def test_aggregate_reads_a_line_without_parsing_only_as_parsing_reads_it(
+        pack: str, pick: int, changes: list, flips: list, edits: list) -> None:
+    """Whatever aggregate's whole-line reader takes from a line (id, region, source, instant,
+    dedupe key) is what the parsing path takes from the same line: ids in either case, any edit."""
+    from evtool.core.fields import LineFields, event_fields
+    from evtool.core.records import parse
+
+    reader = _READERS[pack]
+    assert reader is not None
+    made = _MADE[pack]
+    event = orjson.loads(made[pick % len(made)])
+    for where, value in changes:
+        paths = _paths(event)
+        event = _changed(event, paths[where % len(paths)], value) if paths else event
+    line = bytearray(orjson.dumps(event))
+    for at in flips:                          # letters in the other case: hex digits, names, zones
+        at = at % len(line)
+        line[at:at + 1] = bytes(line[at:at + 1]).swapcase()
+    for at, text, cut in edits:
+        at = min(at, len(line))
+        line[at:at + cut] = text
+    got = LineFields(reader)([bytes(line)])[0]
+    if got is not None:
+        assert got == event_fields(parse(bytes(line)), reader.roles), bytes(line)
