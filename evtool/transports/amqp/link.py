@@ -13,7 +13,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from functools import partial
 from typing import Any, NamedTuple
 
 import pika
@@ -22,7 +21,8 @@ from pika.exceptions import ChannelClosedByBroker, ProbableAccessDeniedError, Pr
 from pika.spec import Basic
 
 from evtool.core.binarymode import structured
-from evtool.core.wire import Binary, Binding
+from evtool.core.wire import Binary
+from evtool.transports.amqp.declare import Declarations
 from evtool.transports.amqp.outbox import Outbox, Outgoing
 from evtool.transports.amqp.topology import AmqpTarget, redact
 from evtool.transports.base import TransportError
@@ -65,7 +65,7 @@ class Link:
         self.ioloop = IOLoop()
         self.generation = 0
         self.reconnects = 0
-        self.queue_name = target.topology.queue or ""
+        self.declarations = Declarations(target.topology, consume)
         self.inbox: queue.SimpleQueue[Delivery] = queue.SimpleQueue()
         self._cond = threading.Condition()
         self._ready = threading.Event()
@@ -81,8 +81,6 @@ class Link:
         self._closing = False
         self._failing_since: float | None = None
         self._nacked_since: float | None = None
-        self._declaring = ""
-        self._as_found: set[str] = set()
         self._nack_attempt = 0
         self._hold = False
         self._quiet_from: float | None = None       # when a connected input may count as quiet
@@ -252,73 +250,11 @@ class Link:
         ch.add_on_close_callback(self._on_channel_closed)
         ch.add_on_cancel_callback(self._on_cancelled)
         ch.add_on_return_callback(self._on_return)
-        topo = self.target.topology
-        steps: list[Callable[..., Any]] = []
-        for exchange in topo.exchanges:
-            if exchange and exchange not in self._as_found:
-                steps.append(partial(self._declare_exchange, ch, exchange, topo.kind_of(exchange)))
-        for ring in topo.hash_exchanges:
-            steps.append(partial(ch.exchange_declare, ring, exchange_type="x-consistent-hash",
-                                 durable=True, arguments={"hash-header": "region"}))
-        for destination, source in topo.exchange_bindings:
-            steps.append(partial(ch.exchange_bind, destination, source, routing_key="#"))
-        for name in topo.queues:
-            if name not in self._as_found:
-                steps.append(partial(self._declare_queue, ch, name))
-        if self.consume and not topo.queue:
-            steps.append(partial(self._declare_private, ch))
-        for binding in topo.bindings:
-            steps.append(partial(self._bind, ch, binding))
-        if self.consume:
-            # channel-wide (global) so that raising it later applies to the running consumer
-            steps.append(partial(ch.basic_qos, prefetch_count=self.prefetch, global_qos=True))
-            steps.append(partial(self._consume, ch))
-        else:
-            steps.append(partial(ch.confirm_delivery, self._on_confirm))
         self._ch = ch
-        self._chain(steps, self._up)
-
-    def _declare_private(self, ch: Any, callback: Callable[[Any], None]) -> None:
-        def named(frame: Any) -> None:
-            self.queue_name = frame.method.queue
-            callback(frame)
-
-        ch.queue_declare("", exclusive=True, auto_delete=True, callback=named)
-
-    def _bind(self, ch: Any, binding: Binding, callback: Callable[[Any], None]) -> None:
-        # a private queue's name is known only once it is declared
-        ch.queue_bind(binding.queue or self.queue_name, binding.exchange, routing_key=binding.key,
-                      callback=callback)
-
-    def _consume(self, ch: Any, callback: Callable[[Any], None]) -> None:
-        names = [self.queue_name, *self.target.topology.also_consume]
-
-        def next_one(frame: Any = None) -> None:
-            if not names:
-                callback(frame)
-                return
-            ch.basic_consume(names.pop(0), self._on_message, auto_ack=False, callback=next_one)
-
-        next_one()
-
-    def _declare_exchange(self, ch: Any, name: str, kind: str, callback: Callable[[Any], None]) -> None:
-        self._declaring = name
-        ch.exchange_declare(name, exchange_type=kind, durable=True, callback=callback)
-
-    def _declare_queue(self, ch: Any, name: str, callback: Callable[[Any], None]) -> None:
-        self._declaring = name
-        ch.queue_declare(name, durable=True, callback=callback)
-
-    def _chain(self, steps: list[Callable[..., Any]], last: Callable[[], None]) -> None:
-        """Run declarations one after another, each from the previous one's reply."""
-        if not steps:
-            last()
-            return
-        first, rest = steps[0], steps[1:]
-        first(callback=lambda _frame: self._chain(rest, last))
+        self.declarations.run(ch, prefetch=self.prefetch, on_message=self._on_message,
+                              on_confirm=self._on_confirm, done=self._up)
 
     def _up(self) -> None:
-        self._declaring = ""
         self.outbox.reconnected()
         self._delivered_tag = self._acked_tag = 0
         self._quiet_from = time.monotonic()
@@ -334,11 +270,12 @@ class Link:
         self._pump()
 
     def _on_channel_closed(self, _ch: Any, reason: BaseException) -> None:
+        declaring, found = self.declarations.declaring, self.declarations.as_found
         if (isinstance(reason, ChannelClosedByBroker) and reason.reply_code == 406
-                and self._declaring and self._declaring not in self._as_found and not self._ready.is_set()):
+                and declaring and declaring not in found and not self._ready.is_set()):
             # declared by someone else with other settings: use it as it is, on a new channel
-            self.log(f"{self._declaring!r} exists with other settings; using it as it is")
-            self._as_found.add(self._declaring)
+            self.log(f"{declaring!r} exists with other settings; using it as it is")
+            found.add(declaring)
             if self._conn is not None and self._conn.is_open:
                 self._conn.channel(on_open_callback=self._on_channel)
             return
@@ -350,8 +287,8 @@ class Link:
     def _on_cancelled(self, _frame: Any) -> None:
         """The broker ended the consumer (its queue deleted, a failover): connect again, which
         declares the queue anew and consumes from it, rather than wait on nothing for ever."""
-        self.log(f"the broker cancelled the consumer of {self.queue_name!r} (queue deleted, or a "
-                 "failover): connecting again")
+        self.log(f"the broker cancelled the consumer of {self.declarations.queue_name!r} (queue "
+                 "deleted, or a failover): connecting again")
         if not self._closing and self._conn is not None and self._conn.is_open:
             self._conn.close()
 
