@@ -25,6 +25,7 @@ from evtool.runtime.ahead import Ahead
 from evtool.runtime.loop import ExitStatus
 from evtool.runtime.stage import run_stage
 from evtool.schemas import derived_schemas
+from evtool.transports.backoff import UPSTREAM_GRACE
 
 
 @click.command()
@@ -41,7 +42,7 @@ from evtool.schemas import derived_schemas
         help="Seconds of event time an event_id is remembered.")
 @option("--idle-flush", type=SECONDS, default=None,
         help="Close open windows after this many wall seconds with no input (a broker outage, "
-             "and the 10 s after it, are not quiet) [default: 2x window].")
+             f"and the {UPSTREAM_GRACE:g} s after it, are not quiet) [default: 2x window].")
 @option("--alert-threshold", type=Finite(min=0, max=1e6, min_open=True), default=5.0,
         show_default=True,
         help="Alert when a (region, source) count stands this many deviations above its baseline.")
@@ -95,4 +96,4 @@ def aggregate(
               connect_timeout=connect_timeout, prefetch=prefetch,
               metrics_port=metrics_port, partitions=partitions, partition=partition,
               idle_after=idle_flush if idle_flush is not None else 2 * window,
-              idle_waits_for_upstream=True, pack=pack, wrap_source=ahead.wrap)
+              upstream_grace=True, pack=pack, wrap_source=ahead.wrap)

@@ -121,7 +121,7 @@ def run_stage(
     connect_timeout: float,
     prefetch: int,
     idle_after: float | None = None,
-    idle_waits_for_upstream: bool = False,
+    upstream_grace: bool = False,
     metrics_port: int | None = None,
     partitions: int = 1,
     partition: int = 0,
@@ -132,7 +132,7 @@ def run_stage(
 ) -> ExitStatus:
     """Build the processor (bad settings are usage errors), open both sides, run to the end.
     `wrap_source` may put the opened source behind another (aggregate reads ahead); no output
-    may overwrite the input or a file the stage `keeps`. `idle_waits_for_upstream`: a broker input
+    may overwrite the input or a file the stage `keeps`. `upstream_grace`: a broker input
     restored after an outage is not idle until the stages feeding it have had time to come back
     (aggregate, whose idle flush would close windows their events still belong to)."""
     writes = {"--output": output_spec, "--dead-letter": dead_letter_spec or "", **(also_writes or {})}
@@ -145,7 +145,7 @@ def run_stage(
     try:
         inp = Endpoint(input_spec, amqp_url, Side.IN, stage, prefetch, connect_timeout, partitions,
                        partition, pack.wire, input_files, pack.roles,
-                       upstream_grace=idle_waits_for_upstream)
+                       upstream_grace=upstream_grace)
         source = open_source(inp, max_line_bytes)
         if wrap_source is not None:
             source = wrap_source(source)

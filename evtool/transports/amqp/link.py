@@ -25,19 +25,11 @@ from evtool.core.wire import Binary
 from evtool.transports.amqp.declare import Declarations
 from evtool.transports.amqp.outbox import Outbox, Outgoing
 from evtool.transports.amqp.topology import AmqpTarget, redact
+from evtool.transports.backoff import pause
 from evtool.transports.base import TransportError
 
 MAX_PREFETCH = 65_535          # basic.qos prefetch_count is 16 bits; past it, 0 means unlimited
 FATAL_REPLY_CODES = {403, 404, 406}
-MAX_PAUSE = 5.0                 # the longest wait between two attempts to connect or publish
-# After an outage every stage comes back on its own schedule: an input restored before the stage
-# upstream of it is empty, not quiet, until that stage has waited out its pause and published.
-UPSTREAM_GRACE = 2 * MAX_PAUSE
-
-
-def pause(attempt: int) -> float:
-    """Seconds before retry number `attempt`: doubling from 0.25, at most MAX_PAUSE."""
-    return min(0.25 * (1 << min(attempt, 5)), MAX_PAUSE)
 
 
 class Delivery(NamedTuple):
