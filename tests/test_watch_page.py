@@ -166,7 +166,7 @@ def test_live_page_draws_charts_and_updates_in_place(live: int, size: tuple[int,
 def test_markup_in_the_data_is_shown_as_text_never_run(tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
-    from tests.test_hostile import HOSTILE_ALERT, HOSTILE_WINDOW
+    from tests.test_hostile_exposure import HOSTILE_ALERT, HOSTILE_WINDOW
 
     executable = browser_or_skip()
     src = tmp_path / "hostile.ndjson"
