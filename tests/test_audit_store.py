@@ -142,7 +142,10 @@ def test_ctrl_c_ends_audit_and_its_writer_with_everything_forwarded_stored(tmp_p
         proc = subprocess.Popen(evtool_cmd("audit", "--db", str(db), "-q", "--batch-records", "20000"),
                                 stdin=src, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 start_new_session=True)
-        time.sleep(3)
+        deadline = time.monotonic() + 120
+        while not (db.exists() and stored_events(db)):      # a batch committed: Ctrl-C lands mid-run
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
         writers = children(proc.pid)
         os.killpg(proc.pid, signal.SIGINT)              # as the terminal does: the whole group
         out, err = proc.communicate(timeout=60)

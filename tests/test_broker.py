@@ -15,7 +15,7 @@ import orjson
 import pika
 import pytest
 
-from tests.conftest import START, evtool_cmd, gen_lines, rabbitmqctl, records, run
+from tests.conftest import START, consuming, evtool_cmd, gen_lines, rabbitmqctl, records, run
 from tests.stages import Stage, Timeline, evidence
 
 pytestmark = pytest.mark.broker
@@ -352,7 +352,7 @@ def test_sigterm_at_twenty_random_moments_emits_each_window_once_and_whole(vhost
 def test_unreadable_and_huge_messages_are_dead_lettered_once(vhost, tmp_path) -> None:
     env = {**os.environ, "EVTOOL_AMQP_URL": vhost}
     validate = Stage(tmp_path, "validate", "validate", "-i", "amqp", "-o", "amqp", env=env)
-    time.sleep(2)
+    consuming(vhost, {"validator_queue": 1})
     conn = pika.BlockingConnection(pika.URLParameters(vhost))
     ch = conn.channel()
     ch.basic_publish("events_exchange", "security.incident", b"this is not json")
@@ -393,8 +393,10 @@ def test_password_not_in_the_process_title(tmp_path) -> None:
     secret = "t1tle-secret"
     proc = subprocess.Popen(evtool_cmd("validate", "-i", f"amqp://guest:{secret}@127.0.0.1:5999/x?queue=q",
                                        "--connect-timeout", "5"), stderr=subprocess.DEVNULL)
-    time.sleep(1.5)
-    cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
+    deadline = time.monotonic() + 60
+    while not (cmdline := Path(f"/proc/{proc.pid}/cmdline").read_bytes()).startswith(b"evtool "):
+        assert proc.poll() is None and time.monotonic() < deadline, cmdline    # until the title is set
+        time.sleep(0.02)
     proc.kill()
     proc.wait()
     assert secret.encode() not in cmdline and b"***" in cmdline

@@ -69,7 +69,9 @@ def test_a_signal_ends_a_stage_waiting_for_refused_confirms(vhost, sig, status) 
     proc = subprocess.Popen(evtool_cmd("gen", "--count", "20", "--fast", "-o",
                                        f"{vhost}?exchange=full_x", "--connect-timeout", "60"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    time.sleep(2.5)
+    assert proc.stderr is not None
+    first = proc.stderr.readline()          # once it says the broker refused, it waits to resend
+    assert b"basic.nack" in first, first
     proc.send_signal(sig)
     assert proc.wait(timeout=15) == status
     assert b"Traceback" not in proc.stderr.read()
@@ -80,10 +82,12 @@ def test_a_signal_ends_a_stage_that_is_still_connecting(sig, status) -> None:
     proc = subprocess.Popen(evtool_cmd("validate", "-i", "amqp", "--amqp-url",
                                        "amqp://guest:guest@127.0.0.1:1/%2F", "--connect-timeout", "60"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    time.sleep(1.5)
+    assert proc.stderr is not None
+    first = proc.stderr.readline()          # its first retry: connecting, with its handlers set
+    assert b"retrying" in first, first
     proc.send_signal(sig)
     assert proc.wait(timeout=15) == status
-    err = proc.stderr.read()
+    err = first + proc.stderr.read()
     assert b"Traceback" not in err and b"Aborted" not in err
 
 
@@ -172,10 +176,12 @@ def test_ctrl_c_while_replay_connects_is_130(tmp) -> None:
     proc = subprocess.Popen(evtool_cmd("replay", "--db", str(db), "-o", "amqp", "--amqp-url",
                                        "amqp://guest:guest@127.0.0.1:1/%2F", "--connect-timeout", "60"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    time.sleep(1.5)
+    assert proc.stderr is not None
+    first = proc.stderr.readline()          # its first retry: connecting, with its handlers set
+    assert b"retrying" in first, first
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=15) == 130
-    err = proc.stderr.read()
+    err = first + proc.stderr.read()
     assert b"Aborted" not in err and b"Traceback" not in err
 
 
