@@ -241,6 +241,35 @@ def rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=120)
 
 
+def _listed(url: str, what: str, *columns: str) -> list[list[str]]:
+    """`rabbitmqctl list_<what>` of the url's vhost, a row per line."""
+    from urllib.parse import unquote, urlsplit
+
+    out = subprocess.run(["rabbitmqctl", "-q", f"list_{what}", "-p", unquote(urlsplit(url).path[1:]),
+                          *columns], check=True, capture_output=True, text=True, timeout=120).stdout
+    return [line.split("\t") for line in out.splitlines() if "\t" in line]
+
+
+def tapped(url: str, exchange: str, timeout: float = 120) -> None:
+    """Wait until a queue of a stage's own (watch's tap) is bound to `exchange`: what is published
+    before passes it by."""
+    deadline = time.monotonic() + timeout
+    while not any(source == exchange and queue.startswith("amq.gen-")
+                  for source, queue in _listed(url, "bindings", "source_name", "destination_name")):
+        assert time.monotonic() < deadline, f"no queue of a stage's own is bound to {exchange}"
+        time.sleep(0.1)
+
+
+def drained(url: str, *queues: str, timeout: float = 120) -> None:
+    """Wait until `queues` and every queue of a stage's own hold no message, ready or unacked:
+    whatever was published has been taken and acked."""
+    deadline = time.monotonic() + timeout
+    while any(int(count) for name, count in _listed(url, "queues", "name", "messages")
+              if name in queues or name.startswith("amq.gen-")):
+        assert time.monotonic() < deadline, "messages still waiting"
+        time.sleep(0.1)
+
+
 @pytest.fixture
 def vhost() -> Iterator[str]:
     """A RabbitMQ vhost of this test's own (deleted after), as an amqp URL."""

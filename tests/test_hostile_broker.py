@@ -12,7 +12,7 @@ import orjson
 import pika
 import pytest
 
-from tests.conftest import START, evtool_cmd, gen_lines, run
+from tests.conftest import START, drained, evtool_cmd, gen_lines, run, tapped
 
 pytestmark = pytest.mark.broker
 
@@ -138,12 +138,12 @@ def test_a_wrong_password_never_shows(vhost) -> None:
 def test_watch_sees_dead_letters_and_leaves_them_in_their_queue(vhost) -> None:
     watch = subprocess.Popen(evtool_cmd("watch", "-i", "amqp", "--amqp-url", vhost, "--once", "--json", "-q"),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(2)
+    tapped(vhost, "deadletter_exchange")
     validate = subprocess.Popen(evtool_cmd("validate", "-i", "amqp", "-o", "amqp", "--amqp-url", vhost, "-q"),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     made = run(["gen", "--count", "2000", "--invalid", "0.05", "--seed", "12", "--start", START, "--fast",
                 "-o", "amqp", "--amqp-url", vhost], timeout=60)
-    time.sleep(4)
+    drained(vhost, "validator_queue")                  # validated, and the letters taken by watch
     validate.send_signal(signal.SIGTERM)
     assert validate.wait(timeout=30) == 143
     watch.send_signal(signal.SIGTERM)

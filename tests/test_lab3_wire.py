@@ -19,7 +19,7 @@ import orjson
 import pika
 import pytest
 
-from tests.conftest import evtool_cmd, run
+from tests.conftest import drained, evtool_cmd, run, tapped
 from tests.test_packs import FIXTURE, lab3_accepts
 
 pytestmark = pytest.mark.broker
@@ -206,14 +206,14 @@ def test_audit_in_place_of_lab3s_audit(vhost, tmp) -> None:
 def test_watch_shows_lab3s_window_summaries(vhost) -> None:
     lab3_topology(vhost)
     proc = running(vhost, "watch", "-i", "amqp", "--once", "--json")
-    time.sleep(3)
+    tapped(vhost, "analytics_exchange")
     summary = {"type": "window_summary", "window_start_iso": "2026-11-26T13:00:00.123456",
                "window_end_iso": "2026-11-26T13:00:05.2", "total_processed": 7,
                "stats_by_region": {"norte": {"security.incident": 4}, "sur": {"migration.case": 3}}}
     publish(vhost, "analytics_exchange", [("analytics.window", json.dumps(summary).encode())] * 1
             + [("analytics.window", json.dumps({**summary, "window_start_iso": "2026-11-26T13:00:05.2",
                                                 "window_end_iso": "2026-11-26T13:00:10.9"}).encode())])
-    time.sleep(2)
+    drained(vhost)                                      # both taken and acked by watch
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
     assert b"Traceback" not in err
