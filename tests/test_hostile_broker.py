@@ -101,7 +101,7 @@ def test_a_pretty_printed_message_stays_one_record(vhost) -> None:
     conn.close()
     proc = subprocess.Popen(evtool_cmd("watch", "--once", "--json", "-q", "-i", f"{vhost}?queue=pretty_q"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(3)
+    drained(vhost, "pretty_q")
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=15)
     snap = orjson.loads(out)
@@ -112,7 +112,7 @@ def test_a_pretty_printed_message_stays_one_record(vhost) -> None:
     ch.basic_publish("", "pretty_q", orjson.dumps(event, option=orjson.OPT_INDENT_2))
     ch.basic_publish("", "pretty_q", b"not\njson")
     conn.close()
-    time.sleep(3)
+    drained(vhost, "pretty_q")
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=15)
     lines = out.splitlines()

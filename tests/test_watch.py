@@ -131,16 +131,15 @@ def test_metrics_port_of_a_running_stage() -> None:
     data = run(["validate", "-q"], stdin=raw).stdout
     agg.stdin.write(data)
     agg.stdin.flush()
-    time.sleep(1.5)
-    body = b""
-    for _ in range(20):
+    body, deadline = b"", time.monotonic() + 60
+    while time.monotonic() < deadline:      # until the port is up and the stage has read it all
         try:
             body = get(port, "/metrics")[1]
             if b'evtool_records_in_total{stage="aggregate"} 2000.0' in body:
                 break
         except OSError:
             pass
-        time.sleep(0.3)
+        time.sleep(0.05)
     agg.stdin.close()
     agg.wait(timeout=10)
     assert b'evtool_records_in_total{stage="aggregate"} 2000.0' in body
