@@ -55,7 +55,7 @@ class LineFields:
                 key: Key = int(low.replace("-", ""), 16)
             else:
                 key = compact_id(event_id)
-                if type(key) is int:        # a UUID: one spelling, as fold_id gives it
+                if type(key) is int and not event_id.islower():     # a UUID: fold_id's spelling
                     event_id = event_id.lower()
             got.append((event_id, regions.setdefault(region, region), sources.setdefault(source, source),
                         at, key))
