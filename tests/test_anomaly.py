@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from evtool.core.anomaly import AlertConfig, AnomalyDetector
 from tests.alert_measure import measure
@@ -46,9 +50,12 @@ def test_one_burst_does_not_hide_the_next() -> None:
 def test_absent_keys_count_as_zero() -> None:
     det = AnomalyDetector(AlertConfig(warmup=2, min_excess=10))
     feed(det, [20, 20, 20])
-    before = det.keys[("maule", "security.incident")].mean
+    before = det.baseline("maule", "security.incident")
+    assert before is not None and before.windows == 3
+    mean = before.mean
     det.observe(100_000_000, 5, {"aysen": {"migration.case": 1}})        # maule absent: a zero for it
-    assert det.keys[("maule", "security.incident")].mean < before
+    after = det.baseline("maule", "security.incident")
+    assert after is not None and after.mean < mean and after.windows == 4
 
 
 @pytest.mark.slow
@@ -59,3 +66,59 @@ def test_alert_quality_over_thousands_of_windows() -> None:
     quiet = measure(5200, burst_probability=0.0)
     assert quiet["windows"] >= 5000
     assert quiet["alerts"] <= quiet["windows"] / 1000
+
+
+class EagerOracle:
+    """The detector's rule learned eagerly: every known key, every window, a zero when absent."""
+
+    def __init__(self, cfg: AlertConfig) -> None:
+        self.cfg = cfg
+        self.keys: dict[tuple[str, str], list[float]] = {}      # mean, var, windows
+
+    def observe(self, counts: dict[str, dict[str, int]]) -> list[tuple[str, str, int, float, float]]:
+        cfg, alerts = self.cfg, []
+        for region, by_source in counts.items():
+            for source in by_source:
+                self.keys.setdefault((region, source), [0.0, 0.0, 0])
+        for (region, source), base in self.keys.items():
+            count = counts.get(region, {}).get(source, 0)
+            mean, var, windows = base
+            learned = float(count)
+            if count - mean >= cfg.min_excess and windows >= cfg.warmup:
+                spread = max(math.sqrt(var), math.sqrt(mean), 1.0)
+                score = (count - mean) / spread
+                if score >= cfg.threshold:
+                    alerts.append((region, source, count, round(mean, 3), round(score, 2)))
+                    learned = min(learned, mean + cfg.threshold * spread)
+            if windows == 0:
+                base[:] = [learned, 0.0, 1]
+            else:
+                delta = learned - mean
+                base[:] = [mean + cfg.alpha * delta,
+                           (1 - cfg.alpha) * (var + cfg.alpha * delta * delta), windows + 1]
+        return sorted(alerts)
+
+
+KEYS = [(region, source) for region in ("aysen", "maule", "nuble") for source in ("a", "b", "c")]
+WINDOWS = st.lists(st.dictionaries(st.sampled_from(KEYS), st.one_of(
+    st.integers(1, 6), st.integers(30, 200)), max_size=len(KEYS)), min_size=1, max_size=80)
+
+
+@settings(max_examples=300, deadline=None)
+@given(WINDOWS, st.integers(1, 12), st.floats(1.0, 6.0))
+def test_a_key_absent_for_windows_learns_them_as_the_eager_rule_does(
+        windows: list[dict[tuple[str, str], int]], warmup: int, threshold: float) -> None:
+    """Zeros learned late, when a key is seen again, give the same alerts and the same baselines
+    to the bit as learning every key in every window."""
+    cfg = AlertConfig(threshold=threshold, min_excess=10, warmup=warmup)
+    det, oracle = AnomalyDetector(cfg), EagerOracle(cfg)
+    for i, window in enumerate(windows):
+        counts: dict[str, dict[str, int]] = {}
+        for (region, source), n in window.items():
+            counts.setdefault(region, {})[source] = n
+        got = [(a["region"], a["source"], a["count"], a["baseline"], a["score"])
+               for a in det.observe(i * 5_000_000, 5, counts)]
+        assert got == oracle.observe(counts)
+    for (region, source), (mean, var, seen) in oracle.keys.items():
+        base = det.baseline(region, source)
+        assert base is not None and (base.mean, base.var, base.windows) == (mean, var, seen)

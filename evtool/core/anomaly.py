@@ -23,6 +23,7 @@ class Baseline:
     mean: float = 0.0
     var: float = 0.0
     windows: int = 0
+    learned_at: int = 0         # the detector's window number when it last learned
 
 
 @dataclass
@@ -30,31 +31,53 @@ class AnomalyDetector:
     """Per key, an EWMA mean and variance of counts per window. The deviation used is at least
     sqrt(mean) (counts are at least as noisy as Poisson) and 1, so quiet keys do not alert on
     noise. An alerting window enters the baseline clipped to the threshold, so one burst does
-    not teach the detector to ignore the next."""
+    not teach the detector to ignore the next. A key absent from a window counts zero there,
+    learned when it is next seen (a zero never alerts): a window costs its keys, not all keys."""
 
     cfg: AlertConfig = field(default_factory=AlertConfig)
-    keys: dict[tuple[str, str], Baseline] = field(default_factory=dict)
     _by_region: dict[str, dict[str, Baseline]] = field(default_factory=dict, repr=False)
+    _windows: int = 0
+
+    def baseline(self, region: str, source: str) -> Baseline | None:
+        """A key's baseline as of the last window observed, zeros since it was seen included."""
+        base = self._by_region.get(region, {}).get(source)
+        if base is not None:
+            self._learn_zeros(base, self._windows - base.learned_at)
+            base.learned_at = self._windows
+        return base
+
+    def _learn_zeros(self, base: Baseline, missed: int) -> None:
+        """`missed` windows of count zero, each learned as observe learns one."""
+        if missed <= 0:
+            return
+        alpha = self.cfg.alpha
+        keep = 1 - alpha
+        mean, var = base.mean, base.var
+        for _ in range(missed):
+            delta = 0.0 - mean
+            mean = mean + alpha * delta
+            var = keep * (var + alpha * delta * delta)
+        base.mean, base.var = mean, var
+        base.windows += missed
 
     def observe(self, start: int, seconds: float, counts: dict[str, dict[str, int]]
                 ) -> list[dict[str, Any]]:
         """Alerts for one closed window (counts by region, then source); updates the baselines."""
-        cfg, alerts = self.cfg, []
-        keys, by_region = self.keys, self._by_region
+        cfg, alerts, by_region = self.cfg, [], self._by_region
+        self._windows = now = self._windows + 1
+        alpha, threshold, min_excess, warmup = cfg.alpha, cfg.threshold, cfg.min_excess, cfg.warmup
+        keep, sqrt, learn_zeros = 1 - alpha, math.sqrt, self._learn_zeros
         for region, by_source in counts.items():
             known = by_region.get(region)
             if known is None:
                 known = by_region[region] = {}
-            for source in by_source:
-                if source not in known:
-                    known[source] = keys[(region, source)] = Baseline()
-        alpha, threshold, min_excess, warmup = cfg.alpha, cfg.threshold, cfg.min_excess, cfg.warmup
-        keep, sqrt = 1 - alpha, math.sqrt
-        empty: dict[str, int] = {}
-        for region, known in by_region.items():
-            by_source = counts.get(region, empty)
-            for source, base in known.items():
-                count = by_source.get(source, 0)
+            for source, count in by_source.items():
+                base = known.get(source)
+                if base is None:
+                    base = known[source] = Baseline(learned_at=now - 1)
+                elif base.learned_at < now - 1:
+                    learn_zeros(base, now - 1 - base.learned_at)
+                base.learned_at = now
                 mean, learned = base.mean, float(count)
                 # the deviation is at least 1, so no count below mean + min_excess can alert
                 if count - mean >= min_excess and base.windows >= warmup:
