@@ -343,7 +343,7 @@ def test_no_line_fast_path_when_the_envelope_says_more_than_it_can_mirror() -> N
     say anything more, there must be no expression (the compiled schemas judge every line)."""
     import dataclasses
 
-    from evtool.core.lineshape import line_matcher
+    from evtool.core.linematch import line_matcher
 
     pack = load_pack()
     assert line_matcher(pack) is not None

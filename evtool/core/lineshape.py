@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -370,38 +369,10 @@ def _rules(schema: Any) -> dict[str, Any] | None:
     return {k: v for k, v in schema.items() if k not in INERT} if isinstance(schema, dict) else None
 
 
-def _within(value: float, bounds: tuple[tuple[str, float], ...]) -> bool:
+def within(value: float, bounds: tuple[tuple[str, float], ...]) -> bool:
+    """Whether a number of a match lies within the bounds Shape kept for its group."""
     for key, bound in bounds:
         upper, strict = _BOUNDS[key]
         if (value > bound if upper else value < bound) or (strict and value == bound):
             return False
     return True
-
-
-def line_matcher(pack: Pack) -> Callable[[bytes], object] | None:
-    """validate's fast path for any pack: true only for a line that parses, with no repeated
-    key, into an event the pack's schemas accept; None when its schemas give no expression.
-    With nothing to check on a match it is the expression's own fullmatch (no Python call)."""
-    shape = Shape()
-    text = line_pattern(pack, shape)
-    if text is None:
-        return None
-    try:
-        compiled = re.compile(text.encode())
-    except re.error:                                     # two date-times of one name, say
-        return None
-    full = compiled.fullmatch
-    numbers = shape.numbers
-    if not numbers:
-        return full
-
-    def ok(line: bytes) -> bool:
-        found = full(line)
-        if found is None:
-            return False
-        for group, integer, bounds in numbers:
-            text = found.group(group)
-            if text is not None and not _within(int(text) if integer else float(text), bounds):
-                return False
-        return True
-    return ok

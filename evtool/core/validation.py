@@ -10,7 +10,7 @@ import orjson
 
 from evtool.core.checks import Check, Invalid, compile_schema, describe, json_type
 from evtool.core.derived import DerivedChecker
-from evtool.core.lineshape import line_matcher
+from evtool.core.linematch import line_matcher
 from evtool.core.pack import Pack
 from evtool.core.quickcheck import Pred, quick
 from evtool.core.records import deadletter, parse, reject_unparsable
