@@ -319,7 +319,8 @@ def test_parts_sent_ahead_change_nothing_audit_stores_or_forwards(tmp_path, monk
     """Conflicts, dead letters and duplicates land the same whether a batch's rows went ahead in
     parts (1 s batches) or all at its commit (5 s batches)."""
     from evtool.cli import run as cli_run
-    from tests.test_audit import _metric_and_other, upstream
+    from tests.test_audit import upstream
+    from tests.test_audit_durability import _metric_and_other
 
     first, other = _metric_and_other(8)
     lines = upstream(3000, 4).splitlines()
