@@ -352,7 +352,7 @@ def test_sigterm_at_twenty_random_moments_emits_each_window_once_and_whole(vhost
 def test_unreadable_and_huge_messages_are_dead_lettered_once(vhost, tmp_path) -> None:
     env = {**os.environ, "EVTOOL_AMQP_URL": vhost}
     validate = Stage(tmp_path, "validate", "validate", "-i", "amqp", "-o", "amqp", env=env)
-    consuming(vhost, {"validator_queue": 1})
+    consuming(vhost, {"validator_queue": 1, "deadletter.validation": 0})
     conn = pika.BlockingConnection(pika.URLParameters(vhost))
     ch = conn.channel()
     ch.basic_publish("events_exchange", "security.incident", b"this is not json")

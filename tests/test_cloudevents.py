@@ -122,10 +122,9 @@ def test_on_the_broker_binary_and_structured_messages_go_on_structured(vhost: st
                                            "--amqp-url", vhost), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)
     try:
-        consuming(vhost, {"validator_queue": 1})
+        consuming(vhost, {"validator_queue": 1, "aggregator_queue": 0, "deadletter.validation": 0})
         conn = pika.BlockingConnection(pika.URLParameters(vhost))
         ch = conn.channel()
-        ch.queue_declare("deadletter.validation", durable=True)     # read here as soon as it is bound
         for message in [*messages, *nameless]:
             ch.basic_publish("events_exchange", "cloudevents", message.body, pika.BasicProperties(
                 headers=message.headers or None, content_type=message.content_type, delivery_mode=2))
