@@ -72,11 +72,17 @@ def test_edge_times_flow_through_every_stage_without_an_internal_error(tmp) -> N
 
 
 def test_gen_at_the_end_of_time_says_so(tmp) -> None:
-    late = run(["gen", "--start", "9999-12-31T23:59:50Z", "--count", "1000", "--fast"])
+    late = run(["gen", "--start", "9999-12-31T23:59:50Z", "--count", "1000", "--fast", "--seed", "3"])
     no_traceback(late)
     assert late.returncode == 1 and b"simulated clock passed 9999-12-31" in late.stderr
-    made = records(late.stdout)         # ~50 events in the 5 s before the last start: all kept
-    assert len(made) > 30 and all("kind" not in r for r in made)
+    made = records(late.stdout)
+    # the same draws from an ordinary start: every event before the last start (5 s in) is kept
+    early = records(run(["gen", "--start", "2000-01-01T00:00:00Z", "--count", "1000", "--fast",
+                         "--seed", "3"]).stdout)
+    before = [r for r in early if r["timestamp"] < "2000-01-01T00:00:05"]
+    assert len(made) == len(before) > 0 and all("kind" not in r for r in made)
+    assert [r["event_id"] for r in made] == [r["event_id"] for r in before]
+    assert [r["timestamp"][19:] for r in made] == [r["timestamp"][19:] for r in before]
     beyond = run(["gen", "--start", "10000-01-01T00:00:00Z", "--count", "1"])
     assert beyond.returncode == 2 and b"--start" in beyond.stderr
     no_traceback(beyond)
