@@ -173,7 +173,7 @@ def pending(pipe: IO[bytes]) -> int:
 
 def consuming(url: str, want: dict[str, int], timeout: float = 120) -> None:
     """Wait until each queue has its consumers (0: until it exists): gen publishing before would
-    find no queue, and a stage declares its output's queues after it starts consuming."""
+    find no queue."""
     conn = pika.BlockingConnection(pika.URLParameters(url))
     try:
         ch = conn.channel()

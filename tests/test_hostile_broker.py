@@ -241,3 +241,33 @@ def test_a_consumer_the_broker_cancels_consumes_again(vhost, tmp) -> None:
             conn.close()
     assert status == 143
     assert b"cancelled the consumer" in (tmp / "validate.log").read_bytes()
+
+
+def test_a_stage_consumes_only_once_its_outputs_are_declared(vhost) -> None:
+    """A consumer on a stage's input is what scripts wait for before they publish or read its
+    outputs: at that moment the outputs' queues exist."""
+    env = {"EVTOOL_AMQP_URL": vhost}
+    for start in range(4):
+        proc = subprocess.Popen(evtool_cmd("validate", "-i", "amqp", "-o", "amqp", "-q"), env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        conn, ch = channel(vhost)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if ch.queue_declare("validator_queue", passive=True).method.consumer_count:
+                        break
+                except pika.exceptions.ChannelClosedByBroker:
+                    ch = conn.channel()
+                assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+                time.sleep(0.005)
+            for output in ("aggregator_queue", "deadletter.validation"):
+                assert ch.queue_declare(output, passive=True), (start, output)
+        finally:
+            conn.close()
+            proc.terminate()
+            proc.wait(timeout=60)
+        for name in ("aggregator_queue", "deadletter.validation", "validator_queue"):
+            drop = channel(vhost)
+            drop[1].queue_delete(name)
+            drop[0].close()

@@ -14,7 +14,8 @@ Step = Callable[..., Any]
 
 class Declarations:
     """Exchanges, hash rings, exchange bindings, queues (a private one for a consumer whose
-    topology names none), queue bindings, then the consumer or publisher confirms. An exchange or
+    topology names none), queue bindings, then the prefetch or publisher confirms; a consumer
+    starts apart (`start_consuming`), when the stage first reads. An exchange or
     queue someone else declared with other settings is used as found: the link adds it to
     `as_found` when the broker refuses `declaring`, and declares the rest on a new channel."""
 
@@ -25,10 +26,9 @@ class Declarations:
         self.declaring = ""                          # the exchange or queue being declared now
         self.as_found: set[str] = set()
 
-    def run(self, ch: Any, *, prefetch: int, on_message: Step, on_confirm: Step,
-            done: Callable[[], None]) -> None:
-        """Declare everything on `ch`, then start consuming (`on_message`) or confirming
-        (`on_confirm`), then call `done`."""
+    def run(self, ch: Any, *, prefetch: int, on_confirm: Step, done: Callable[[], None]) -> None:
+        """Declare everything on `ch`, then set the prefetch or start confirming (`on_confirm`),
+        then call `done`."""
         topo = self.topology
         steps: list[Step] = []
         for exchange in topo.exchanges:
@@ -49,7 +49,6 @@ class Declarations:
         if self.consume:
             # channel-wide (global) so that raising it later applies to the running consumer
             steps.append(partial(ch.basic_qos, prefetch_count=prefetch, global_qos=True))
-            steps.append(partial(self._consume, ch, on_message))
         else:
             steps.append(partial(ch.confirm_delivery, on_confirm))
         self._chain(steps, done)
@@ -82,13 +81,12 @@ class Declarations:
         ch.queue_bind(binding.queue or self.queue_name, binding.exchange, routing_key=binding.key,
                       callback=callback)
 
-    def _consume(self, ch: Any, on_message: Step, callback: Step) -> None:
+    def start_consuming(self, ch: Any, on_message: Step) -> None:
+        """Consume the topology's queues on `ch`, declared by `run`."""
         names = [self.queue_name, *self.topology.also_consume]
 
-        def next_one(frame: Any = None) -> None:
-            if not names:
-                callback(frame)
-                return
-            ch.basic_consume(names.pop(0), on_message, auto_ack=False, callback=next_one)
+        def next_one(_frame: Any = None) -> None:
+            if names:
+                ch.basic_consume(names.pop(0), on_message, auto_ack=False, callback=next_one)
 
         next_one()

@@ -76,6 +76,8 @@ class Link:
         self._nack_attempt = 0
         self._hold = False
         self._quiet_from: float | None = None       # when a connected input may count as quiet
+        self._wanted = False        # the stage has read: consume on every channel from now on
+        self._consuming = False     # on the current channel
         self._attempt = 0
         self._thread = threading.Thread(target=self._run, name="amqp-io", daemon=True)
 
@@ -110,7 +112,11 @@ class Link:
         """Up to `limit` deliveries of the current connection; [] after `timeout` idle seconds
         while connected (an input that is down is not quiet: aggregate must not flush for it;
         nor is one restored less than `grace` seconds ago). Deliveries from before a reconnect
-        are dropped: the broker redelivers them."""
+        are dropped: the broker redelivers them. The first call starts the consumer, so that a
+        consumer on the broker means a stage whose outputs are declared too."""
+        if not self._wanted:
+            self._wanted = True
+            self.ioloop.add_callback_threadsafe(self._consume)
         deadline = time.monotonic() + timeout
         while True:
             self._raise_if_failed()
@@ -243,8 +249,15 @@ class Link:
         ch.add_on_cancel_callback(self._on_cancelled)
         ch.add_on_return_callback(self._on_return)
         self._ch = ch
-        self.declarations.run(ch, prefetch=self.prefetch, on_message=self._on_message,
-                              on_confirm=self._on_confirm, done=self._up)
+        self._consuming = False
+        self.declarations.run(ch, prefetch=self.prefetch, on_confirm=self._on_confirm, done=self._up)
+
+    def _consume(self) -> None:
+        ch = self._ch
+        if (self.consume and self._wanted and not self._consuming and ch is not None
+                and ch.is_open and self._ready.is_set()):
+            self._consuming = True
+            self.declarations.start_consuming(ch, self._on_message)
 
     def _up(self) -> None:
         self.outbox.reconnected()
@@ -259,6 +272,7 @@ class Link:
         self._failing_since = None
         self._attempt = 0
         self._ready.set()
+        self._consume()
         self._pump()
 
     def _on_channel_closed(self, _ch: Any, reason: BaseException) -> None:
