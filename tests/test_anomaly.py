@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -122,3 +123,27 @@ def test_a_key_absent_for_windows_learns_them_as_the_eager_rule_does(
     for (region, source), (mean, var, seen) in oracle.keys.items():
         base = det.baseline(region, source)
         assert base is not None and (base.mean, base.var, base.windows) == (mean, var, seen)
+
+
+@pytest.mark.parametrize("alpha", [0.1, 0.3, 0.5])
+def test_a_key_back_after_any_absence_learns_its_zeros_exactly_and_at_once(alpha: float) -> None:
+    """Learning stops where another zero changes nothing: 50,000 missed windows give the
+    eager rule's baseline to the bit, and a hundred million more take no longer."""
+    cfg = AlertConfig(alpha=alpha, warmup=1)
+    det, oracle = AnomalyDetector(cfg), EagerOracle(cfg)
+    for n in (40, 55, 47):
+        det.observe(0, 5, {"maule": {"a": n}})
+        oracle.observe({"maule": {"a": n}})
+    for _ in range(50_000):
+        det.observe(0, 5, {})
+        oracle.observe({})
+    mean, var, seen = oracle.keys["maule", "a"]
+    base = det.baseline("maule", "a")
+    assert base is not None and (base.mean, base.var, base.windows) == (mean, var, seen)
+    assert 0 < mean < 1e-300
+    det._windows += 10**8       # windows without the key, as observe counts them
+    started = time.process_time()
+    base = det.baseline("maule", "a")
+    assert base is not None and (base.mean, base.var, base.windows) == (mean, var, seen + 10**8)
+    assert time.process_time() - started < 2
+    assert det.observe(0, 5, {"maule": {"a": 11}})      # a burst over the decayed baseline alerts

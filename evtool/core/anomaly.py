@@ -47,7 +47,9 @@ class AnomalyDetector:
         return base
 
     def _learn_zeros(self, base: Baseline, missed: int) -> None:
-        """`missed` windows of count zero, each learned as observe learns one."""
+        """`missed` windows of count zero, each learned as observe learns one, until a zero
+        changes nothing more (a few thousand windows: the floats reach a fixed point), so a key
+        back after any absence costs at most that."""
         if missed <= 0:
             return
         alpha = self.cfg.alpha
@@ -55,8 +57,10 @@ class AnomalyDetector:
         mean, var = base.mean, base.var
         for _ in range(missed):
             delta = 0.0 - mean
-            mean = mean + alpha * delta
-            var = keep * (var + alpha * delta * delta)
+            learned_mean, learned_var = mean + alpha * delta, keep * (var + alpha * delta * delta)
+            if learned_mean == mean and learned_var == var:
+                break
+            mean, var = learned_mean, learned_var
         base.mean, base.var = mean, var
         base.windows += missed
 
