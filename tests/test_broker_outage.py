@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import consuming, gen_lines, rabbitmqctl, records
 from tests.stages import Stage, Timeline, evidence
-from tests.test_broker import backlog, drain
+from tests.test_broker_sigterm import backlog, drain
 
 pytestmark = pytest.mark.broker
 
