@@ -66,3 +66,45 @@ def test_a_pattern_runs_on_re_only_where_re_cannot_backtrack_for_long() -> None:
         started = time.monotonic()
         linear(pattern).search(value)
         assert time.monotonic() - started < 1, pattern
+
+
+def _named(plan):
+    """What a line plan names, and what the plans it calls name."""
+    for name in plan.__code__.co_names:
+        named = plan.__globals__.get(name)
+        yield named
+        if getattr(named, "__name__", "") == "line":
+            yield from _named(named)
+
+
+@pytest.mark.parametrize(("pattern", "inline"), [
+    ("^x'}{[0-9]{4}$", True),               # the pack's text beside a run of digits, 0-padded
+    ("^[1-9][0-9]{2}$", True),              # a number and nothing else
+    ("^ST-[A-Z]{2}[0-9]{3}$", False),       # letters drawn one by one: a call
+])
+def test_a_pattern_of_text_and_numbers_is_written_by_the_line_plan_itself(tmp, pattern: str,
+                                                                          inline: bool) -> None:
+    """The same draws and bytes as building the dict and dumping it, with no call to the
+    pattern's maker where its strings are text and numbers; the pack's text is never code."""
+    import functools
+    import re
+
+    from evtool.core.generator import GenConfig, Generator
+    from evtool.schemas import load_pack
+    from tests.test_generator import dumped
+
+    made, pack = [], load_pack(str(pack_with(tmp, pattern)))
+    for via_dicts in (False, True):
+        gen = Generator(GenConfig(start_us=1_795_000_000_000_000, pack=pack, seed=7, count=3000))
+        called = [m for m in _named(gen._line["weather.reading"])
+                  if getattr(m, "__name__", "") == "seq" or "regexgen" in str(getattr(m, "__module__", ""))
+                  or "regexgen" in type(m).__module__]
+        assert bool(called) is not inline
+        if via_dicts:
+            gen._line = {s: functools.partial(dumped, gen._build[s]) for s in gen._line}
+        made.append([line for _, line, _ in gen])
+    assert made[0] == made[1]
+    stations = [orjson.loads(line)["payload"]["station"] for line in made[0]
+                if b"weather.reading" in line]
+    assert len(stations) > 1000 and all(re.fullmatch(pattern.strip("^$"), s) for s in stations)
+    assert len(set(stations)) > 10

@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 
+from evtool.core.regexgen import Number
+
 Make = Callable[[], Any]
 OPTIONAL_P = 0.5
 
@@ -219,6 +221,8 @@ def line_builder(fields: list[tuple[str, Make, bool]], rand: Callable[[], float]
         elif isinstance(make, Uuid4):
             ns[var] = make.getrandbits
             value = [QUOTE, (CODE, make.text(var)), QUOTE]
+        elif (drawn := _drawn_text(make, rand)) is not None:
+            value = [QUOTE, *drawn, QUOTE]
         elif (nested := getattr(make, "line", None)) is not None:  # a nested object writing itself
             inner = getattr(nested, "parts", None)
             if inner is not None and nested.ns["rand"] == rand:     # its f-string joins this one
@@ -272,6 +276,17 @@ def _conditional(name: str, value: list[Part], when: When, plan: str, ns: dict[s
     ns[f"{plan}y"] = _json_text(then)
     return [(CODE, f"{{{plan}y if (({plan}b := {code[1:-1]}) or True) and {plan}a is {want!r} "
                    f"else {plan}b}}")]
+
+
+def _drawn_text(make: Make, rand: Callable[[], float]) -> list[Part] | None:
+    """A pattern's string (regexgen) of text and numbers drawn from the plan's own `rand`, as
+    parts of the line: the same draws as a call, without the calls."""
+    if not getattr(make, "plain", False):
+        return None
+    parts = [make] if isinstance(make, Number) else getattr(make, "inline", None)
+    if parts is None or not all(isinstance(p, str) or p.rand == rand for p in parts):
+        return None
+    return [(PACKS, p) if isinstance(p, str) else (CODE, p.code()) for p in parts]
 
 
 def _fstring(parts: list[Part], plan: str, ns: dict[str, Any]) -> str:

@@ -117,6 +117,8 @@ class _Builder:
             fields.append(f"{{p{i}}}" if isinstance(part, str) else f"{{p{i}()}}")
         exec(compile(f"def seq():\n    return f'{''.join(fields)}'\n", "<evtool pattern>", "exec"), ns)
         made_seq: Make = ns["seq"]
+        if all(isinstance(part, (str, Number)) for part in parts):
+            setattr(made_seq, "inline", parts)  # noqa: B010
         return made_seq
 
     def constant(self, text: str) -> Make:
@@ -162,14 +164,28 @@ class _Builder:
     def number(self, first: int, last: int, n: int) -> Make:
         """A digit of first..last then n digits: the numbers first*10^n .. (last+1)*10^n - 1,
         each as likely as drawing the digits one by one."""
-        rand, low, span = self.random, first * 10**n, (last - first + 1) * 10**n
         self.chars.update(string.digits)
-        return lambda: str(low + int(rand() * span))
+        return Number(self.random, first * 10**n, (last - first + 1) * 10**n, "")
 
     def digits(self, n: int) -> Make:
         """A run of n digits as one formatted number: one random draw, not n."""
-        rand, top, fmt = self.random, 10 ** n, f"0{n}d"
-        return lambda: format(int(rand() * top), fmt)
+        self.chars.update(string.digits)
+        return Number(self.random, 0, 10**n, f"0{n}d")
+
+
+class Number:
+    """An integer of [low, low + span) written in `spec` (a format spec), from one draw."""
+
+    def __init__(self, rand: Callable[[], float], low: int, span: int, spec: str) -> None:
+        self.rand, self.low, self.span, self.spec = rand, low, span, spec
+
+    def __call__(self) -> str:
+        return format(self.low + int(self.rand() * self.span), self.spec)
+
+    def code(self) -> str:
+        """The same draw and text inside an f-string whose `rand` is this one's."""
+        spec = f":{self.spec}" if self.spec else ""
+        return f"{{{self.low} + int(rand() * {self.span}){spec}}}"
 
 
 def _leading_digit(op: Any, av: Any, after: Any) -> tuple[int, int, int] | None:
