@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -243,13 +244,14 @@ def test_a_consumer_the_broker_cancels_consumes_again(vhost, tmp) -> None:
     assert b"cancelled the consumer" in (tmp / "validate.log").read_bytes()
 
 
-def test_a_stage_consumes_only_once_its_outputs_are_declared(vhost) -> None:
+def test_a_stage_consumes_only_once_its_outputs_are_declared(vhost, tmp) -> None:
     """A consumer on a stage's input is what scripts wait for before they publish or read its
     outputs: at that moment the outputs' queues exist."""
-    env = {"EVTOOL_AMQP_URL": vhost}
+    env = {**os.environ, "EVTOOL_AMQP_URL": vhost}
     for start in range(4):
-        proc = subprocess.Popen(evtool_cmd("validate", "-i", "amqp", "-o", "amqp", "-q"), env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        with open(tmp / "validate.log", "wb") as log:
+            proc = subprocess.Popen(evtool_cmd("validate", "-i", "amqp", "-o", "amqp", "-q"), env=env,
+                                    stdout=subprocess.DEVNULL, stderr=log)
         conn, ch = channel(vhost)
         try:
             deadline = time.monotonic() + 60
@@ -259,7 +261,8 @@ def test_a_stage_consumes_only_once_its_outputs_are_declared(vhost) -> None:
                         break
                 except pika.exceptions.ChannelClosedByBroker:
                     ch = conn.channel()
-                assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+                assert proc.poll() is None, (tmp / "validate.log").read_text()
+                assert time.monotonic() < deadline, "no consumer on validator_queue in 60 s"
                 time.sleep(0.005)
             for output in ("aggregator_queue", "deadletter.validation"):
                 assert ch.queue_declare(output, passive=True), (start, output)

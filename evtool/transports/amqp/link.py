@@ -114,12 +114,12 @@ class Link:
         nor is one restored less than `grace` seconds ago). Deliveries from before a reconnect
         are dropped: the broker redelivers them. The first call starts the consumer, so that a
         consumer on the broker means a stage whose outputs are declared too."""
-        if not self._wanted:
-            self._wanted = True
-            self.ioloop.add_callback_threadsafe(self._consume)
         deadline = time.monotonic() + timeout
         while True:
             self._raise_if_failed()
+            if not self._wanted:
+                self._wanted = True
+                self.ioloop.add_callback_threadsafe(self._consume)
             try:
                 first = self.inbox.get(timeout=max(0.0, min(0.5, deadline - time.monotonic())))
             except queue.Empty:
