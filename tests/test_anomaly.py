@@ -147,3 +147,36 @@ def test_a_key_back_after_any_absence_learns_its_zeros_exactly_and_at_once(alpha
     assert base is not None and (base.mean, base.var, base.windows) == (mean, var, seen + 10**8)
     assert time.process_time() - started < 2
     assert det.observe(0, 5, {"maule": {"a": 11}})      # a burst over the decayed baseline alerts
+
+
+def test_baselines_stay_within_max_keys_and_the_keys_kept_are_learned_as_without_a_cap() -> None:
+    """A stream naming a new region in every event (a device id as the region, say) keeps at
+    most `max_keys` baselines; a key seen all along is never the one forgotten, so its
+    baseline and alerts are those of a detector with no cap."""
+    capped, free = AnomalyDetector(AlertConfig(max_keys=50)), AnomalyDetector(AlertConfig())
+    alerted = 0
+    for window in range(400):
+        counts = {f"device-{window}-{i}": {"s": 1} for i in range(7)}
+        counts["maule"] = {"s": 60 if window % 97 == 96 else 5 + window % 3}
+        got = capped.observe(window * 5_000_000, 5, counts)
+        assert got == free.observe(window * 5_000_000, 5, counts)
+        assert capped.keys <= 50
+        alerted += len(got)
+    assert free.keys == 400 * 7 + 1 and alerted == 4          # maule's four bursts
+    assert capped.baseline("maule", "s") == free.baseline("maule", "s")
+    assert capped.baseline("device-0-0", "s") is None
+    assert capped.baseline("device-399-6", "s") == free.baseline("device-399-6", "s")
+
+
+def test_the_keys_unseen_longest_are_forgotten_first_and_warm_up_again() -> None:
+    """Past the cap, down to three quarters of it, oldest first: one key a window for 20
+    windows, then 3 new keys at once, forgets the first 8."""
+    det, free = AnomalyDetector(AlertConfig(max_keys=20, warmup=5)), AnomalyDetector(AlertConfig(warmup=5))
+    history = [{f"k{i}": {"s": 3}} for i in range(20)] + [{"x": {"s": 1}, "y": {"s": 1}, "z": {"s": 1}}]
+    for counts in history:
+        det.observe(0, 5, counts)
+        free.observe(0, 5, counts)
+    assert det.keys == 15
+    assert [det.baseline(f"k{i}", "s") is None for i in range(10)] == [True] * 8 + [False] * 2
+    burst = {"k0": {"s": 80}}
+    assert free.observe(0, 5, burst) and not det.observe(0, 5, burst)     # k0 warms up again

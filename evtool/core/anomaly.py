@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from evtool.core.instant import iso_us
@@ -16,6 +16,7 @@ class AlertConfig:
     min_excess: int = 10        # and at least this many events above it
     warmup: int = 10            # windows a key must have seen before it can alert
     alpha: float = 0.1          # weight of the newest window in the baseline
+    max_keys: int = 100_000     # baselines kept; beyond, the longest unseen are forgotten
 
 
 @dataclass(slots=True)
@@ -23,7 +24,7 @@ class Baseline:
     mean: float = 0.0
     var: float = 0.0
     windows: int = 0
-    learned_at: int = 0         # the detector's window number when it last learned
+    learned_at: int = 0         # the detector's window number when it last learned (saw it)
 
 
 @dataclass
@@ -32,19 +33,29 @@ class AnomalyDetector:
     sqrt(mean) (counts are at least as noisy as Poisson) and 1, so quiet keys do not alert on
     noise. An alerting window enters the baseline clipped to the threshold, so one burst does
     not teach the detector to ignore the next. A key absent from a window counts zero there,
-    learned when it is next seen (a zero never alerts): a window costs its keys, not all keys."""
+    learned when it is next seen (a zero never alerts): a window costs its keys, not all keys.
+    Past `max_keys` baselines, those unseen the longest are forgotten (a key back after that
+    needs its warm-up again), so memory stays bounded however many regions the events name."""
 
     cfg: AlertConfig = field(default_factory=AlertConfig)
     _by_region: dict[str, dict[str, Baseline]] = field(default_factory=dict, repr=False)
     _windows: int = 0
+    _keys: int = 0
 
     def baseline(self, region: str, source: str) -> Baseline | None:
-        """A key's baseline as of the last window observed, zeros since it was seen included."""
+        """A key's baseline as of the last window observed, zeros since it was seen included
+        (a copy: looking changes nothing)."""
         base = self._by_region.get(region, {}).get(source)
-        if base is not None:
-            self._learn_zeros(base, self._windows - base.learned_at)
-            base.learned_at = self._windows
-        return base
+        if base is None:
+            return None
+        now = replace(base, learned_at=self._windows)
+        self._learn_zeros(now, self._windows - base.learned_at)
+        return now
+
+    @property
+    def keys(self) -> int:
+        """How many baselines are kept."""
+        return self._keys
 
     def _learn_zeros(self, base: Baseline, missed: int) -> None:
         """`missed` windows of count zero, each learned as observe learns one, until a zero
@@ -79,6 +90,7 @@ class AnomalyDetector:
                 base = known.get(source)
                 if base is None:
                     base = known[source] = Baseline(learned_at=now - 1)
+                    self._keys += 1
                 elif base.learned_at < now - 1:
                     learn_zeros(base, now - 1 - base.learned_at)
                 base.learned_at = now
@@ -97,8 +109,27 @@ class AnomalyDetector:
                     base.mean = mean + alpha * delta
                     base.var = keep * (base.var + alpha * delta * delta)
                 base.windows += 1
+        if self._keys > cfg.max_keys:
+            self._forget(now)
         alerts.sort(key=lambda a: (a["region"], a["source"]))
         return alerts
+
+    def _forget(self, now: int) -> None:
+        """The baselines unseen the longest, down to three quarters of `max_keys` (a stream of
+        new keys sweeps once in many windows), oldest first, ties by key; never this window's."""
+        by_region = self._by_region
+        over = self._keys - self.cfg.max_keys * 3 // 4
+        seen = sorted(base.learned_at for known in by_region.values() for base in known.values())
+        cut = seen[over - 1] if over <= len(seen) else now
+        cut = min(cut, now - 1)
+        gone = sorted((base.learned_at, region, source) for region, known in by_region.items()
+                      for source, base in known.items() if base.learned_at <= cut)[:over]
+        for _, region, source in gone:
+            known = by_region[region]
+            del known[source]
+            if not known:
+                del by_region[region]
+        self._keys -= len(gone)
 
     def _alert(self, start: int, seconds: float, region: str, source: str, count: int,
                mean: float, score: float) -> dict[str, Any]:
