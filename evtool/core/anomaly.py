@@ -48,9 +48,9 @@ class AnomalyDetector:
         base = self._by_region.get(region, {}).get(source)
         if base is None:
             return None
-        now = replace(base, learned_at=self._windows)
-        self._learn_zeros(now, self._windows - base.learned_at)
-        return now
+        caught_up = replace(base, learned_at=self._windows)
+        self._learn_zeros(caught_up, self._windows - base.learned_at)
+        return caught_up
 
     @property
     def keys(self) -> int:
@@ -120,8 +120,7 @@ class AnomalyDetector:
         by_region = self._by_region
         over = self._keys - self.cfg.max_keys * 3 // 4
         seen = sorted(base.learned_at for known in by_region.values() for base in known.values())
-        cut = seen[over - 1] if over <= len(seen) else now
-        cut = min(cut, now - 1)
+        cut = min(seen[over - 1], now - 1)
         gone = sorted((base.learned_at, region, source) for region, known in by_region.items()
                       for source, base in known.items() if base.learned_at <= cut)[:over]
         for _, region, source in gone:
