@@ -286,7 +286,8 @@ def _drawn_text(make: Make, rand: Callable[[], float]) -> list[Part] | None:
     parts = [make] if isinstance(make, Number) else getattr(make, "inline", None)
     if parts is None or not all(isinstance(p, str) or p.rand == rand for p in parts):
         return None
-    return [(PACKS, p) if isinstance(p, str) else (CODE, p.code()) for p in parts]
+    return [(PACKS, p) if isinstance(p, str) else
+            (CODE, f"{{{draw(p.low, p.span)}{':' + p.spec if p.spec else ''}}}") for p in parts]
 
 
 def _fstring(parts: list[Part], plan: str, ns: dict[str, Any]) -> str:

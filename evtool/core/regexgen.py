@@ -182,11 +182,6 @@ class Number:
     def __call__(self) -> str:
         return format(self.low + int(self.rand() * self.span), self.spec)
 
-    def code(self) -> str:
-        """The same draw and text inside an f-string whose `rand` is this one's."""
-        spec = f":{self.spec}" if self.spec else ""
-        return f"{{{self.low} + int(rand() * {self.span}){spec}}}"
-
 
 def _leading_digit(op: Any, av: Any, after: Any) -> tuple[int, int, int] | None:
     """(first, last, n) for a class of digits first..last (first >= 1) then [0-9]{n}."""
