@@ -70,17 +70,22 @@ def test_alert_quality_over_thousands_of_windows() -> None:
 
 
 class EagerOracle:
-    """The detector's rule learned eagerly: every known key, every window, a zero when absent."""
+    """The detector's rule learned eagerly: every known key, every window, a zero when absent;
+    past max_keys, the keys seen longest ago (then by key) forgotten down to three quarters."""
 
     def __init__(self, cfg: AlertConfig) -> None:
         self.cfg = cfg
         self.keys: dict[tuple[str, str], list[float]] = {}      # mean, var, windows
+        self.seen: dict[tuple[str, str], int] = {}
+        self.window = 0
 
     def observe(self, counts: dict[str, dict[str, int]]) -> list[tuple[str, str, int, float, float]]:
         cfg, alerts = self.cfg, []
+        self.window += 1
         for region, by_source in counts.items():
             for source in by_source:
                 self.keys.setdefault((region, source), [0.0, 0.0, 0])
+                self.seen[region, source] = self.window
         for (region, source), base in self.keys.items():
             count = counts.get(region, {}).get(source, 0)
             mean, var, windows = base
@@ -97,6 +102,10 @@ class EagerOracle:
                 delta = learned - mean
                 base[:] = [mean + cfg.alpha * delta,
                            (1 - cfg.alpha) * (var + cfg.alpha * delta * delta), windows + 1]
+        if len(self.keys) > cfg.max_keys:
+            old = sorted((self.seen[key], key) for key in self.keys if self.seen[key] < self.window)
+            for _, key in old[:len(self.keys) - cfg.max_keys * 3 // 4]:
+                del self.keys[key], self.seen[key]
         return sorted(alerts)
 
 
@@ -123,6 +132,28 @@ def test_a_key_absent_for_windows_learns_them_as_the_eager_rule_does(
     for (region, source), (mean, var, seen) in oracle.keys.items():
         base = det.baseline(region, source)
         assert base is not None and (base.mean, base.var, base.windows) == (mean, var, seen)
+
+
+@settings(max_examples=300, deadline=None)
+@given(WINDOWS, st.integers(1, 8), st.integers(1, 4))
+def test_past_max_keys_the_keys_forgotten_and_kept_are_the_eager_rules(
+        windows: list[dict[tuple[str, str], int]], max_keys: int, warmup: int) -> None:
+    """The same alerts, the same keys kept, the same baselines, as an eager rule that forgets
+    the keys seen longest ago (ties by key) whenever it holds more than max_keys."""
+    cfg = AlertConfig(threshold=3.0, min_excess=10, warmup=warmup, max_keys=max_keys)
+    det, oracle = AnomalyDetector(cfg), EagerOracle(cfg)
+    for i, window in enumerate(windows):
+        counts: dict[str, dict[str, int]] = {}
+        for (region, source), n in window.items():
+            counts.setdefault(region, {})[source] = n
+        got = [(a["region"], a["source"], a["count"], a["baseline"], a["score"])
+               for a in det.observe(i * 5_000_000, 5, counts)]
+        assert got == oracle.observe(counts)
+        assert det.keys == len(oracle.keys)
+    for region, source in KEYS:
+        base, kept = det.baseline(region, source), oracle.keys.get((region, source))
+        assert (base is None) == (kept is None)
+        assert base is None or [base.mean, base.var, base.windows] == kept
 
 
 @pytest.mark.parametrize("alpha", [0.1, 0.3, 0.5])
