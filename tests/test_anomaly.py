@@ -114,33 +114,9 @@ WINDOWS = st.lists(st.dictionaries(st.sampled_from(KEYS), st.one_of(
     st.integers(1, 6), st.integers(30, 200)), max_size=len(KEYS)), min_size=1, max_size=80)
 
 
-@settings(max_examples=300, deadline=None)
-@given(WINDOWS, st.integers(1, 12), st.floats(1.0, 6.0))
-def test_a_key_absent_for_windows_learns_them_as_the_eager_rule_does(
-        windows: list[dict[tuple[str, str], int]], warmup: int, threshold: float) -> None:
-    """Zeros learned late, when a key is seen again, give the same alerts and the same baselines
-    to the bit as learning every key in every window."""
-    cfg = AlertConfig(threshold=threshold, min_excess=10, warmup=warmup)
-    det, oracle = AnomalyDetector(cfg), EagerOracle(cfg)
-    for i, window in enumerate(windows):
-        counts: dict[str, dict[str, int]] = {}
-        for (region, source), n in window.items():
-            counts.setdefault(region, {})[source] = n
-        got = [(a["region"], a["source"], a["count"], a["baseline"], a["score"])
-               for a in det.observe(i * 5_000_000, 5, counts)]
-        assert got == oracle.observe(counts)
-    for (region, source), (mean, var, seen) in oracle.keys.items():
-        base = det.baseline(region, source)
-        assert base is not None and (base.mean, base.var, base.windows) == (mean, var, seen)
-
-
-@settings(max_examples=300, deadline=None)
-@given(WINDOWS, st.integers(1, 8), st.integers(1, 4))
-def test_past_max_keys_the_keys_forgotten_and_kept_are_the_eager_rules(
-        windows: list[dict[tuple[str, str], int]], max_keys: int, warmup: int) -> None:
-    """The same alerts, the same keys kept, the same baselines, as an eager rule that forgets
-    the keys seen longest ago (ties by key) whenever it holds more than max_keys."""
-    cfg = AlertConfig(threshold=3.0, min_excess=10, warmup=warmup, max_keys=max_keys)
+def held_to_the_oracle(cfg: AlertConfig, windows: list[dict[tuple[str, str], int]]) -> None:
+    """The detector and the eager oracle over the same windows: the same alerts, the same
+    number of keys after each, the same keys and baselines (to the bit) at the end."""
     det, oracle = AnomalyDetector(cfg), EagerOracle(cfg)
     for i, window in enumerate(windows):
         counts: dict[str, dict[str, int]] = {}
@@ -154,6 +130,25 @@ def test_past_max_keys_the_keys_forgotten_and_kept_are_the_eager_rules(
         base, kept = det.baseline(region, source), oracle.keys.get((region, source))
         assert (base is None) == (kept is None)
         assert base is None or [base.mean, base.var, base.windows] == kept
+
+
+@settings(max_examples=300, deadline=None)
+@given(WINDOWS, st.integers(1, 12), st.floats(1.0, 6.0))
+def test_a_key_absent_for_windows_learns_them_as_the_eager_rule_does(
+        windows: list[dict[tuple[str, str], int]], warmup: int, threshold: float) -> None:
+    """Zeros learned late, when a key is seen again, give the same alerts and the same baselines
+    to the bit as learning every key in every window."""
+    held_to_the_oracle(AlertConfig(threshold=threshold, min_excess=10, warmup=warmup), windows)
+
+
+@settings(max_examples=300, deadline=None)
+@given(WINDOWS, st.integers(1, 8), st.integers(1, 4))
+def test_past_max_keys_the_keys_forgotten_and_kept_are_the_eager_rules(
+        windows: list[dict[tuple[str, str], int]], max_keys: int, warmup: int) -> None:
+    """The same alerts, the same keys kept, the same baselines, as an eager rule that forgets
+    the keys seen longest ago (ties by key) whenever it holds more than max_keys."""
+    held_to_the_oracle(AlertConfig(threshold=3.0, min_excess=10, warmup=warmup, max_keys=max_keys),
+                       windows)
 
 
 @pytest.mark.parametrize("alpha", [0.1, 0.3, 0.5])
