@@ -59,10 +59,11 @@ for line in sys.stdin:
 
 
 NAIVE_AUDIT = r"""
-import sqlite3, sys, json
+import sys, json
 sys.path.insert(0, sys.argv[2])
 from evtool.store.schema import MIGRATIONS
 from evtool.store import sqlite as S
+from evtool.store.engine import sqlite3
 conn = sqlite3.connect(sys.argv[1], isolation_level=None)
 for pragma in (f"page_size = {S.PAGE_SIZE}", "journal_mode = WAL", "synchronous = FULL",
                f"cache_size = -{S.CACHE_KIB}", f"mmap_size = {S.MMAP_BYTES}",

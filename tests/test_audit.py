@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from evtool.store.engine import sqlite3
 from tests.conftest import evtool_cmd, gen_lines, records, run
 
 GEN = ["--duplicates", "0.02", "--invalid", "0.02", "--out-of-order", "0.02", "--max-delay", "1"]

@@ -4,7 +4,6 @@ store, each leaving a database that holds what was forwarded and the first copy 
 from __future__ import annotations
 
 import random
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from evtool.store.engine import sqlite3
 from tests.conftest import evtool_cmd, gen_lines, run
 from tests.test_audit import rows, upstream
 

@@ -4,9 +4,10 @@ writing process that audit starts never outlives it nor fails silently."""
 from __future__ import annotations
 
 import os
+import platform
 import signal
-import sqlite3
 import subprocess
+import sys
 import time
 from concurrent.futures import Future
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 
 from evtool.core.stats import Stats
 from evtool.store import audit
+from evtool.store.engine import sqlite3
 from evtool.store.schema import MIGRATIONS
 from evtool.store.sqlite import Rows, SqliteStore, StoreError
 from evtool.store.writer import SqliteWriter
@@ -346,3 +348,34 @@ def test_parts_sent_ahead_change_nothing_audit_stores_or_forwards(tmp_path, monk
     assert parts[0] > 0 and parts[1] == parts[0]        # parts went ahead of 1 s batches only
     assert results[0] == results[1]
     assert b'"reason":"conflict"' in results[0][0] and b'"reason":"json"' in results[0][0]
+
+
+@pytest.mark.skipif(sys.platform != "linux" or platform.machine() != "x86_64",
+                    reason="pysqlite3-binary has wheels for Linux x86_64 only")
+def test_the_audit_database_runs_on_the_bundled_sqlite(tmp_path: Path) -> None:
+    """Where the faster library installs, every store (and the writer process) opens it."""
+    bundled = pytest.importorskip("pysqlite3.dbapi2")
+    assert sqlite3 is bundled
+    store = SqliteStore(str(tmp_path / "a.db"))
+    try:
+        assert store.conn.execute("SELECT sqlite_version()").fetchone()[0] == bundled.sqlite_version
+    finally:
+        store.close()
+
+
+def test_a_database_audit_wrote_reads_in_pythons_own_sqlite(tmp_path: Path) -> None:
+    """Users read audit.db with whatever sqlite3 they have (Debian 12's is 3.40): the views,
+    JSON reads and trace of a file the bundled library wrote read the same there."""
+    import sqlite3 as system_sqlite
+
+    db = tmp_path / "a.db"
+    events = [orjson.loads(line) for line in gen_lines(40, seed=3).splitlines()]
+    aggregated = run(["aggregate", "--forward", "--no-alerts"], b"".join(
+        orjson.dumps(event) + b"\n" for event in events))
+    assert run(["audit", "--db", str(db)], aggregated.stdout).returncode == 0
+    expected = {event["event_id"]: event["region"] for event in events}
+    with system_sqlite.connect(db) as conn:
+        assert dict(conn.execute("SELECT event_id, region FROM events_in")) == expected
+        traced = conn.execute("SELECT count(DISTINCT event_id) FROM trace").fetchone()[0]
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert traced == len(expected)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ import orjson
 import pika
 import pytest
 
+from evtool.store.engine import sqlite3
 from tests.conftest import START, consuming, evtool_cmd, gen_lines, rabbitmqctl, records, run
 from tests.stages import Stage, Timeline, evidence
 

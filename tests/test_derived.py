@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-import sqlite3
 from typing import Any
 
 import orjson
@@ -19,6 +18,7 @@ from evtool.core.stats import Stats
 from evtool.core.validation import ValidateStage
 from evtool.store import open_store
 from evtool.store.audit import AuditStage
+from evtool.store.engine import sqlite3
 from tests.conftest import PG, checker, pack_validator, psql, run
 
 T0 = 1_795_000_000

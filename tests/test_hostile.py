@@ -3,7 +3,6 @@ one clear line), never a traceback."""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -12,6 +11,7 @@ import pytest
 
 from evtool.core.aggregate import AggregateConfig, AggregateStage
 from evtool.core.stats import Stats
+from evtool.store.engine import sqlite3
 from tests.conftest import START, checker, gen_lines, pipeline, records, run
 
 EVENT: dict[str, Any] = {

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import subprocess
 import time
 import uuid
@@ -19,6 +18,7 @@ import orjson
 import pika
 import pytest
 
+from evtool.store.engine import sqlite3
 from tests.conftest import drained, evtool_cmd, run, tapped
 from tests.test_packs import FIXTURE, lab3_accepts
 

@@ -4,7 +4,6 @@ aggregate writes (or the speed is gone)."""
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from evtool.core.records import parse
 from evtool.core.stats import Stats
 from evtool.store import open_store
 from evtool.store.audit import AuditStage
+from evtool.store.engine import sqlite3
 from tests.conftest import checker, gen_lines, run
 
 T0 = 1_795_000_000 * 10**6

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from pathlib import Path
 
 import pytest
 
+from evtool.store.engine import sqlite3
 from tests.conftest import gen_lines, records, run
 
 

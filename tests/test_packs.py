@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import random
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from evtool.core.generator import GenConfig, Generator
 from evtool.core.invalid import mutations_for
 from evtool.core.pack import PackError
 from evtool.schemas import builtin_packs, load_pack
+from evtool.store.engine import sqlite3
 from tests.conftest import START, pack_validator, pipeline, records, run
 
 FIXTURE = Path(__file__).parent / "fixtures" / "lab3_publisher.ndjson"

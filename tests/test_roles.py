@@ -8,7 +8,6 @@ import json
 import os
 import random
 import re
-import sqlite3
 import subprocess
 import time
 from collections import Counter
@@ -21,6 +20,7 @@ import pytest
 from evtool.core.pack import PackError
 from evtool.core.roles import MISSING, RoleError, Roles, content_id, parse_pointer, resolve
 from evtool.schemas import load_pack
+from evtool.store.engine import sqlite3
 from tests.conftest import consuming, evtool_cmd, records, run
 from tests.test_packs import write_pack
 

@@ -3,10 +3,9 @@ lower and once in upper case is one event for dedupe, for the trace and for the 
 
 from __future__ import annotations
 
-import sqlite3
-
 import orjson
 
+from evtool.store.engine import sqlite3
 from tests.conftest import gen_lines, records, run
 
 

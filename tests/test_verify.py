@@ -3,7 +3,6 @@ forged or tampered stored records are named, never a crash, in SQLite and Postgr
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from evtool.core.roles import Roles
 from evtool.core.verify import Verdict
 from evtool.schemas import load_pack
 from evtool.store import open_store, replay, windowed
+from evtool.store.engine import sqlite3
 from tests.conftest import START, run
 
 GEN = ["--rate", "40", "--out-of-order", "0.1", "--max-delay", "2", "--duplicates", "0.02"]

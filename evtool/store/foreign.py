@@ -5,7 +5,6 @@ pointer in each line, one line per delivery), so an incident it recorded replays
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +14,7 @@ from evtool.core.instant import TimeError
 from evtool.core.pack import Pack
 from evtool.core.roles import RoleError, parse_pointer, resolve
 from evtool.core.wire import SqliteRecord
+from evtool.store.engine import sqlite3
 from evtool.store.replay import Filters
 from evtool.store.sqlite import StoreError, connect_read_only
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from evtool.errors import EndFailed
+from evtool.store.engine import sqlite3
 from evtool.store.schema import MIGRATIONS, TABLE_COLUMNS
 
 SCHEMA_VERSION = len(MIGRATIONS)

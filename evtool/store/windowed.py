@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import queue
 import re
-import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +20,7 @@ import orjson
 
 from evtool.core.instant import iso_us
 from evtool.core.roles import ALL_REGIONS, Roles
+from evtool.store.engine import sqlite3
 from evtool.store.sqlite import StoreError, connect_read_only
 
 CHUNK_EVENTS = 100_000
