@@ -40,6 +40,10 @@ RUN = """SELECT '[' || group_concat(item, ',') || ']', sum(n) FROM (
                 FROM event_store WHERE ts_us >= :lo AND ts_us < :hi AND typeof(ts_us) = 'integer'
                 LIMIT -1))
     GROUP BY w)"""
+# the first and last integer instants, each one step down the index: min() and max() beside a
+# WHERE clause read the whole index (76 ms a million events)
+BOUNDS = ("SELECT (SELECT ts_us FROM event_store WHERE typeof(ts_us) = 'integer' ORDER BY ts_us LIMIT 1), "
+          "(SELECT ts_us FROM event_store WHERE typeof(ts_us) = 'integer' ORDER BY ts_us DESC LIMIT 1)")
 _STRING = "CASE WHEN substr({0}, 1, 1) = '\"' THEN {0} ELSE '\"\"' END"
 # Both roles read by one json_extract (one parse of the event, not two): `["region","source"]`,
 # whose inside is what the run wants when it starts with '["' and ends with '"]' (each value is
@@ -146,8 +150,7 @@ class _Reader(threading.Thread):
 
     def _read(self, conn: sqlite3.Connection) -> None:
         """The span of a run follows the density of the last one, in whole windows."""
-        first, last = conn.execute("SELECT min(ts_us), max(ts_us) FROM event_store "
-                                   "WHERE typeof(ts_us) = 'integer'").fetchone()
+        first, last = conn.execute(BOUNDS).fetchone()
         if first is None:
             return
         size, lo, per_run = self.size, first - first % self.size, FIRST_WINDOWS
