@@ -50,6 +50,10 @@ TAMPERINGS = [
     "UPDATE event_store SET ts_us = -ts_us WHERE rowid = 500",                 # before 1970
     "UPDATE metrics_out SET counts = '{\"x\": 1}' WHERE seq = 12",
     "DELETE FROM event_store WHERE rowid = 700",
+    # the first and the last instant forged as no integer: the runs start and end past them
+    "UPDATE event_store SET ts_us = 'x' || ts_us WHERE ts_us = (SELECT min(ts_us) FROM event_store)",
+    "UPDATE event_store SET ts_us = ts_us + 0.5 WHERE ts_us = "
+    "(SELECT max(ts_us) FROM event_store WHERE typeof(ts_us) = 'integer')",
 ]
 
 

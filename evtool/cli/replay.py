@@ -25,6 +25,7 @@ from evtool.store import Store, StoreError, open_store
 from evtool.store.foreign import ForeignRecord, foreign_kind
 from evtool.store.replay import (
     Filters,
+    Unreadable,
     count_events,
     has_metric,
     metric_count,
@@ -84,13 +85,18 @@ def replay(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool,
     if (since or until) and not quiet:
         hint_when_empty(store, filters)
     sink = open_output("replay", output_spec, amqp_url, connect_timeout, pack, keeps={"--db": db})
-    items = ((ts_us / MICROS, raw.encode("utf-8")) for ts_us, raw in stored_events(store, filters))
+    unreadable = Unreadable()
+    rows = stored_events(store, filters, unreadable)
+    items = ((ts_us / MICROS, raw.encode("utf-8")) for ts_us, raw in rows)
     pacer = Pacer(time.monotonic, speed) if speed else None
     progress = counting("replay", count_events(store, filters) if on_terminal() else None, quiet)
     try:
         status = pump("replay", items, sink, pacer, quiet, progress=progress)
     except StoreError as exc:
         fail("replay", str(exc))
+    if unreadable.rows:
+        say("replay", f"{unreadable.rows} stored events not replayed: their ts_us is no integer or "
+            "their raw no text, which audit never writes (edited by hand?)")
     return status
 
 

@@ -17,6 +17,7 @@ from evtool.core.instant import iso_us, seconds_value
 from evtool.core.records import name_ids
 
 Event = tuple[str, str, str, int]          # event_id, region, source, ts_us
+Stored = tuple[str, str, str]              # event_id, region, source: a traced event looked up
 Traced = dict[str, list[str]]              # a metric's key -> its traced event ids
 # asked for some metrics' traces now, answers when called: a store may read them meanwhile
 Traces = Callable[[list[str]], Callable[[], Traced]]
@@ -48,7 +49,7 @@ Held = tuple[str, dict[str, dict[str, str]], dict[str, StoredMetric]]   # a wind
 
 
 def verify_size(metrics: list[StoredMetric], size: int, windows: Iterable[Window],
-                traces: Traces, stored_at: Callable[[list[str]], dict[str, Event]],
+                traces: Traces, stored_at: Callable[[list[str]], dict[str, Stored]],
                 late: Mapping[str, set[float | None]], verdict: Verdict) -> None:
     """Check the metrics of one window size (`size` µs) against the stored events, window by
     window in time order (`windows_of`)."""
@@ -123,7 +124,7 @@ class _SizeCheck:
     """The metrics of one window size, each checked against its trace and its window's events."""
 
     def __init__(self, metrics: list[StoredMetric], size: int,
-                 stored_at: Callable[[list[str]], dict[str, Event]],
+                 stored_at: Callable[[list[str]], dict[str, Stored]],
                  late: Mapping[str, set[float | None]], verdict: Verdict) -> None:
         self.seconds = metrics[0].window_seconds
         self.stored_at, self.late, self.verdict = stored_at, late, verdict
@@ -177,7 +178,7 @@ class _SizeCheck:
 
 
 def verify_by_trace(metrics: list[StoredMetric], traces: Traces,
-                    stored_at: Callable[[list[str]], dict[str, Event]], verdict: Verdict) -> None:
+                    stored_at: Callable[[list[str]], dict[str, Stored]], verdict: Verdict) -> None:
     """Metrics that name no window (lab3's: a day and a region) checked against their trace
     alone: the traced events stored, in the metric's region, and counted as the metric says."""
     for metric in metrics:

@@ -13,6 +13,7 @@ from evtool.core.instant import micros_of
 from evtool.core.printable import shortened
 from evtool.core.roles import RoleError, Roles
 from evtool.core.verify import (
+    Stored,
     StoredMetric,
     Traced,
     Traces,
@@ -24,6 +25,10 @@ from evtool.core.verify import (
 )
 from evtool.store import Store, windowed
 from evtool.store.sqlite import SqliteStore
+
+# every integer a column holds: SQLite sorts text after any number, so a range keeps an instant
+# edited into text out where a bare `>=` would let it in
+INSTANTS = (-(1 << 63), (1 << 63) - 1)
 
 
 @dataclass(frozen=True)
@@ -38,7 +43,8 @@ class Filters:
         """SQL with placeholders only: ids like `'); DROP TABLE events_in;--` are just values."""
         clauses: list[str] = []
         params: list[Any] = []
-        for sql, value in (("e.ts_us >= ?", self.since_us), ("e.ts_us < ?", self.until_us),
+        for sql, value in ((f"e.ts_us BETWEEN ? AND {INSTANTS[1]}", self.since_us),
+                           ("e.ts_us < ?", self.until_us),
                            ("e.source = ?", self.source), ("e.region = ?", self.region),
                            ("t.metric_id = ?", self.metric_id)):
             if value is not None:
@@ -53,11 +59,24 @@ def count_events(store: Store, filters: Filters) -> int:
     return int(next(store.query(f"SELECT count(*) FROM events_in e{where}", params))[0])
 
 
-def stored_events(store: Store, filters: Filters) -> Iterator[tuple[int, str]]:
-    """(ts_us, raw line) of each matching event, ordered by instant, then event_id."""
+@dataclass
+class Unreadable:
+    """Stored rows edited past replaying: an instant that is no integer, a line that is no text."""
+
+    rows: int = 0
+
+
+def stored_events(store: Store, filters: Filters, unreadable: Unreadable | None = None
+                  ) -> Iterator[tuple[int, str]]:
+    """(ts_us, raw line) of each matching event, ordered by instant, then event_id; the rows no
+    audit writes (SQLite keeps any value a hand puts in a column) are left out and counted."""
     where, params = filters.where()
     sql = f"SELECT e.ts_us, e.raw FROM events_in e{where} ORDER BY e.ts_us, e.event_id"
-    yield from store.query(sql, params)
+    for row in store.query(sql, params):
+        if type(row[0]) is int and type(row[1]) is str:
+            yield row
+        elif unreadable is not None:
+            unreadable.rows += 1
 
 
 class Pass(Protocol):
@@ -87,7 +106,8 @@ def verify(store: Store, progress: Pass | None = None, roles: Roles | None = Non
             reader = windowed.Windows(store.path, size, where, None if progress is None else told)
             readers.append(reader)
             return reader
-        rows = _event_rows(store, "ORDER BY ts_us", (), roles)
+        # as the grouped reading: an event whose instant is no integer is in no window
+        rows = (row for row in _event_rows(store, "ORDER BY ts_us", (), roles) if type(row[3]) is int)
         return windows_of(rows if progress is None else _counted(rows, told), size)
 
     try:
@@ -202,18 +222,20 @@ def _traces(store: Store) -> Traces:
     return read
 
 
-def _events(store: Store, ids: list[str], roles: Roles) -> dict[str, tuple[str, str, str, int]]:
-    found: dict[str, tuple[str, str, str, int]] = {}
+def _events(store: Store, ids: list[str], roles: Roles) -> dict[str, Stored]:
+    """The stored events among `ids`, whatever their instant (one edited to no integer is
+    stored all the same, in no window)."""
+    found: dict[str, Stored] = {}
     for at in range(0, len(ids), 500):
         chunk = ids[at:at + 500]
         marks = ", ".join("?" for _ in chunk)
         for row in _event_rows(store, f"WHERE event_id IN ({marks})", chunk, roles):
-            found[row[0]] = (row[0], row[1], row[2], int(row[3]))
+            found[row[0]] = row[:3]
     return found
 
 
 def _event_rows(store: Store, tail: str, params: Sequence[Any], roles: Roles
-                ) -> Iterator[tuple[str, str, str, int]]:
+                ) -> Iterator[tuple[str, str, str, Any]]:
     """(event_id, region, source, ts_us) of stored events: the database's columns for evtool's
     layout, else read out of each stored line by the pack's roles."""
     if roles.is_default:
@@ -246,5 +268,6 @@ def has_metric(store: Store, metric_id: str) -> bool:
 
 def time_span(store: Store) -> tuple[int, int] | None:
     """(first, last) instant of the stored events, or None when there are none."""
-    first, last = next(store.query("SELECT min(ts_us), max(ts_us) FROM events_in"))
+    first, last = next(store.query("SELECT min(ts_us), max(ts_us) FROM events_in "
+                                   f"WHERE ts_us BETWEEN {INSTANTS[0]} AND {INSTANTS[1]}"))
     return None if first is None else (int(first), int(last))
