@@ -134,6 +134,18 @@ def test_a_forged_region_or_source_is_named_not_a_crash(tmp_path: Path) -> None:
     assert f"traced events outside its region or window: {event_id}".encode() in result.stdout
 
 
+@pytest.mark.parametrize("column", ["metric_id", "region", "window_start"])
+def test_a_metric_column_forged_into_no_text_is_named_not_a_crash(column: str, tmp_path: Path) -> None:
+    """A region of bytes once stopped verification sorting the window's regions (bytes < str)."""
+    db = tmp_path / "f.db"
+    audited(db, 400, seed=3)
+    with sqlite3.connect(db) as conn:
+        conn.execute(f"UPDATE metrics_out SET {column} = x'00ff' WHERE seq = 7")
+    result = run(["replay", "--db", str(db), "--verify"])
+    assert result.returncode == 1 and b"Traceback" not in result.stderr + result.stdout
+    assert f"stored {column} b'\\x00\\xff' is not text".encode() in result.stdout, result.stdout[-300:]
+
+
 def test_verify_reads_postgres_as_it_reads_sqlite(pg_database: str, tmp_path: Path) -> None:
     """The same stream audited into PostgreSQL verifies clean, and a tampered metric and a
     trace row gone are named there as they are in SQLite."""

@@ -160,7 +160,8 @@ def _stored_metrics(store: Store) -> tuple[dict[float, list[StoredMetric]], list
         try:
             metric = StoredMetric(row[0], row[1], row[2], float(row[3]), orjson.loads(row[4]), row[5],
                                   row[6])
-            readable = type(metric.counts) is dict and type(metric.total) is int
+            readable = type(metric.counts) is dict and type(metric.total) is int and \
+                all(type(text) is str for text in row[:3])
         except (TypeError, ValueError):           # orjson's JSONDecodeError among them
             readable = False
         if not readable:
@@ -175,7 +176,11 @@ def _stored_metrics(store: Store) -> tuple[dict[float, list[StoredMetric]], list
 def _malformed(row: Sequence[Any]) -> str:
     """Which stored field of a metric row no metric of aggregate's could hold."""
     metric_id, region, start, seconds, counts, total = row[:6]
-    name = f"{metric_id} ({region} {start})"
+    said = [value if type(value) is str else shortened(value) for value in row[:3]]
+    name = f"{said[0]} ({said[1]} {said[2]})"
+    for column, value in (("metric_id", metric_id), ("region", region), ("window_start", start)):
+        if type(value) is not str:
+            return f"{name}: stored {column} {shortened(value)} is not text"
     try:
         float(seconds)
     except (TypeError, ValueError):
