@@ -155,13 +155,14 @@ def _stored_metrics(store: Store) -> tuple[dict[float, list[StoredMetric]], list
     that is no metric aggregate writes: such a row was edited, a difference to report."""
     metrics: dict[float, list[StoredMetric]] = {}
     malformed: list[str] = []
+    loads = orjson.loads
     for row in store.query(f"SELECT metric_id, region, window_start, window_seconds, counts, total, "
                            f"{store.trace_by[0]} FROM metrics_out"):
+        metric_id, region, start, seconds, counts, total, key = row
         try:
-            metric = StoredMetric(row[0], row[1], row[2], float(row[3]), orjson.loads(row[4]), row[5],
-                                  row[6])
-            readable = type(metric.counts) is dict and type(metric.total) is int and \
-                all(type(text) is str for text in row[:3])
+            metric = StoredMetric(metric_id, region, start, float(seconds), loads(counts), total, key)
+            readable = type(metric.counts) is dict and type(total) is int and type(metric_id) is str \
+                and type(region) is str and type(start) is str
         except (TypeError, ValueError):           # orjson's JSONDecodeError among them
             readable = False
         if not readable:
