@@ -19,12 +19,13 @@ from evtool.core.derived import DerivedChecker
 from evtool.core.instant import MICROS, bound_us, shaped_us
 from evtool.core.linereader import LineReader
 from evtool.core.metricline import MetricLine
+from evtool.core.printable import shortened
 from evtool.core.records import deadletter, name_id, parse, reject_unparsable
 from evtool.core.roles import Roles
 from evtool.core.stats import Stats
 from evtool.core.wire import Wire
 from evtool.store import Conflicts, StoreError, Writer
-from evtool.store.sqlite import NUL_ESCAPE, Rows
+from evtool.store.sqlite import NUL_ESCAPE, Rows, Stored
 
 STAGE = "audit"
 
@@ -237,11 +238,12 @@ class AuditStage:
         self._forward.append(line)
         self._mirror.append(line)
 
-    def _conflict(self, key: Identity, prior: int, line: bytes, now: str) -> None:
+    def _conflict(self, key: Identity, prior: Stored, line: bytes, now: str) -> None:
         table, ident, total = key
         self.stats.add_dead("conflict")
+        said = prior if type(prior) is int else shortened(prior)
         error = (f"{'metric' if table == 'metrics_out' else 'window'} {ident}: the stored copy "
-                 f"has total {prior}, this one {total}; the stored one is kept")
+                 f"has total {said}, this one {total}; the stored one is kept")
         self._add_dead_letter(deadletter(STAGE, "conflict", error, line), now)
 
     def _reject(self, problem: str, line: bytes, event_id: Any, now: str) -> None:

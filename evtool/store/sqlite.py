@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +24,10 @@ class StoreError(EndFailed):
     """The database cannot be used: the stage exits 1 with this message."""
 
 
+# a stored total: an integer as audit writes it, or whatever a hand put in the column
+Stored = int | float | str | bytes
 # (table, id, total) of a metric or window row the store did not take, and the total it keeps
-Conflicts = dict[tuple[str, str, int], int]
+Conflicts = dict[tuple[str, str, int], Stored]
 # tables whose rows say a total under an id: a later copy with another total is a conflict
 TOTALED = {table: (TABLE_COLUMNS[table][0], TABLE_COLUMNS[table].index("total"))
            for table in ("metrics_out", "windows")}
@@ -61,7 +63,7 @@ TRACES = ("SELECT '{{' || group_concat(json_quote(CAST(metric_seq AS TEXT)) || '
           "WHERE {where} GROUP BY metric_seq)")
 
 
-def conflicts(table: str, batch: list[tuple[Any, ...]], stored: dict[str, int]) -> Conflicts:
+def conflicts(table: str, batch: list[tuple[Any, ...]], stored: Mapping[str, Stored]) -> Conflicts:
     """The rows of `batch` whose id the store holds (`stored`: id -> total) with another total."""
     total_at = TOTALED[table][1]
     return {(table, row[0], row[total_at]): stored[row[0]] for row in batch
@@ -211,14 +213,15 @@ class SqliteStore:
             return {}
         return conflicts(table, batch, self._totals(table, [row[0] for row in batch]))
 
-    def _totals(self, table: str, ids: list[str]) -> dict[str, int]:
-        """id -> total of the `table` rows among `ids`, asked 500 at a time."""
+    def _totals(self, table: str, ids: list[str]) -> dict[str, Stored]:
+        """id -> total of the `table` rows among `ids`, asked 500 at a time, as stored: a total
+        edited into text is a conflict to name, not a stop (int() of it stopped the writer)."""
         column = TOTALED[table][0]
-        found: dict[str, int] = {}
+        found: dict[str, Stored] = {}
         for at in range(0, len(ids), 500):
             chunk = ids[at:at + 500]
             sql = f"SELECT {column}, total FROM {table} WHERE {column} IN ({', '.join('?' for _ in chunk)})"
-            found.update((key, int(total)) for key, total in self.conn.execute(sql, chunk))
+            found.update(self.conn.execute(sql, chunk))
         return found
 
     def _metrics(self, batch: list[tuple[Any, ...]], trace: list[tuple[Any, ...]]) -> Conflicts:
