@@ -54,6 +54,9 @@ TAMPERINGS = [
     "UPDATE event_store SET ts_us = 'x' || ts_us WHERE ts_us = (SELECT min(ts_us) FROM event_store)",
     "UPDATE event_store SET ts_us = ts_us + 0.5 WHERE ts_us = "
     "(SELECT max(ts_us) FROM event_store WHERE typeof(ts_us) = 'integer')",
+    # instants no window of years 1-9999 holds, at the ends of what a column holds
+    "UPDATE event_store SET ts_us = 9223372036854775807 WHERE rowid = 600",
+    "UPDATE event_store SET ts_us = -9223372036854775808 WHERE rowid = 650",
 ]
 
 
@@ -144,6 +147,19 @@ def test_a_metric_column_forged_into_no_text_is_named_not_a_crash(column: str, t
     result = run(["replay", "--db", str(db), "--verify"])
     assert result.returncode == 1 and b"Traceback" not in result.stderr + result.stdout
     assert f"stored {column} b'\\x00\\xff' is not text".encode() in result.stdout, result.stdout[-300:]
+
+
+@pytest.mark.parametrize("seconds", ["1e999", "-1e999", "9223372036854775807", "3e11"])
+def test_a_window_size_no_years_hold_is_said_not_a_crash(seconds: str, tmp_path: Path) -> None:
+    """An infinite or huge stored window_seconds once stopped verification (int() of infinity,
+    an instant past what SQLite binds): such metrics are ones it could not check."""
+    db = tmp_path / "f.db"
+    audited(db, 400, seed=3)
+    with sqlite3.connect(db) as conn:
+        conn.execute(f"UPDATE metrics_out SET window_seconds = {seconds} WHERE seq <= 3")
+    result = run(["replay", "--db", str(db), "--verify"])
+    assert result.returncode == 0 and b"Traceback" not in result.stderr + result.stdout
+    assert b"3 metrics have window_seconds" in result.stdout and b"which is no window size" in result.stdout
 
 
 def test_verify_reads_postgres_as_it_reads_sqlite(pg_database: str, tmp_path: Path) -> None:

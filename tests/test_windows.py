@@ -11,7 +11,7 @@ import pytest
 from evtool.core.dedupe import compact_id
 from evtool.core.instant import MIN_US
 from evtool.core.tally import Tally
-from evtool.core.windows import Window
+from evtool.core.windows import Window, placeable
 
 
 class Refused:
@@ -168,3 +168,28 @@ def test_compact_id_is_injective_on_ids_and_folds_uuid_case() -> None:
 
 def test_infinite_watermark_start() -> None:
     assert Tally(5).windows.watermark == -math.inf
+
+
+class _Refused:
+    """Tally's refusals, the unplaceable ones kept."""
+
+    def __init__(self) -> None:
+        self.indexes: list[int] = []
+
+    def late(self, line: bytes, event_id: str, index: int, watermark: float) -> None: ...
+
+    def future(self, line: bytes, event_id: str, at: int, newest: float) -> None: ...
+
+    def unplaceable(self, line: bytes, event_id: str, index: int) -> None:
+        self.indexes.append(index)
+
+
+@pytest.mark.parametrize("size", [1, 7, 5_000_000, 86_400_000_000, 10**17])
+def test_placeable_instants_are_the_ones_aggregate_counts(size: int) -> None:
+    """Verification leaves out what lies outside `placeable`: exactly what Tally refuses."""
+    low, end = placeable(size)
+    for at in (low - 1, low, end - 1, end):
+        refused = _Refused()
+        counted = Tally(size).count([b"e"], [("e", "r", "s", at, "e")], lambda line: None, refused,
+                                    lambda windows, duplicates: None)
+        assert (counted == 1) == (low <= at < end) and (not refused.indexes) == (counted == 1), at

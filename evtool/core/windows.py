@@ -6,6 +6,14 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from evtool.core.instant import MAX_US, MIN_US
+
+
+def placeable(size: int) -> tuple[int, int]:
+    """The instants [first, end) whose window of `size` µs starts in year 1 or later and ends
+    by the end of 9999: the only windows aggregate emits (Tally refuses the others' events)."""
+    return -(-MIN_US // size) * size, MAX_US // size * size
+
 
 @dataclass
 class Window:

@@ -23,6 +23,7 @@ from evtool.core.verify import (
     verify_size,
     windows_of,
 )
+from evtool.core.windows import placeable
 from evtool.store import Store, windowed
 from evtool.store.sqlite import SqliteStore
 
@@ -106,8 +107,11 @@ def verify(store: Store, progress: Pass | None = None, roles: Roles | None = Non
             reader = windowed.Windows(store.path, size, where, None if progress is None else told)
             readers.append(reader)
             return reader
-        # as the grouped reading: an event whose instant is no integer is in no window
-        rows = (row for row in _event_rows(store, "ORDER BY ts_us", (), roles) if type(row[3]) is int)
+        # as the grouped reading: an event whose instant is no integer, or lies where no window
+        # can be, is in no window
+        low, end = placeable(size)
+        rows = (row for row in _event_rows(store, "ORDER BY ts_us", (), roles)
+                if type(row[3]) is int and low <= row[3] < end)
         return windows_of(rows if progress is None else _counted(rows, told), size)
 
     try:
@@ -142,11 +146,14 @@ def verify(store: Store, progress: Pass | None = None, roles: Roles | None = Non
 
 
 def _micros(seconds: Any) -> int | None:
-    """A stored window size in µs, or None for a value that is none (not even a number)."""
+    """A stored window size in µs, or None for a value that is none: not a number, infinite, or
+    longer than the years 1-9999 hold."""
     try:
-        return micros_of(float(seconds), "window_seconds")
-    except (TypeError, ValueError):
+        size = micros_of(float(seconds), "window_seconds")
+    except (TypeError, ValueError, OverflowError):
         return None
+    low, end = placeable(size)
+    return size if low < end else None
 
 
 def _stored_metrics(store: Store) -> tuple[dict[float, list[StoredMetric]], list[str]]:

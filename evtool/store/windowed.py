@@ -20,6 +20,7 @@ import orjson
 
 from evtool.core.instant import iso_us
 from evtool.core.roles import ALL_REGIONS, Roles
+from evtool.core.windows import placeable
 from evtool.store.engine import sqlite3
 from evtool.store.sqlite import StoreError, connect_read_only
 
@@ -151,8 +152,10 @@ class _Reader(threading.Thread):
     def _read(self, conn: sqlite3.Connection) -> None:
         """The span of a run follows the density of the last one, in whole windows."""
         first, last = conn.execute(BOUNDS).fetchone()
-        if first is None:
+        low, end = placeable(self.size)         # an event outside is in no window a metric has
+        if first is None or first >= end or last < low:
             return
+        first, last = max(first, low), min(last, end - 1)
         size, lo, per_run = self.size, first - first % self.size, FIRST_WINDOWS
         while lo <= last and not self.stopping.is_set():
             hi = lo + per_run * size
