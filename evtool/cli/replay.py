@@ -86,8 +86,7 @@ def replay(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool,
         hint_when_empty(store, filters)
     sink = open_output("replay", output_spec, amqp_url, connect_timeout, pack, keeps={"--db": db})
     unreadable = Unreadable()
-    rows = stored_events(store, filters, unreadable)
-    items = ((ts_us / MICROS, raw.encode("utf-8")) for ts_us, raw in rows)
+    items = stored_events(store, filters, unreadable)
     pacer = Pacer(time.monotonic, speed) if speed else None
     progress = counting("replay", count_events(store, filters) if on_terminal() else None, quiet)
     try:

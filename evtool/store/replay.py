@@ -9,7 +9,7 @@ from typing import Any, Protocol
 import orjson
 
 from evtool.core.dedupe import fold_id
-from evtool.core.instant import micros_of
+from evtool.core.instant import MICROS, micros_of
 from evtool.core.printable import shortened
 from evtool.core.roles import RoleError, Roles
 from evtool.core.verify import (
@@ -67,16 +67,17 @@ class Unreadable:
     rows: int = 0
 
 
-def stored_events(store: Store, filters: Filters, unreadable: Unreadable | None = None
-                  ) -> Iterator[tuple[int, str]]:
-    """(ts_us, raw line) of each matching event, ordered by instant, then event_id; the rows no
-    audit writes (SQLite keeps any value a hand puts in a column) are left out and counted."""
+def stored_events(store: Store, filters: Filters, unreadable: Unreadable) -> Iterator[tuple[float, bytes]]:
+    """(instant in seconds, raw line) of each matching event, ordered by instant, then event_id,
+    as replay sends them; the rows no audit writes (SQLite keeps any value a hand puts in a
+    column) are left out and counted. One loop checks and converts: a second layer of
+    generator over a million rows cost replay a tenth of its time."""
     where, params = filters.where()
     sql = f"SELECT e.ts_us, e.raw FROM events_in e{where} ORDER BY e.ts_us, e.event_id"
-    for row in store.query(sql, params):
-        if type(row[0]) is int and type(row[1]) is str:
-            yield row
-        elif unreadable is not None:
+    for ts_us, raw in store.query(sql, params):
+        if type(ts_us) is int and type(raw) is str:
+            yield ts_us / MICROS, raw.encode("utf-8")
+        else:
             unreadable.rows += 1
 
 
