@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -184,12 +185,26 @@ class _Refused:
         self.indexes.append(index)
 
 
+def _in_the_years(at: int, size: int) -> bool:
+    """Whether the window of `at` can be written: its window_start and window_end both instants
+    of the years datetime holds (1-9999)."""
+    start = at // size * size
+    try:
+        for edge in (start, start + size):
+            datetime(1970, 1, 1) + timedelta(microseconds=edge)
+    except OverflowError:
+        return False
+    return True
+
+
 @pytest.mark.parametrize("size", [1, 7, 5_000_000, 86_400_000_000, 10**17])
 def test_placeable_instants_are_the_ones_aggregate_counts(size: int) -> None:
-    """Verification leaves out what lies outside `placeable`: exactly what Tally refuses."""
+    """Verification leaves out what lies outside `placeable`, Tally refuses the same events,
+    and both are the windows whose start and end the years 1-9999 hold."""
     low, end = placeable(size)
     for at in (low - 1, low, end - 1, end):
         refused = _Refused()
         counted = Tally(size).count([b"e"], [("e", "r", "s", at, "e")], lambda line: None, refused,
                                     lambda windows, duplicates: None)
-        assert (counted == 1) == (low <= at < end) and (not refused.indexes) == (counted == 1), at
+        assert (counted == 1) == (low <= at < end) == _in_the_years(at, size), at
+        assert (not refused.indexes) == (counted == 1), at

@@ -15,7 +15,6 @@ from evtool.core.derived import DerivedChecker
 from evtool.core.fields import Fields, LineFields, ParsedFields, ReadFields, event_fields
 from evtool.core.instant import (
     MICROS,
-    MIN_US,
     iso_us,
     micros_of,
     seconds_value,
@@ -25,7 +24,7 @@ from evtool.core.records import deadletter, dumps, name_ids, parse, reject_unpar
 from evtool.core.roles import RoleError, Roles
 from evtool.core.stats import Stats
 from evtool.core.tally import Tally
-from evtool.core.windows import Window
+from evtool.core.windows import Window, placeable
 from evtool.core.wire import Topology, Wire
 
 STAGE = "aggregate"
@@ -217,7 +216,7 @@ class AggregateStage:
         dead.append(deadletter(STAGE, "schema", "; ".join(problems), line, roles.event_id_or_none(event)))
 
     def _late(self, line: bytes, event_id: str, index: int, watermark: float) -> bytes:
-        if index * self.windows.size < MIN_US:
+        if index * self.windows.size < placeable(self.windows.size)[0]:
             return self._unplaceable(line, event_id, index)
         self.stats.late += 1
         self.stats.add_dead("late")

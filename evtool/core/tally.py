@@ -9,8 +9,7 @@ from typing import Protocol
 
 from evtool.core.dedupe import Deduper
 from evtool.core.fields import Fields
-from evtool.core.instant import MAX_US, MIN_US
-from evtool.core.windows import Window, Windows
+from evtool.core.windows import Window, Windows, placeable
 
 # a line the fast path did not read: its fields, or None once the stage has dealt with it
 ReadSlowly = Callable[[bytes], "Fields | None"]
@@ -48,6 +47,7 @@ class Tally:
         open_get, keys = windows.open.get, seen.keys
         max_seen, watermark, closes_at = windows.max_seen, windows.watermark, windows.closes_at
         ahead = self.ahead
+        low, end = placeable(size)
         limit = max_seen + ahead if ahead and math.isfinite(max_seen) else math.inf
         # slice and expiry boundaries as instants: `at // span` divides by a two-digit int
         slice_end, slice_keys = 0, None
@@ -82,7 +82,7 @@ class Tally:
                     continue
                 window = open_get(index)
                 if window is None:
-                    if index * size < MIN_US or (index + 1) * size > MAX_US:
+                    if not low <= at < end:
                         keys.discard(key)
                         refuse.unplaceable(line, event_id, index)
                         continue

@@ -10,8 +10,8 @@ from evtool.core.instant import MAX_US, MIN_US
 
 
 def placeable(size: int) -> tuple[int, int]:
-    """The instants [first, end) whose window of `size` µs starts in year 1 or later and ends
-    by the end of 9999: the only windows aggregate emits (Tally refuses the others' events)."""
+    """The instants [first, end) whose window of `size` µs has its start and its end (a record's
+    window_start and window_end) in the years 1-9999: the only windows aggregate places."""
     return -(-MIN_US // size) * size, MAX_US // size * size
 
 
