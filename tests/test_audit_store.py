@@ -353,7 +353,8 @@ def test_parts_sent_ahead_change_nothing_audit_stores_or_forwards(tmp_path, monk
 @pytest.mark.skipif(sys.platform != "linux" or platform.machine() != "x86_64",
                     reason="pysqlite3-binary has wheels for Linux x86_64 only")
 def test_the_audit_database_runs_on_the_bundled_sqlite(tmp_path: Path) -> None:
-    """Where the faster library installs, every store (and the writer process) opens it."""
+    """Where the faster library installs, a store opens it (the writer process imports the
+    same store module)."""
     bundled = pytest.importorskip("pysqlite3.dbapi2")
     assert sqlite3 is bundled
     store = SqliteStore(str(tmp_path / "a.db"))

@@ -25,7 +25,7 @@ from evtool.core.roles import Roles
 from evtool.core.stats import Stats
 from evtool.core.wire import Wire
 from evtool.store import Conflicts, StoreError, Writer
-from evtool.store.sqlite import NUL_ESCAPE, Rows, Stored
+from evtool.store.sqlite import NUL_ESCAPE, Rows, StoredTotal
 
 STAGE = "audit"
 
@@ -238,7 +238,7 @@ class AuditStage:
         self._forward.append(line)
         self._mirror.append(line)
 
-    def _conflict(self, key: Identity, prior: Stored, line: bytes, now: str) -> None:
+    def _conflict(self, key: Identity, prior: StoredTotal, line: bytes, now: str) -> None:
         table, ident, total = key
         self.stats.add_dead("conflict")
         said = prior if type(prior) is int else shortened(prior)

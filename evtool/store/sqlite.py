@@ -25,9 +25,9 @@ class StoreError(EndFailed):
 
 
 # a stored total: an integer as audit writes it, or whatever a hand put in the column
-Stored = int | float | str | bytes
+StoredTotal = int | float | str | bytes
 # (table, id, total) of a metric or window row the store did not take, and the total it keeps
-Conflicts = dict[tuple[str, str, int], Stored]
+Conflicts = dict[tuple[str, str, int], StoredTotal]
 # tables whose rows say a total under an id: a later copy with another total is a conflict
 TOTALED = {table: (TABLE_COLUMNS[table][0], TABLE_COLUMNS[table].index("total"))
            for table in ("metrics_out", "windows")}
@@ -63,7 +63,7 @@ TRACES = ("SELECT '{{' || group_concat(json_quote(CAST(metric_seq AS TEXT)) || '
           "WHERE {where} GROUP BY metric_seq)")
 
 
-def conflicts(table: str, batch: list[tuple[Any, ...]], stored: Mapping[str, Stored]) -> Conflicts:
+def conflicts(table: str, batch: list[tuple[Any, ...]], stored: Mapping[str, StoredTotal]) -> Conflicts:
     """The rows of `batch` whose id the store holds (`stored`: id -> total) with another total."""
     total_at = TOTALED[table][1]
     return {(table, row[0], row[total_at]): stored[row[0]] for row in batch
@@ -213,11 +213,11 @@ class SqliteStore:
             return {}
         return conflicts(table, batch, self._totals(table, [row[0] for row in batch]))
 
-    def _totals(self, table: str, ids: list[str]) -> dict[str, Stored]:
+    def _totals(self, table: str, ids: list[str]) -> dict[str, StoredTotal]:
         """id -> total of the `table` rows among `ids`, asked 500 at a time, as stored: a total
         edited into text is a conflict to name, not a stop (int() of it stopped the writer)."""
         column = TOTALED[table][0]
-        found: dict[str, Stored] = {}
+        found: dict[str, StoredTotal] = {}
         for at in range(0, len(ids), 500):
             chunk = ids[at:at + 500]
             sql = f"SELECT {column}, total FROM {table} WHERE {column} IN ({', '.join('?' for _ in chunk)})"
