@@ -266,6 +266,35 @@ def test_replay_leaves_out_rows_edited_past_replaying_and_says_so(tmp) -> None:
     assert f"its events run from {START[:19]}".encode() in hint.stderr
 
 
+def test_replay_sends_stored_lines_as_their_bytes_and_reads_past_lines_that_are_no_json(tmp) -> None:
+    """A line edited into text that is no UTF-8 once stopped replay at its decoding, and one that
+    is no JSON stopped --region and --verify (SQLite's JSON functions refuse it): replay sends
+    each line as stored, filters and verifies past them, and names what they changed."""
+    made = run(["gen", "--count", "60", "--seed", "5", "--start", START, "--fast", "-q"]).stdout.splitlines()
+    db = tmp / "u.db"
+    counted = run(["aggregate", "--forward", "-q"], stdin=b"\n".join(made) + b"\n").stdout
+    assert run(["audit", "--db", str(db), "-q"], stdin=counted).returncode == 0
+    with sqlite3.connect(db) as conn:
+        first, second, third = (orjson.loads(line)["event_id"] for line in made[:3])
+        conn.execute("UPDATE event_store SET raw = CAST(x'7b22ff' AS TEXT) || substr(raw, 3) "
+                     "WHERE event_id = ?", (first,))
+        conn.execute("UPDATE event_store SET raw = 'not json' WHERE event_id = ?", (second,))
+        conn.execute("UPDATE event_store SET ts_us = CAST(x'ff' AS TEXT) WHERE event_id = ?", (third,))
+    replayed = run(["replay", "--db", str(db)])
+    no_traceback(replayed)
+    assert replayed.returncode == 0
+    assert replayed.stdout.splitlines() == [b'{"\xff' + made[0][2:], b"not json", *made[3:]]
+    assert b"1 stored events not replayed" in replayed.stderr
+    region = orjson.loads(made[10])["region"]
+    filtered = run(["replay", "--db", str(db), "--region", region, "-q"])
+    no_traceback(filtered)
+    assert filtered.stdout.splitlines() == [line for line in made[3:] if orjson.loads(line)["region"] == region]
+    verified = run(["replay", "--db", str(db), "--verify"])
+    no_traceback(verified)
+    assert verified.returncode == 1 and b"cannot read" not in verified.stderr
+    assert orjson.loads(made[1])["region"].encode() in verified.stdout      # the metric it was in
+
+
 def test_postgresql_audit_stores_an_event_holding_nul(pg_database) -> None:
     from tests.conftest import PG, psql
 

@@ -58,6 +58,16 @@ TAMPERINGS = [
     # instants no window of years 1-9999 holds, at the ends of what a column holds
     "UPDATE event_store SET ts_us = 9223372036854775807 WHERE rowid = 600",
     "UPDATE event_store SET ts_us = -9223372036854775808 WHERE rowid = 650",
+    # lines that are no JSON text: no region and no source (SQLite's JSON functions once stopped
+    # the grouped reading at the first); and text that is no UTF-8, once a stop at its decoding
+    "UPDATE event_store SET raw = 'not json' WHERE rowid = 800",
+    "UPDATE event_store SET raw = CAST(raw AS BLOB) WHERE rowid = 810",
+    "UPDATE event_store SET raw = CAST(x'7b22ff' AS TEXT) || substr(raw, 3) WHERE rowid = 820",
+    "UPDATE event_store SET event_id = CAST(x'ff' AS TEXT) || event_id WHERE rowid = 830",
+    "UPDATE event_store SET ts_us = CAST(x'ff' AS TEXT) WHERE rowid = 840",
+    "UPDATE trace_store SET event_id = CAST(x'ff' AS TEXT) || event_id WHERE (metric_seq, event_id) = "
+    "(SELECT metric_seq, event_id FROM trace_store LIMIT 1 OFFSET 120)",
+    "UPDATE metrics_out SET region = CAST(x'ff' AS TEXT) || region WHERE seq = 20",
 ]
 
 

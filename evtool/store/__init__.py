@@ -33,6 +33,12 @@ class Store(Writer, Protocol):
     # (what names a metric in the trace, as text, from metrics_out; and the query of one JSON
     # object, such a name -> the metric's traced event ids: `{marks}` for the names)
     trace_by: tuple[str, str]
+    # the SQL of a stored line's bytes as stored, NULL for a value that is no text: `{0}` for the
+    # column
+    raw_bytes: str
+    # the SQL of a column of events_in read out of `raw` (`{0}` for it, aliased `e`): NULL where
+    # the store's reading would stop at a raw that is no JSON
+    from_raw: str
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]: ...
 

@@ -67,6 +67,8 @@ class PostgresStore:
                              "GROUP BY metric_id) t")
     submit = None               # writes in the caller's thread
     send_ahead = None
+    raw_bytes = "convert_to({0}, 'UTF8')"
+    from_raw = "{0}"
 
     def __init__(self, url: str, *, readonly: bool = False) -> None:
         try:

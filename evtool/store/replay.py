@@ -25,7 +25,7 @@ from evtool.core.verify import (
 )
 from evtool.core.windows import placeable
 from evtool.store import Store, windowed
-from evtool.store.sqlite import SqliteStore
+from evtool.store.sqlite import SqliteStore, Undecodable
 
 # every integer a column holds: SQLite sorts text after any number, so a range keeps an instant
 # edited into text out where a bare `>=` would let it in
@@ -40,13 +40,14 @@ class Filters:
     region: str | None = None
     metric_id: str | None = None
 
-    def where(self) -> tuple[str, list[Any]]:
+    def where(self, store: Store) -> tuple[str, list[Any]]:
         """SQL with placeholders only: ids like `'); DROP TABLE events_in;--` are just values."""
         clauses: list[str] = []
         params: list[Any] = []
+        source, region = (store.from_raw.format(f"e.{column}") for column in ("source", "region"))
         for sql, value in ((f"e.ts_us BETWEEN ? AND {INSTANTS[1]}", self.since_us),
                            ("e.ts_us < ?", self.until_us),
-                           ("e.source = ?", self.source), ("e.region = ?", self.region),
+                           (f"{source} = ?", self.source), (f"{region} = ?", self.region),
                            ("t.metric_id = ?", self.metric_id)):
             if value is not None:
                 clauses.append(sql)
@@ -56,7 +57,7 @@ class Filters:
 
 
 def count_events(store: Store, filters: Filters) -> int:
-    where, params = filters.where()
+    where, params = filters.where(store)
     return int(next(store.query(f"SELECT count(*) FROM events_in e{where}", params))[0])
 
 
@@ -70,13 +71,16 @@ class Unreadable:
 def stored_events(store: Store, filters: Filters, unreadable: Unreadable) -> Iterator[tuple[float, bytes]]:
     """(instant in seconds, raw line) of each matching event, ordered by instant, then event_id,
     as replay sends them; the rows no audit writes (SQLite keeps any value a hand puts in a
-    column) are left out and counted. One loop checks and converts: a second layer of
-    generator over a million rows cost replay a tenth of its time."""
-    where, params = filters.where()
-    sql = f"SELECT e.ts_us, e.raw FROM events_in e{where} ORDER BY e.ts_us, e.event_id"
+    column) are left out and counted. A line is read as the bytes stored, never decoded. One
+    loop checks and converts: a second layer of generator over a million rows cost replay a
+    tenth of its time."""
+    where, params = filters.where(store)
+    # no text is read: an instant edited into text (even one that is no UTF-8) is NULL
+    sql = (f"SELECT CASE WHEN e.ts_us BETWEEN {INSTANTS[0]} AND {INSTANTS[1]} THEN e.ts_us END, "
+           f"{store.raw_bytes.format('e.raw')} FROM events_in e{where} ORDER BY e.ts_us, e.event_id")
     for ts_us, raw in store.query(sql, params):
-        if type(ts_us) is int and type(raw) is str:
-            yield ts_us / MICROS, raw.encode("utf-8")
+        if type(ts_us) is int and raw is not None:
+            yield ts_us / MICROS, raw
         else:
             unreadable.rows += 1
 
@@ -91,7 +95,13 @@ def verify(store: Store, progress: Pass | None = None, roles: Roles | None = Non
     """Every stored metric checked against the stored events, with its own window size: one pass
     over the events per size. `roles`: where the pack's events keep region and source (the
     database's columns read evtool's own layout)."""
-    roles = roles or Roles()
+    try:
+        return _verify(store, progress, roles or Roles())
+    except Undecodable:             # read again, now past text that is no UTF-8
+        return _verify(store, progress, roles or Roles())
+
+
+def _verify(store: Store, progress: Pass | None, roles: Roles) -> Verdict:
     count = count_events(store, Filters()) if progress is not None else 0
     sizes: list[float] = []                       # the window sizes, once the metrics are read
     passes = 0                                    # the passes over the events begun
@@ -253,14 +263,17 @@ def _event_rows(store: Store, tail: str, params: Sequence[Any], roles: Roles
     """(event_id, region, source, ts_us) of stored events: the database's columns for evtool's
     layout, else read out of each stored line by the pack's roles."""
     if roles.is_default:
-        yield from store.query(f"SELECT event_id, region, source, ts_us FROM events_in {tail}", params)
+        region, source = (store.from_raw.format(f"e.{column}") for column in ("region", "source"))
+        yield from store.query(f"SELECT e.event_id, {region}, {source}, e.ts_us FROM events_in e {tail}",
+                               params)
         return
     for event_id, raw, ts_us in store.query(f"SELECT event_id, raw, ts_us FROM events_in {tail}", params):
+        # a line that is no JSON text has no field, as the grouped reading takes it (and replay
+        # leaves out one that is no text); a role the pack's events do not carry is its constant
         try:
-            event = orjson.loads(raw)
+            event = orjson.loads(raw) if type(raw) is str else None
         except orjson.JSONDecodeError:
-            yield event_id, "", "", ts_us
-            continue
+            event = None
         yield event_id, _or_blank(roles.region_of, event), _or_blank(roles.source_of, event), ts_us
 
 

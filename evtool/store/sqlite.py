@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,16 @@ PAGE_SIZE = 16384
 
 class StoreError(EndFailed):
     """The database cannot be used: the stage exits 1 with this message."""
+
+
+class Undecodable(StoreError):
+    """A stored text that is no UTF-8 (`CAST(x'ff' AS TEXT)` by hand) stopped a query; the store
+    now reads such text with U+FFFD in place of what is none, so a reading may start again."""
+
+
+NO_UTF8 = "Could not decode to UTF-8"
+# the driver's own decoding, but going on past what is no UTF-8; a call into C per value
+_REPLACING = functools.partial(str, encoding="utf-8", errors="replace")
 
 
 # a stored total: an integer as audit writes it, or whatever a hand put in the column
@@ -58,8 +69,8 @@ TRACE_FROM_LINES = (
 
 
 # the traces of some metrics (by `seq`), as one JSON document: {"seq": [event_id, ...], ...}
-TRACES = ("SELECT '{{' || group_concat(json_quote(CAST(metric_seq AS TEXT)) || ':' || ids, ',') || '}}' "
-          "FROM (SELECT metric_seq, json_group_array(event_id) AS ids FROM trace_store "
+TRACES = ("SELECT CAST('{{' || group_concat(json_quote(CAST(metric_seq AS TEXT)) || ':' || ids, ',') "
+          "|| '}}' AS BLOB) FROM (SELECT metric_seq, json_group_array(event_id) AS ids FROM trace_store "
           "WHERE {where} GROUP BY metric_seq)")
 
 
@@ -109,6 +120,12 @@ class SqliteStore:
     # by `seq` (as text: JSON's keys are), not through the trace view; one document a query
     trace_by = ("CAST(seq AS TEXT)", TRACES.format(where="metric_seq IN ({marks})"))
     trace_span = TRACES.format(where="metric_seq BETWEEN ? AND ?")
+    # a stored line as its bytes, unread: a hand can store text that is no UTF-8 (CAST(x'ff' AS
+    # TEXT)), which decoding would stop replay at; NULL for a value that is no text
+    raw_bytes = "CASE WHEN typeof({0}) = 'text' THEN CAST({0} AS BLOB) END"
+    # SQLite's JSON functions stop a query at a raw that is no JSON: such an event, and one whose
+    # raw is no text (which replay leaves out), has no field
+    from_raw = "CASE WHEN typeof(e.raw) = 'text' AND json_valid(e.raw) THEN {0} END"
 
     def __init__(self, path: str, *, synchronous: str = "FULL", readonly: bool = False) -> None:
         self.path = path
@@ -244,6 +261,10 @@ class SqliteStore:
             while chunk := cursor.fetchmany(4096):
                 yield from chunk
         except sqlite3.Error as exc:
+            if str(exc).startswith(NO_UTF8) and self.conn.text_factory is not _REPLACING:
+                # a call per value costs verification a tenth: only once a value needs it
+                self.conn.text_factory = _REPLACING
+                raise Undecodable(f"cannot read {self.path}: {exc}") from None
             raise StoreError(f"cannot read {self.path}: {exc}") from None
 
     def close(self) -> None:

@@ -15,6 +15,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import orjson
 
@@ -33,7 +34,7 @@ FIRST_WINDOWS = 64
 # of json_group_object's cost. A region or source that is not a string is read as "", as a pack's
 # roles read it: a forged number or object must not be a key beside the strings (it once stopped
 # verification with a TypeError). LIMIT -1 keeps SQLite from copying `read` into each use of it.
-RUN = """SELECT '[' || group_concat(item, ',') || ']', sum(n) FROM (
+RUN = """SELECT CAST('[' || group_concat(item, ',') || ']' AS BLOB), sum(n) FROM (
     SELECT '[' || w || ',[' || group_concat(json_quote(event_id) || ',' || roles, ',')
            || ']]' AS item, count(*) AS n
     FROM (SELECT w, event_id, {roles} AS roles
@@ -51,6 +52,10 @@ _STRING = "CASE WHEN substr({0}, 1, 1) = '\"' THEN {0} ELSE '\"\"' END"
 # then a string); anything else is read role by role.
 _BOTH_STRINGS = ("CASE WHEN substr(read, 1, 2) = '[\"' AND substr(read, -2) = '\"]' "
                  "THEN substr(read, 2, length(read) - 2) ELSE {each} END")
+# a raw that is no JSON text (edited by hand) has no region or source, as a parse reads it and as
+# replay leaves it out; SQLite's JSON functions would stop the query at it (json_valid's parse
+# is cached: json_extract does not repeat it)
+_JSON = "CASE WHEN typeof(raw) = 'text' AND json_valid(raw) THEN {0} END"
 _LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # where an event keeps a role: the reference tokens of its pointer, or a constant (no such field)
 Role = tuple[str, ...] | str
@@ -83,12 +88,15 @@ def _run_sql(region: Role, source: Role) -> str:
         at += 1
     roles = " || ',' || ".join(each)
     if len(paths) == 2:
-        return RUN.format(read=f"json_extract(raw, {', '.join(paths)})",
+        return RUN.format(read=_JSON.format(f"json_extract(raw, {', '.join(paths)})"),
                           roles=_BOTH_STRINGS.format(each=roles))
-    return RUN.format(read=f"raw -> {paths[0]}" if paths else "NULL", roles=roles)
+    return RUN.format(read=_JSON.format(f"raw -> {paths[0]}") if paths else "NULL", roles=roles)
 
 
 Window = tuple[str, dict[str, dict[str, str]]]     # start, region -> event_id -> source
+# a JSON document a store built: bytes from SQLite (never decoded by the driver), text from
+# PostgreSQL
+Document = str | bytes
 Done = Callable[[int], None]                         # told the events read so far
 
 
@@ -108,7 +116,7 @@ class Windows:
                 if isinstance(got, BaseException):
                     raise got
                 document, count = got
-                for start, flat in sorted(orjson.loads(document)):
+                for start, flat in sorted(loads_document(document)):
                     regions: dict[str, dict[str, str]] = {}
                     at = iter(flat)
                     for event_id, region, source in zip(at, at, at, strict=True):
@@ -132,7 +140,7 @@ class _Reader(threading.Thread):
         self.path, self.size, self.sql = path, size, _run_sql(*roles)
         self.constants = {name: role for name, role in zip(("region", "source"), roles, strict=True)
                           if isinstance(role, str)}
-        self.runs: queue.Queue[tuple[str, int] | BaseException | None] = queue.Queue(maxsize=RUNS_AHEAD)
+        self.runs: queue.Queue[tuple[bytes, int] | BaseException | None] = queue.Queue(maxsize=RUNS_AHEAD)
         self.stopping = threading.Event()
         self.conn: sqlite3.Connection | None = None
 
@@ -193,7 +201,7 @@ class TraceReader:
         asked = self.pool.submit(self._read, keys)
         return lambda: traced(asked.result())     # parsed here: the reader holds no GIL for it
 
-    def _read(self, keys: list[str]) -> list[str]:
+    def _read(self, keys: list[str]) -> list[Document]:
         try:
             if self.conn is None:
                 self.conn = connect_read_only(self.path, check_same_thread=False)
@@ -224,11 +232,11 @@ def seq_span(keys: list[str]) -> tuple[int, int] | None:
     return (first, last) if last - first < 2 * len(seqs) else None
 
 
-def trace_documents(query: Callable[[str, list[str]], Iterable[tuple[str | None]]], sql: str,
-                    keys: list[str]) -> list[str]:
+def trace_documents(query: Callable[[str, list[str]], Iterable[tuple[Document | None]]], sql: str,
+                    keys: list[str]) -> list[Document]:
     """The store's trace query (`Store.trace_by`) for `keys`, TRACE_KEYS at a time: its JSON
     documents, unparsed."""
-    documents: list[str] = []
+    documents: list[Document] = []
     for at in range(0, len(keys), TRACE_KEYS):
         chunk = keys[at:at + TRACE_KEYS]
         for (document,) in query(sql.replace("{marks}", ", ".join("?" for _ in chunk)), chunk):
@@ -237,9 +245,20 @@ def trace_documents(query: Callable[[str, list[str]], Iterable[tuple[str | None]
     return documents
 
 
-def traced(documents: list[str]) -> dict[str, list[str]]:
+def traced(documents: list[Document]) -> dict[str, list[str]]:
     """Each traced metric's key -> its traced event ids, from trace_documents'."""
     found: dict[str, list[str]] = {}
     for document in documents:
-        found.update(orjson.loads(document))
+        found.update(loads_document(document))
     return found
+
+
+def loads_document(document: Document) -> Any:
+    """A document SQLite built from stored text that is no UTF-8 (an id edited by hand) is read
+    with U+FFFD in its place: an id that then matches nothing, a difference to name."""
+    try:
+        return orjson.loads(document)
+    except orjson.JSONDecodeError:
+        if isinstance(document, str):
+            raise
+        return orjson.loads(document.decode("utf-8", "replace"))
