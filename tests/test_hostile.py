@@ -288,7 +288,7 @@ def test_replay_sends_stored_lines_as_their_bytes_and_reads_past_lines_that_are_
     region = orjson.loads(made[10])["region"]
     filtered = run(["replay", "--db", str(db), "--region", region, "-q"])
     no_traceback(filtered)
-    assert filtered.stdout.splitlines() == [line for line in made[3:] if orjson.loads(line)["region"] == region]
+    assert filtered.stdout.splitlines() == [ln for ln in made[3:] if orjson.loads(ln)["region"] == region]
     verified = run(["replay", "--db", str(db), "--verify"])
     no_traceback(verified)
     assert verified.returncode == 1 and b"cannot read" not in verified.stderr
