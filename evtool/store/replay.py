@@ -95,10 +95,11 @@ def verify(store: Store, progress: Pass | None = None, roles: Roles | None = Non
     """Every stored metric checked against the stored events, with its own window size: one pass
     over the events per size. `roles`: where the pack's events keep region and source (the
     database's columns read evtool's own layout)."""
+    roles = roles or Roles()
     try:
-        return _verify(store, progress, roles or Roles())
+        return _verify(store, progress, roles)
     except Undecodable:             # read again, now past text that is no UTF-8
-        return _verify(store, progress, roles or Roles())
+        return _verify(store, progress, roles)
 
 
 def _verify(store: Store, progress: Pass | None, roles: Roles) -> Verdict:

@@ -262,7 +262,8 @@ class SqliteStore:
                 yield from chunk
         except sqlite3.Error as exc:
             if str(exc).startswith(NO_UTF8) and self.conn.text_factory is not _REPLACING:
-                # a call per value costs verification a tenth: only once a value needs it
+                # a call per value read cost verification 6% of its instructions: only once
+                # a value needs it
                 self.conn.text_factory = _REPLACING
                 raise Undecodable(f"cannot read {self.path}: {exc}") from None
             raise StoreError(f"cannot read {self.path}: {exc}") from None
