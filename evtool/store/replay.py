@@ -32,6 +32,16 @@ from evtool.store.sqlite import SqliteStore, Undecodable
 INSTANTS = (-(1 << 63), (1 << 63) - 1)
 
 
+def _integer(column: str) -> str:
+    """SQL that holds where `column` is an integer (not text, even text that is no UTF-8)."""
+    return f"{column} BETWEEN {INSTANTS[0]} AND {INSTANTS[1]}"
+
+
+def _read_out(store: Store, *columns: str) -> list[str]:
+    """SQL of events_in's `columns` read out of its line, NULL where the store cannot read it."""
+    return [store.from_raw.format(f"e.{column}") for column in columns]
+
+
 @dataclass(frozen=True)
 class Filters:
     since_us: int | None = None
@@ -44,7 +54,7 @@ class Filters:
         """SQL with placeholders only: ids like `'); DROP TABLE events_in;--` are just values."""
         clauses: list[str] = []
         params: list[Any] = []
-        source, region = (store.from_raw.format(f"e.{column}") for column in ("source", "region"))
+        source, region = _read_out(store, "source", "region")
         for sql, value in ((f"e.ts_us BETWEEN ? AND {INSTANTS[1]}", self.since_us),
                            ("e.ts_us < ?", self.until_us),
                            (f"{source} = ?", self.source), (f"{region} = ?", self.region),
@@ -76,8 +86,8 @@ def stored_events(store: Store, filters: Filters, unreadable: Unreadable) -> Ite
     tenth of its time."""
     where, params = filters.where(store)
     # no text is read: an instant edited into text (even one that is no UTF-8) is NULL
-    sql = (f"SELECT CASE WHEN e.ts_us BETWEEN {INSTANTS[0]} AND {INSTANTS[1]} THEN e.ts_us END, "
-           f"{store.raw_bytes.format('e.raw')} FROM events_in e{where} ORDER BY e.ts_us, e.event_id")
+    sql = (f"SELECT CASE WHEN {_integer('e.ts_us')} THEN e.ts_us END, {store.raw_bytes.format('e.raw')} "
+           f"FROM events_in e{where} ORDER BY e.ts_us, e.event_id")
     for ts_us, raw in store.query(sql, params):
         if type(ts_us) is int and raw is not None:
             yield ts_us / MICROS, raw
@@ -264,7 +274,7 @@ def _event_rows(store: Store, tail: str, params: Sequence[Any], roles: Roles
     """(event_id, region, source, ts_us) of stored events: the database's columns for evtool's
     layout, else read out of each stored line by the pack's roles."""
     if roles.is_default:
-        region, source = (store.from_raw.format(f"e.{column}") for column in ("region", "source"))
+        region, source = _read_out(store, "region", "source")
         yield from store.query(f"SELECT e.event_id, {region}, {source}, e.ts_us FROM events_in e {tail}",
                                params)
         return
@@ -297,5 +307,5 @@ def has_metric(store: Store, metric_id: str) -> bool:
 def time_span(store: Store) -> tuple[int, int] | None:
     """(first, last) instant of the stored events, or None when there are none."""
     first, last = next(store.query("SELECT min(ts_us), max(ts_us) FROM events_in "
-                                   f"WHERE ts_us BETWEEN {INSTANTS[0]} AND {INSTANTS[1]}"))
+                                   f"WHERE {_integer('ts_us')}"))
     return None if first is None else (int(first), int(last))

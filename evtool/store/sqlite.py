@@ -110,6 +110,13 @@ def connect_read_only(path: str, **options: Any) -> sqlite3.Connection:
     return conn
 
 
+def json_text(raw: str, value: str) -> str:
+    """SQL of `value`, read out of the stored line `raw`, NULL where that line is no JSON text:
+    SQLite's JSON functions stop a whole query at one that is no JSON, and one of bytes is none
+    (replay leaves it out); such an event has no field, as a parse of it has none."""
+    return f"CASE WHEN typeof({raw}) = 'text' AND json_valid({raw}) THEN {value} END"
+
+
 class SqliteStore:
     """One connection; WAL so readers (replay, watch) never block the writer."""
 
@@ -123,9 +130,7 @@ class SqliteStore:
     # a stored line as its bytes, unread: a hand can store text that is no UTF-8 (CAST(x'ff' AS
     # TEXT)), which decoding would stop replay at; NULL for a value that is no text
     raw_bytes = "CASE WHEN typeof({0}) = 'text' THEN CAST({0} AS BLOB) END"
-    # SQLite's JSON functions stop a query at a raw that is no JSON: such an event, and one whose
-    # raw is no text (which replay leaves out), has no field
-    from_raw = "CASE WHEN typeof(e.raw) = 'text' AND json_valid(e.raw) THEN {0} END"
+    from_raw = json_text("e.raw", "{0}")
 
     def __init__(self, path: str, *, synchronous: str = "FULL", readonly: bool = False) -> None:
         self.path = path

@@ -23,7 +23,7 @@ from evtool.core.instant import iso_us
 from evtool.core.roles import ALL_REGIONS, Roles
 from evtool.core.windows import placeable
 from evtool.store.engine import sqlite3
-from evtool.store.sqlite import StoreError, connect_read_only
+from evtool.store.sqlite import StoreError, connect_read_only, json_text
 
 CHUNK_EVENTS = 100_000
 RUNS_AHEAD = 4                      # documents of about 7 MB, read while metrics load
@@ -52,10 +52,6 @@ _STRING = "CASE WHEN substr({0}, 1, 1) = '\"' THEN {0} ELSE '\"\"' END"
 # then a string); anything else is read role by role.
 _BOTH_STRINGS = ("CASE WHEN substr(read, 1, 2) = '[\"' AND substr(read, -2) = '\"]' "
                  "THEN substr(read, 2, length(read) - 2) ELSE {each} END")
-# a raw that is no JSON text (edited by hand) has no region or source, as a parse reads it and as
-# replay leaves it out; SQLite's JSON functions would stop the query at it (json_valid's parse
-# is cached: json_extract does not repeat it)
-_JSON = "CASE WHEN typeof(raw) = 'text' AND json_valid(raw) THEN {0} END"
 _LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # where an event keeps a role: the reference tokens of its pointer, or a constant (no such field)
 Role = tuple[str, ...] | str
@@ -87,10 +83,11 @@ def _run_sql(region: Role, source: Role) -> str:
         each.append(_STRING.format(f"(read -> '$[{at}]')" if len(paths) == 2 else "read"))
         at += 1
     roles = " || ',' || ".join(each)
+    # json_valid's parse is cached: json_extract does not repeat it
     if len(paths) == 2:
-        return RUN.format(read=_JSON.format(f"json_extract(raw, {', '.join(paths)})"),
+        return RUN.format(read=json_text("raw", f"json_extract(raw, {', '.join(paths)})"),
                           roles=_BOTH_STRINGS.format(each=roles))
-    return RUN.format(read=_JSON.format(f"raw -> {paths[0]}") if paths else "NULL", roles=roles)
+    return RUN.format(read=json_text("raw", f"raw -> {paths[0]}") if paths else "NULL", roles=roles)
 
 
 Window = tuple[str, dict[str, dict[str, str]]]     # start, region -> event_id -> source
