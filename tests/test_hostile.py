@@ -334,22 +334,25 @@ def test_audit_says_when_a_later_copy_of_a_metric_or_window_differs(tmp) -> None
         assert conn.execute("SELECT count(*) FROM deadletters WHERE reason = 'conflict'").fetchone() == (2,)
 
 
+@pytest.mark.parametrize("edit, said", [("'x'", '"x"'), ("CAST(x'ff31' AS TEXT)", '"\ufffd1"')])
 @pytest.mark.parametrize("table", ["metrics_out", "windows"])
-def test_a_stored_total_edited_into_text_makes_a_conflict_not_a_stopped_writer(tmp, table: str) -> None:
+def test_a_stored_total_edited_into_text_makes_a_conflict_not_a_stopped_writer(
+        tmp, table: str, edit: str, said: str) -> None:
     """Audit again over a database whose totals a hand made text: int() of one stopped the
-    writer process (audit exit 1, a traceback); the copies that come again are conflicts."""
+    writer process (audit exit 1, a traceback), and so did text that is no UTF-8 (exit 1 at its
+    decoding, nothing forwarded); the copies that come again are conflicts."""
     made = run(["gen", "--count", "200", "--seed", "9", "--start", START, "--fast", "-q"]).stdout
     counted = run(["aggregate", "-q"], stdin=made).stdout
     db = tmp / "c.db"
     assert run(["audit", "--db", str(db), "-q"], stdin=counted).returncode == 0
     with sqlite3.connect(db) as conn:
-        conn.execute(f"UPDATE {table} SET total = 'x'")
+        conn.execute(f"UPDATE {table} SET total = {edit}")
         edited = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     result = run(["audit", "--db", str(db)], stdin=counted)
     no_traceback(result)
     assert result.returncode == 0
     letters = [r for r in records(result.stdout) if r.get("reason") == "conflict"]
-    assert len(letters) == edited and all('the stored copy has total "x"' in r["error"] for r in letters)
+    assert len(letters) == edited and all(f"the stored copy has total {said}" in r["error"] for r in letters)
 
 
 def test_one_event_from_a_bad_clock_does_not_poison_the_stream() -> None:

@@ -315,6 +315,26 @@ def test_replay_of_lab3_db_with_blob_ids_says_what_it_skipped(tmp) -> None:
     assert b"1 of lab3's records skipped" in replayed.stderr
 
 
+COLUMNS = ["event_id", "timestamp", "region", "source", "schema_version", "correlation_id", "payload_json"]
+
+
+@pytest.mark.parametrize("column", COLUMNS)
+def test_replay_of_lab3_db_skips_a_row_of_text_that_is_no_utf8(tmp, column: str) -> None:
+    """A column a hand made text that is no UTF-8 stopped the whole replay at its decoding, no
+    event out: now that row is skipped and said, and every other one replays, whole."""
+    events = lab3_events()
+    path = tmp / "audit.db"
+    lab3_audit_db(path, events)
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"UPDATE events_in SET {column} = CAST(x'ff' AS TEXT) || {column} "
+                     "WHERE event_id = ?", (events[3]["event_id"],))
+    replayed = run(["replay", "--db", str(path)])
+    assert replayed.returncode == 0, replayed.stderr
+    assert b"1 of lab3's records skipped" in replayed.stderr
+    got = sorted((orjson.loads(line) for line in replayed.stdout.splitlines()), key=lambda e: e["event_id"])
+    assert got == sorted(events[:3] + events[4:], key=lambda e: e["event_id"])
+
+
 def test_replay_of_plain_ndjson_is_a_usage_error(tmp) -> None:
     path = tmp / "events.ndjson"
     path.write_bytes(b"\n".join(orjson.dumps(e) for e in lab3_events()) + b"\n")

@@ -158,7 +158,8 @@ def replay_foreign(record: ForeignRecord, filters: Filters, verify_metrics: bool
         fail("replay", str(exc))
     if record.skipped:
         say("replay", f"{record.skipped} of {record.pack.name}'s records skipped: not events "
-                      "with a time and id evtool can place")
+                      "evtool can read (text that is no UTF-8, JSON that is none) or place "
+                      "(no time or id)")
     return status
 
 

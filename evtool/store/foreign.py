@@ -104,6 +104,7 @@ class ForeignRecord:
             params.append(filters.metric_id)
         try:
             with connect_read_only(self.path) as conn:
+                conn.text_factory = bytes       # a row of text that is no UTF-8 is skipped, below
                 rows = conn.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read {self.shown}: {exc}") from None

@@ -243,7 +243,12 @@ class SqliteStore:
         for at in range(0, len(ids), 500):
             chunk = ids[at:at + 500]
             sql = f"SELECT {column}, total FROM {table} WHERE {column} IN ({', '.join('?' for _ in chunk)})"
-            found.update(self.conn.execute(sql, chunk))
+            try:
+                found.update(self.conn.execute(sql, chunk).fetchall())
+            except sqlite3.OperationalError as exc:
+                if not self._replacing(exc):
+                    raise
+                found.update(self.conn.execute(sql, chunk).fetchall())
         return found
 
     def _metrics(self, batch: list[tuple[Any, ...]], trace: list[tuple[Any, ...]]) -> Conflicts:
@@ -266,12 +271,18 @@ class SqliteStore:
             while chunk := cursor.fetchmany(4096):
                 yield from chunk
         except sqlite3.Error as exc:
-            if str(exc).startswith(NO_UTF8) and self.conn.text_factory is not _REPLACING:
-                # a call per value read cost verification 6% of its instructions: only once
-                # a value needs it
-                self.conn.text_factory = _REPLACING
+            if self._replacing(exc):
                 raise Undecodable(f"cannot read {self.path}: {exc}") from None
             raise StoreError(f"cannot read {self.path}: {exc}") from None
+
+    def _replacing(self, exc: sqlite3.Error) -> bool:
+        """Did text that is no UTF-8 stop a reading that can now start again, reading it with
+        U+FFFD? A call per value read cost verification 6% of its instructions: only once a
+        value needs it."""
+        if not str(exc).startswith(NO_UTF8) or self.conn.text_factory is _REPLACING:
+            return False
+        self.conn.text_factory = _REPLACING
+        return True
 
     def close(self) -> None:
         self.conn.close()
