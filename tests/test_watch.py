@@ -12,6 +12,7 @@ import orjson
 import pytest
 from rich.console import Console
 
+from evtool.cli import serve as serve_module
 from evtool.core.dashboard import DashboardStats, Recent
 from evtool.tui.render import render
 from tests.conftest import evtool_cmd, gen_lines, records, run
@@ -214,3 +215,22 @@ def test_source_columns_are_shortened_only_when_that_stays_unambiguous() -> None
     lines = screen(stats.snapshot(now=0), 120).splitlines()
     header = next(line for line in lines if line.startswith("region"))
     assert header.split()[1:4] == ["sec.a", "sec.b", "survey"]
+
+
+def test_a_connection_that_says_nothing_is_closed_and_the_page_still_answers(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each idle connection to --serve held a thread for as long as its client kept it open."""
+    monkeypatch.setattr(serve_module, "IDLE_SECONDS", 0.5)
+    server = serve_module.serve("127.0.0.1", 0, lambda: {"records": 0})
+    port = server.server_address[1]
+    try:
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(20)]
+        idle[0].sendall(b"GET /da")                           # a request line never finished
+        for sock in idle:
+            sock.settimeout(10)
+            assert sock.recv(1024) == b""                    # closed by the server, no answer
+            sock.close()
+        assert get(port, "/data")[0] == 200
+    finally:
+        server.shutdown()
+        server.server_close()

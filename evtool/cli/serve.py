@@ -18,6 +18,9 @@ from prometheus_client.registry import Collector
 from evtool.tui.web import asset
 
 LOCAL_NAMES = {"localhost", "127.0.0.1", "[::1]", "::1"}
+# a connection that says nothing for this long is closed: each one held a thread until its
+# client went away (300 idle sockets, 300 threads); the page asks a request per connection
+IDLE_SECONDS = 10.0
 Snapshot = Callable[[], dict[str, Any]]
 # the page's own script and style only; nothing from elsewhere, no inline code, no framing
 CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; " \
@@ -95,6 +98,8 @@ def serve(host: str, port: int, snapshot: Snapshot) -> ThreadingHTTPServer:
     allowed = allowed_hosts(host)
 
     class Handler(BaseHTTPRequestHandler):
+        timeout = IDLE_SECONDS
+
         def do_GET(self) -> None:
             self._answer(head=False)
 
