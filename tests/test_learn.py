@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,8 @@ import jsonschema
 import orjson
 import pytest
 
+from evtool.cli.learn import write_pack
+from evtool.core.learn import Learned
 from tests.conftest import evtool_cmd, records, run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -149,3 +153,81 @@ def test_a_learned_pack_accepts_its_sample_and_gen_from_it_passes(tmp_path: Path
     assert not any(_dead(out, sample))
     made = run(["gen", "--pack", str(out), "--count", "1000", "--fast", "-q"]).stdout.splitlines()
     assert len(made) == 1000 and not any(_dead(out, made))
+
+
+def _labelled(sources: list[str], n: int = 300, seed: int = 3) -> list[bytes]:
+    """Events whose `kind` predicts the payload's fields, one field name per kind."""
+    rng = random.Random(seed)
+    return [orjson.dumps({"event_id": str(uuid.UUID(int=rng.getrandbits(128))),
+                          "timestamp": f"2026-12-01T00:{i // 60:02d}:{i % 60:02d}Z",
+                          "kind": sources[k], "region": rng.choice(["x", "y"]),
+                          "payload": {f"f{k}": rng.randint(1, 9)}})
+            for i, k in ((i, rng.randrange(len(sources))) for i in range(n))]
+
+
+def test_source_values_that_are_paths_write_nothing_outside_the_pack(tmp_path: Path) -> None:
+    """A sample is someone else's traffic: its source values once named the payload files, so
+    `../../x` wrote x.json wherever it pointed."""
+    up = "../" * 40 + str(tmp_path).lstrip("/")
+    out, report = _learn(tmp_path, _labelled([f"{up}/pwned_a", f"{up}/pwned_b", "plain"]))
+    written = {p.relative_to(tmp_path) for p in tmp_path.rglob("*.json")}
+    assert written == {Path("learned/pack.json"), Path("learned/envelope.json"),
+                       Path("learned/payloads/learned.json")}
+    assert report["roles"]["source"]["field"] is None
+    assert "cannot name a file in payloads/" in report["roles"]["source"]["why"]
+    assert not any(_dead(out, _labelled(["a", "b"])))          # one source, judged by one schema
+    (tmp_path / "case").mkdir()
+    collide = _learn(tmp_path / "case", _labelled(["Order", "order", "other"]))[1]
+    assert "differ only in case" in collide["roles"]["source"]["why"]
+
+
+def test_keys_holding_slash_and_tilde_are_roles_as_escaped_pointers(tmp_path: Path) -> None:
+    """A key `k/ind` is the pointer `/k~1ind`: learn read the pointer back as a key and stopped
+    with an internal error (KeyError)."""
+    rng = random.Random(5)
+    lines = [orjson.dumps({"event/id": str(uuid.UUID(int=rng.getrandbits(128))),
+                           "t~s": f"2026-12-01T00:{i // 60:02d}:{i % 60:02d}Z",
+                           "k/ind": kind, "re/gion": rng.choice(["x", "y"]),
+                           "da~ta": {f"f/{kind}": rng.randint(1, 9)}})
+             for i, kind in ((i, rng.choice(["a", "b", "c"])) for i in range(300))]
+    out, report = _learn(tmp_path, lines)
+    assert _roles(report) == {"id": "/event~1id", "time": "/t~0s", "source": "/k~1ind",
+                              "region": "/re~1gion", "payload": "/da~0ta"}
+    assert "/da~0ta/f~1a (a)" in report["fields"]
+    assert not any(_dead(out, lines))
+    made = run(["gen", "--pack", str(out), "--count", "300", "--fast", "-q"]).stdout.splitlines()
+    assert len(made) == 300 and not any(_dead(out, made))
+    counted = records(run(["aggregate", "--pack", str(out), "--window", "3600", "-q"],
+                          stdin=b"\n".join(lines) + b"\n").stdout)
+    assert {s for r in counted if r["kind"] == "window" for s in r["by_source"]} == {"a", "b", "c"}
+
+
+def test_force_replaces_a_pack_and_never_a_folder_holding_anything_else(tmp_path: Path) -> None:
+    """`--out . --force` removed the folder it named, the sample in it included."""
+    sample = _made("evtool", 200, 4)
+    out, _ = _learn(tmp_path, sample)
+    (tmp_path / "sample.ndjson").write_bytes(b"\n".join(_labelled(["p", "q"])) + b"\n")
+    again = run(["learn", str(tmp_path / "sample.ndjson"), "--out", str(out), "--force", "-q"])
+    assert again.returncode == 0, again.stderr
+    assert sorted(p.name for p in (out / "payloads").iterdir()) == ["p.json", "q.json"]
+    (out / "notes.txt").write_text("mine")
+    kept = run(["learn", str(tmp_path / "sample.ndjson"), "--out", str(out), "--force", "-q"])
+    assert kept.returncode == 2 and b"holds notes.txt, which is no pack's file" in kept.stderr
+    assert (out / "notes.txt").read_text() == "mine" and (out / "payloads" / "p.json").is_file()
+    here = subprocess.run(evtool_cmd("learn", "sample.ndjson", "--out", ".", "--force", "-q"),
+                          cwd=tmp_path, capture_output=True, timeout=60)
+    assert here.returncode == 2 and b"the folder evtool runs in" in here.stderr
+    assert (tmp_path / "sample.ndjson").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]     # nothing staged left
+
+
+def test_a_pack_that_does_not_load_leaves_the_one_it_would_replace(tmp_path: Path) -> None:
+    out, _ = _learn(tmp_path, _made("evtool", 200, 4))
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    broken = Learned({"name": "x", "sources": {"a": 1.0}}, None, {"b": {"type": "object"}})
+    with pytest.raises(ValueError, match=f"{out}/envelope.json: missing"):
+        write_pack(out, broken)
+    with pytest.raises(ValueError, match="is no file name"):
+        write_pack(out, Learned({"name": "x"}, None, {"../x": {"type": "object"}}))
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ from evtool.transports.base import Source, TransportError
 from evtool.transports.endpoint import Endpoint, Side
 from evtool.transports.factory import open_source
 
+PACK_FILES = {"pack.json", "envelope.json", "wire.json"}
+
 
 @click.command()
 @files_argument
@@ -50,7 +53,7 @@ from evtool.transports.factory import open_source
 @option("--open", "open_objects", is_flag=True,
         help="Allow fields the sample never showed (objects are closed by default: a field no "
              "event carried is rejected).")
-@option("--force", is_flag=True, help="Replace DIR if it exists.")
+@option("--force", is_flag=True, help="Replace DIR if it is a pack folder (or an empty one).")
 @option("--json", "as_json", is_flag=True, help="The report on stdout as one JSON object.")
 def learn(files: tuple[str, ...], input_spec: str, amqp_url: str, connect_timeout: float, quiet: bool,
           out_dir: str, count: int, seconds: float | None, name: str | None, open_objects: bool,
@@ -67,8 +70,13 @@ def learn(files: tuple[str, ...], input_spec: str, amqp_url: str, connect_timeou
     """
     input_spec, files = input_of(input_spec, files)
     out = Path(out_dir)
-    if out.exists() and not force:
-        raise click.UsageError(f"--out {out_dir} exists: give --force to replace it")
+    if out.exists() or out.is_symlink():
+        if not force:
+            raise click.UsageError(f"--out {out_dir} exists: give --force to replace it")
+        held = not_a_pack(out)
+        if held is not None:
+            raise click.UsageError(f"--out {out_dir} {held}: --force replaces only a pack folder "
+                                   "(or an empty one)")
     try:
         source = open_source(Endpoint(input_spec, amqp_url, Side.IN, "learn",
                                       connect_timeout=connect_timeout, files=files), 16 << 20)
@@ -84,11 +92,12 @@ def learn(files: tuple[str, ...], input_spec: str, amqp_url: str, connect_timeou
         learned = learn_pack(events, name or out.resolve().name, closed=not open_objects)
     except LearnError as exc:
         fail("learn", str(exc))
-    write_pack(out, learned, force)
     try:
-        load_pack(str(out))                      # what it wrote must load as any pack does
+        write_pack(out, learned)
     except ValueError as exc:
         fail("learn", f"the learned pack does not load ({exc}); please report this sample")
+    except OSError as exc:
+        fail("learn", f"cannot write {out}: {exc.strerror or exc}")
     report(learned, len(events), bad, out, as_json, quiet)
     return ExitStatus.OK
 
@@ -134,15 +143,53 @@ def _sample(source: Source, count: int, seconds: float | None,
     return events[:count], bad
 
 
-def write_pack(out: Path, learned: Learned, force: bool) -> None:
-    if force and out.exists():
-        shutil.rmtree(out)
-    (out / "payloads").mkdir(parents=True)
-    _write(out / "pack.json", learned.pack)
-    if learned.envelope is not None:
-        _write(out / "envelope.json", learned.envelope)
-    for source, schema in learned.payloads.items():
-        _write(out / "payloads" / f"{source}.json", schema)
+def not_a_pack(out: Path) -> str | None:
+    """Why --force would destroy more than a pack in `out` ("holds notes.txt, ..."); None for a
+    pack folder or an empty one (a mistyped `--out . --force` once removed the folder it named)."""
+    if out.is_symlink() or not out.is_dir():
+        return "is a link, not a folder"
+    if Path.cwd().is_relative_to(out.resolve()):
+        return "is the folder evtool runs in, or holds it"
+    for entry in sorted(out.iterdir()):
+        if entry.name == "payloads" and entry.is_dir() and not entry.is_symlink():
+            stray = next((p for p in sorted(entry.iterdir())
+                          if not (p.name.endswith(".json") and p.is_file())), None)
+            if stray is not None:
+                return f"holds payloads/{stray.name}, which is no pack's file"
+        elif entry.name not in PACK_FILES or not entry.is_file():
+            return f"holds {entry.name}, which is no pack's file"
+    return None
+
+
+def write_pack(out: Path, learned: Learned) -> None:
+    """The pack's files in a folder beside `out`, loaded as any pack is, then put in its place:
+    a pack that does not load, or a write cut short, leaves whatever `out` held as it was.
+    ValueError if the pack does not load."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        (staging / "payloads").mkdir()
+        _write(staging / "pack.json", learned.pack)
+        if learned.envelope is not None:
+            _write(staging / "envelope.json", learned.envelope)
+        for source, schema in learned.payloads.items():
+            path = staging / "payloads" / f"{source}.json"
+            if path.parent != staging / "payloads":
+                raise ValueError(f"source {source!r} is no file name")
+            _write(path, schema)
+        try:
+            load_pack(str(staging))
+        except ValueError as exc:
+            raise ValueError(str(exc).replace(str(staging), str(out))) from None
+        if out.exists() or out.is_symlink():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}-old-", dir=out.parent))
+            out.rename(old / out.name)
+            staging.rename(out)
+            shutil.rmtree(old)
+        else:
+            staging.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _write(path: Path, doc: Any) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evtool.core.infer import ENUM_MAX, Profile
+from evtool.core.roles import parse_pointer
 
 REGION_MAX = 64
 # epoch numbers in a plausible range (2001-2096) for each unit
@@ -81,6 +82,18 @@ def _purity(events: Sequence[dict[str, Any]], by: str, of: str | None) -> float:
     return sum(c.most_common(1)[0][1] for c in groups.values()) / len(events)
 
 
+def _file_stems(values: set[str]) -> str | None:
+    """Why these values cannot each name a `payloads/<source>.json` file, or None if they can:
+    a '/' would lead out of the folder (a sample's `../../x` wrote where it pointed), and two
+    names one case apart are one file where case is not told apart."""
+    for value in sorted(values):
+        if not value or "/" in value or "\0" in value or len(value.encode()) > 250 or value.startswith("."):
+            return f"{value!r} cannot name a file in payloads/"
+    if len({v.casefold() for v in values}) < len(values):
+        return "two of its values differ only in case"
+    return None
+
+
 def infer_roles(events: Sequence[dict[str, Any]], top: Profile) -> tuple[dict[str, Any], dict[str, Any]]:
     """(pack.json's fields and time keys, why each role went where it did)."""
     n = len(events)
@@ -100,10 +113,18 @@ def infer_roles(events: Sequence[dict[str, Any]], top: Profile) -> tuple[dict[st
     if shapes > 1:
         scored = sorted(((_purity(events, k, payload), _named(k, ("source", "type", "kind")), k)
                          for k in labels if len(top.keys[k].distinct) <= ENUM_MAX), reverse=True)
-        if scored and scored[0][0] >= 0.9:
-            source = scored[0][2]
-            why_source = (f"its value predicts the {'payload' if payload else 'event'}'s fields in "
-                          f"{scored[0][0]:.0%} of events ({len(top.keys[source].distinct)} values)")
+        whose = "payload" if payload else "event"
+        passed_over: list[str] = []
+        for purity, _, name in (s for s in scored if s[0] >= 0.9):
+            unnamable = _file_stems({str(v) for _, v in top.keys[name].distinct})
+            if unnamable is None:
+                source = name
+                why_source = (f"its value predicts the {whose}'s fields in {purity:.0%} of events "
+                              f"({len(top.keys[source].distinct)} values)")
+                break
+            passed_over.append(f"{_escaped(name)} predicts the {whose}'s fields, but {unnamable}")
+        if source is None and passed_over:
+            why_source = f"one source: {passed_over[0]}"
     regions = sorted((k for k in labels if k != source),
                      key=lambda k: (not _named(k, ("region", "zone", "area", "site", "location")),
                                     len(top.keys[k].distinct) < 2))
@@ -126,7 +147,12 @@ def infer_roles(events: Sequence[dict[str, Any]], top: Profile) -> tuple[dict[st
 
 
 def _pointer(name: str | None) -> str | None:
-    return None if name is None else "/" + name.replace("~", "~0").replace("/", "~1")
+    return None if name is None else _escaped(name)
+
+
+def _escaped(name: str) -> str:
+    """A key as a JSON Pointer: '~' and '/' in it escaped."""
+    return "/" + name.replace("~", "~0").replace("/", "~1")
 
 
 def learn(events: Sequence[dict[str, Any]], name: str, closed: bool = True) -> Learned:
@@ -138,19 +164,21 @@ def learn(events: Sequence[dict[str, Any]], name: str, closed: bool = True) -> L
         top.see(event)
     meta, why = infer_roles(events, top)
     fields = meta["fields"]
-    source = fields["source"][1:] if fields["source"] else None
-    payload = fields["payload"][1:] if fields["payload"] else None
+    # the keys themselves: a pointer escapes '/' and '~' in a key ("k/ind" is "/k~1ind")
+    source = parse_pointer(fields["source"])[0] if fields["source"] else None
+    payload = parse_pointer(fields["payload"])[0] if fields["payload"] else None
     groups: dict[str, list[dict[str, Any]]] = {}
     for event in events:
         groups.setdefault(str(event[source]) if source else name, []).append(event)
     payloads = {}
-    described = {f"/{k}": p.describe() for k, p in top.keys.items()}
+    described = {_escaped(k): p.describe() for k, p in top.keys.items()}
     for src, held in sorted(groups.items()):
         profile = Profile()
         for event in held:
             profile.see(event[payload] if payload else event)
         if payload:
-            described.update({f"/{payload}/{k} ({src})": p.describe() for k, p in profile.keys.items()})
+            described.update({f"{_escaped(payload)}{_escaped(k)} ({src})": p.describe()
+                              for k, p in profile.keys.items()})
         payloads[src] = {"$schema": "http://json-schema.org/draft-07/schema#",
                          "title": f"{src}, as learned from {len(held)} events", **profile.schema(closed)}
     envelope = None
