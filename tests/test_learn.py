@@ -231,3 +231,37 @@ def test_a_pack_that_does_not_load_leaves_the_one_it_would_replace(tmp_path: Pat
         write_pack(out, Learned({"name": "x"}, None, {"../x": {"type": "object"}}))
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def _epoch_events(start: int, n: int = 300, deep: int = 0) -> list[bytes]:
+    """Events with their time as epoch seconds from `start`, kind a or b, a payload `deep` deep."""
+    nested: Any = 1
+    for _ in range(deep):
+        nested = {"x": nested}
+    return [orjson.dumps({"id": str(uuid.UUID(int=(start << 20) + i)), "at": start + i, "kind": "ab"[i % 2],
+                          "body": {f"only_{'ab'[i % 2]}": i % 7, "nest": nested}})
+            for i in range(n)]
+
+
+def test_epoch_times_are_not_bounded_by_the_sample_span(tmp_path: Path) -> None:
+    """The sample's first and last instant became the time's minimum and maximum: every later
+    event of the same producer was a dead letter, and gen (which starts now) could make none."""
+    a_year_ago = int(time.time()) - 365 * 86400
+    out, report = _learn(tmp_path, _epoch_events(a_year_ago))
+    assert report["roles"]["time"]["field"] == "/at"
+    later = _epoch_events(int(time.time()), 10)
+    assert not any(_dead(out, later))
+    made = run(["gen", "--pack", str(out), "--count", "200", "--fast", "-q"])
+    assert made.returncode == 0, made.stderr
+    assert not any(_dead(out, made.stdout.splitlines()))
+
+
+def test_a_sample_nested_deeper_than_a_pack_holds_still_makes_one(tmp_path: Path) -> None:
+    """Objects 200 deep made payload schemas deeper than a pack may nest (64): learn ended
+    saying the pack it wrote did not load. Past 16 levels only the type is learned now."""
+    sample = _epoch_events(int(time.time()), deep=200)
+    out, _ = _learn(tmp_path, sample)
+    assert not any(_dead(out, sample))
+    made = run(["gen", "--pack", str(out), "--count", "100", "--fast", "-q"])
+    assert made.returncode == 0, made.stderr
+    assert not any(_dead(out, made.stdout.splitlines()))

@@ -16,6 +16,9 @@ from evtool.core.instant import is_instant
 ENUM_MAX = 24
 ENUM_REPEAT = 4
 DISTINCT_CAP = 256                      # distinct values remembered per place (bounded memory)
+# objects and arrays deeper than this are checked for their type alone: a pack loads schemas
+# 64 deep and gen makes values 24 deep, and a sample 1000 deep stopped the profile's recursion
+MAX_NESTING = 16
 EXAMPLES = 3
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-zA-Z]{2,}$")
 _URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://\S+$")
@@ -122,6 +125,7 @@ class Profile:
     objects: int = 0
     items: Profile | None = None
     lengths: tuple[int, int] = (1 << 30, 0)
+    depth: int = 0                                        # objects and arrays around this place
 
     def see(self, value: Any) -> None:
         self.seen += 1
@@ -134,15 +138,19 @@ class Profile:
             self.low, self.high = min(self.low, value), max(self.high, value)
         elif kind == "object":
             self.objects += 1
+            if self.depth >= MAX_NESTING:
+                return
             keys = self.keys
             for key, sub in value.items():
                 place = keys.get(key)
                 if place is None:
-                    place = keys[key] = Profile()
+                    place = keys[key] = Profile(depth=self.depth + 1)
                 place.see(sub)
         elif kind == "array":
             self.lengths = (min(self.lengths[0], len(value)), max(self.lengths[1], len(value)))
-            self.items = self.items or Profile()
+            if self.depth >= MAX_NESTING:
+                return
+            self.items = self.items or Profile(depth=self.depth + 1)
             for item in value:
                 self.items.see(item)
 
@@ -203,6 +211,8 @@ class Profile:
         return {"type": kind}
 
     def _object(self, closed: bool) -> dict[str, Any]:
+        if self.depth >= MAX_NESTING:
+            return {"type": "object"}
         props = {k: p.schema(closed) for k, p in self.keys.items()}
         out: dict[str, Any] = {"type": "object",
                                "required": [k for k, p in self.keys.items() if p.seen == self.objects],

@@ -146,6 +146,14 @@ def infer_roles(events: Sequence[dict[str, Any]], top: Profile) -> tuple[dict[st
     return {"fields": fields, **time_keys}, why
 
 
+def _epoch_schema(seen: dict[str, Any], unit: str) -> dict[str, Any]:
+    """The time as epoch numbers of any plausible instant, not the sample's span: the sample's
+    own bounds made every later event a dead letter, and gen (which starts now) could make none."""
+    low, high = EPOCHS[unit]
+    return {"type": "integer" if seen.get("type") == "integer" else "number",
+            "minimum": int(low), "maximum": int(high)}
+
+
 def _pointer(name: str | None) -> str | None:
     return None if name is None else _escaped(name)
 
@@ -188,6 +196,10 @@ def learn(events: Sequence[dict[str, Any]], name: str, closed: bool = True) -> L
         envelope["properties"][payload] = {"type": "object"}
         if source:
             envelope["properties"][source] = {"type": "string"}
+    if "time_unit" in meta:
+        at = parse_pointer(fields["time"])[0]
+        for schema in [envelope] if envelope is not None else payloads.values():
+            schema["properties"][at] = _epoch_schema(schema["properties"][at], meta["time_unit"])
     weights = {src: round(len(held) / len(events), 4) for src, held in sorted(groups.items())}
     pack = {"name": name, "description": f"learned from a sample of {len(events)} events",
             "sources": weights, **meta}
