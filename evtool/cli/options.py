@@ -57,6 +57,14 @@ def spec_scheme(_ctx: click.Context, param: click.Parameter, value: str | None) 
     if value is not None and "://" in value and not is_amqp_url(value):
         raise click.BadParameter(f"{redact(value)!r}: evtool speaks amqp:// and amqps:// only",
                                  param=param)
+    if value is not None and is_amqp_url(value):
+        from evtool.transports.amqp.topology import names_problem
+
+        problem = names_problem(value)
+        if problem is not None:
+            shown = redact(value)
+            shown = shown if len(shown) <= 100 else shown[:97] + "..."
+            raise click.BadParameter(f"{shown!r}: {problem}", param=param)
     return value
 
 

@@ -16,7 +16,7 @@ from evtool.core.roles import RoleError, Roles
 from evtool.core.wire import Binary, Wire
 from evtool.transports.amqp.link import Delivery, Link
 from evtool.transports.amqp.outbox import Outgoing
-from evtool.transports.amqp.topology import AmqpTarget
+from evtool.transports.amqp.topology import SHORTSTR, AmqpTarget
 from evtool.transports.backoff import UPSTREAM_GRACE
 from evtool.transports.base import Batch, Sink, Source
 
@@ -25,8 +25,6 @@ IDLE_POLL = 1.0
 ID_FIELD = {"metric": "metric_id", "alert": "alert_id"}
 
 
-# AMQP short strings (routing keys, message ids) hold at most 255 bytes.
-SHORTSTR = 255
 # After a signal or at close, how long unconfirmed messages may still hold a stage up.
 LAST_WAIT = 5.0
 

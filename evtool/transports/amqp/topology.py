@@ -16,6 +16,7 @@ from evtool.transports.endpoint import Side
 __all__ = ["redact"]
 
 OUR_KEYS = ("exchange", "routing_key", "queue", "binding", "exchange_type")
+SHORTSTR = 255                  # bytes an AMQP short string (a name, a routing key) holds
 
 
 RING_POINTS = "100"     # points per queue on the hash ring: with one each, 16 regions can all land on one
@@ -49,6 +50,20 @@ class AmqpTarget:
     params: pika.URLParameters = field(compare=False)
     topology: Topology
     shown: str
+
+
+def names_problem(spec: str) -> str | None:
+    """Why the names an amqp:// SPEC gives (exchange=, queue=, ...) can be no AMQP names, or None:
+    pika cannot send one past 255 bytes, and the stage took that for a lost connection, retrying
+    for ever; a percent-escape that is no UTF-8 became U+FFFD, another name than the one given."""
+    try:
+        pairs = parse_qsl(urlsplit(spec).query, errors="strict")
+    except UnicodeDecodeError:
+        return "a name in its query is no UTF-8 once its %-escapes are decoded"
+    for key, value in pairs:
+        if key in OUR_KEYS and len(value.encode()) > SHORTSTR:
+            return f"{key}= is {len(value.encode())} bytes long: AMQP names hold at most {SHORTSTR}"
+    return None
 
 
 def connection_url(spec: str) -> str:
