@@ -60,6 +60,9 @@ def _pack_with_wire(tmp_path: Path, wire: Any) -> Path:
     ({"dead_letters": {"routing_key": "r"}}, "dead_letters"),
     ({"dead_letters": {"publish": "", "body": "base64"}}, "dead_letters.body"),
     ([1, 2], "must be a JSON object"),
+    # 200 characters (the format's limit is 255) but 400 bytes: past what AMQP carries
+    ({"stages": {"validate": {"in": {"consume": ["\u00e9" * 200]}}}}, "stages.validate.in: '\u00e9"),
+    ({"routes": {"window": "\u00e9" * 200}}, "routes: '\u00e9"),
 ])
 def test_a_broken_wire_json_is_a_usage_error_naming_file_and_field(tmp_path: Path, wire: Any,
                                                                      named: str) -> None:

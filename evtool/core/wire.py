@@ -17,6 +17,9 @@ SOURCES = "$sources"
 Clock = Callable[[], str]
 
 
+SHORTSTR = 255              # bytes an AMQP short string (a name, a routing key) holds
+
+
 class WireError(ValueError):
     """A wire.json that cannot be used; the message names the file and the field."""
 
@@ -171,6 +174,16 @@ def _fine(_record: dict[str, Any]) -> str | None:
     return None
 
 
+def check_names(names: Sequence[str], where: str) -> None:
+    """WireError for a name past what AMQP carries: the schema counts characters, the broker
+    takes bytes (pika refused to send such a name, and the stage took that for a lost
+    connection until --connect-timeout)."""
+    for name in names:
+        if len(name.encode()) > SHORTSTR:
+            raise WireError(f"{where}: {name[:40]!r}... is {len(name.encode())} bytes long: AMQP "
+                            f"names hold at most {SHORTSTR}")
+
+
 def side_topology(doc: Mapping[str, Any], exchanges: Mapping[str, str], sources: Sequence[str],
                   where: str) -> Topology:
     """One side of wire.json as a Topology; an exchange it names must be one of `exchanges`."""
@@ -191,9 +204,12 @@ def side_topology(doc: Mapping[str, Any], exchanges: Mapping[str, str], sources:
     consume = list(doc.get("consume", ()))
     queues = tuple(dict.fromkeys(q for q in [*doc.get("declare", ()), *consume,
                                              *(b.queue for b in bindings)] if q))
+    routing_key = doc.get("routing_key")
+    check_names([*used, *queues, *(b.key for b in bindings), *([routing_key] if routing_key else [])],
+                where)
     return Topology(
         exchanges=used, queues=queues, bindings=tuple(bindings),
         queue=consume[0] if consume else None, also_consume=tuple(consume[1:]),
-        exchange=publish, routing_key=doc.get("routing_key"),
+        exchange=publish, routing_key=routing_key,
         kinds=tuple((e, exchanges[e]) for e in used if exchanges[e] != "topic"),
         optional_keys=keys(doc.get("optional")), only_mandatory=keys(doc.get("mandatory")))

@@ -9,7 +9,7 @@ from typing import Any
 import fastjsonschema
 
 from evtool.core.roles import parse_pointer
-from evtool.core.wire import Binary, Foreign, SqliteRecord, Wire, WireError, side_topology
+from evtool.core.wire import Binary, Foreign, SqliteRecord, Wire, WireError, check_names, side_topology
 from evtool.core.wiremap import compile_expr
 
 _checkers: dict[int, Callable[[Any], Any]] = {}
@@ -41,6 +41,7 @@ def wire_from(doc: Any, schema: Mapping[str, Any] | None, sources: Sequence[str]
         for side, body in by_side.items():
             sides[(stage, side)] = side_topology(body, exchanges, sources,
                                                  f"{where}: stages.{stage}.{side}")
+    check_names(list(doc.get("routes", {}).values()), f"{where}: routes")
     dead_doc = doc["dead_letters"]
     dead = side_topology(dead_doc, exchanges, sources, f"{where}: dead_letters")
     records = {kind: tuple((name, compile_expr(e)) for name, e in fields.items())

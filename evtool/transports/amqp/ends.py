@@ -13,10 +13,10 @@ import pika
 from evtool.console import speaker
 from evtool.core.records import parse, raw_body
 from evtool.core.roles import RoleError, Roles
-from evtool.core.wire import Binary, Wire
+from evtool.core.wire import SHORTSTR, Binary, Wire
 from evtool.transports.amqp.link import Delivery, Link
 from evtool.transports.amqp.outbox import Outgoing
-from evtool.transports.amqp.topology import SHORTSTR, AmqpTarget
+from evtool.transports.amqp.topology import AmqpTarget
 from evtool.transports.backoff import UPSTREAM_GRACE
 from evtool.transports.base import Batch, Sink, Source
 

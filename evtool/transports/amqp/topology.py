@@ -9,14 +9,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import pika
 
 from evtool.core.secrets import redact
-from evtool.core.wire import Binding, Topology, Wire
+from evtool.core.wire import SHORTSTR, Binding, Topology, Wire
 from evtool.transports.base import TransportError
 from evtool.transports.endpoint import Side
 
 __all__ = ["redact"]
 
 OUR_KEYS = ("exchange", "routing_key", "queue", "binding", "exchange_type")
-SHORTSTR = 255                  # bytes an AMQP short string (a name, a routing key) holds
 
 
 RING_POINTS = "100"     # points per queue on the hash ring: with one each, 16 regions can all land on one
