@@ -386,3 +386,16 @@ def test_a_packs_keys_and_constants_are_text_in_the_line_plan_never_code(tmp_pat
         made = [orjson.loads(line) for line in Generator(cfg).lines()]
     assert not marker.exists()
     assert all({k: e[k] for k in hostile} == {k: k for k in hostile} == e["body"] for e in made)
+
+
+@pytest.mark.parametrize("pack", ["evtool", "lab3", "cloudevents", "examples/packs/weather"])
+@pytest.mark.parametrize("start", ["0001-01-01T00:00:00Z", "0999-12-31T23:59:58Z"])
+def test_years_before_1000_are_written_in_four_digits(pack: str, start: str) -> None:
+    """strftime's %Y writes year 1 as "1" on glibc: gen refused to start before the year 1000
+    ("gen cannot make events this pack accepts"), its clock's text being no date-time."""
+    made = run(["gen", "--pack", pack, "--count", "300", "--seed", "3", "--start", start, "--fast", "-q"])
+    assert made.returncode == 0, made.stderr
+    judged = run(["validate", "--pack", pack, "-q"], stdin=made.stdout).stdout.splitlines()
+    assert len(judged) == 300 and not [j for j in judged if b'"deadletter"' in j]
+    years = {m.group(1) for m in re.finditer(rb'"(\d{4})-\d\d-\d\d', made.stdout)}
+    assert years <= {start[:4].encode(), b"%04d" % (int(start[:4]) + 1)} and start[:4].encode() in years

@@ -32,6 +32,7 @@ from evtool.core.pack import GENERATE, PackError, Schema
 from evtool.core.patterns import linear
 from evtool.core.regexgen import Unsupported, plain_text, regex_generator
 from evtool.core.schema_rules import follow
+from evtool.core.stamps import iso_date
 
 MAX_DEPTH = 24
 _LETTERS = string.ascii_lowercase
@@ -356,24 +357,24 @@ def _shortest(make: Make, digits: int, largest: float) -> Make:
     return make
 
 
-def _clock_text(clock: Clock, form: str, every_us: int) -> Make:
-    """The clock's time in `form`, written once per `every_us` (a second, or a day for a date)."""
+def _clock_text(clock: Clock, form: Callable[[datetime], str], every_us: int) -> Make:
+    """The clock's time as `form` writes it, once per `every_us` (a second, or a day for a date)."""
     last: list[Any] = [None, ""]
 
     def make() -> str:
         step = clock.now_us // every_us
         if step != last[0]:
             at = datetime.fromtimestamp(step * every_us // 1_000_000, tz=timezone.utc)
-            last[0], last[1] = step, at.strftime(form)
+            last[0], last[1] = step, form(at)
         return str(last[1])
     return plain_text(make)
 
 
 _FORMATS: dict[str, Callable[[Planner], Make]] = {
     "uuid": lambda p: p.clock.uuid,
-    "date-time": lambda p: _clock_text(p.clock, "%Y-%m-%dT%H:%M:%SZ", 1_000_000),
-    "date": lambda p: _clock_text(p.clock, "%Y-%m-%d", 86_400_000_000),
-    "time": lambda p: _clock_text(p.clock, "%H:%M:%SZ", 1_000_000),
+    "date-time": lambda p: _clock_text(p.clock, lambda at: f"{iso_date(at)}T{at:%H:%M:%S}Z", 1_000_000),
+    "date": lambda p: _clock_text(p.clock, iso_date, 86_400_000_000),
+    "time": lambda p: _clock_text(p.clock, lambda at: f"{at:%H:%M:%S}Z", 1_000_000),
     "email": lambda p: (lambda w: lambda: f"{w()}@example.org")(p.word(4, 9)),
     "hostname": lambda p: (lambda w: lambda: f"{w()}.example.org")(p.word(3, 8)),
     "uri": lambda p: (lambda w: lambda: f"https://example.org/{w()}")(p.word(3, 8)),

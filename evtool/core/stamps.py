@@ -22,6 +22,11 @@ _D2 = [f"{i:02d}" for i in range(60)]
 D3 = [f"{i:03d}" for i in range(1000)]      # a table lookup writes digits cheaper than format()
 
 
+def iso_date(at: datetime) -> str:
+    """YYYY-MM-DD with the year in four digits: strftime's %Y writes year 1 as "1" on glibc."""
+    return at.date().isoformat()
+
+
 def zone_offset_us(zone: str | None) -> int:
     """How far a time_zone's wall clock is ahead of UTC, in µs."""
     if zone is None or zone in ("UTC", "Z"):
@@ -52,7 +57,7 @@ class Stamps:
         day, rest = divmod(sec, 86400)
         if day != self._day:
             self._day = day
-            self._date = datetime.fromtimestamp(day * 86400, tz=timezone.utc).strftime("%Y-%m-%dT")
+            self._date = iso_date(datetime.fromtimestamp(day * 86400, tz=timezone.utc)) + "T"
         hour, rest = divmod(rest, 3600)
         minute, second = divmod(rest, 60)
         dot = "." if self.digits else ""
