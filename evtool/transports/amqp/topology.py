@@ -53,8 +53,8 @@ class AmqpTarget:
 
 def names_problem(spec: str) -> str | None:
     """Why the names an amqp:// SPEC gives (exchange=, queue=, ...) can be no AMQP names, or None:
-    pika cannot send one past 255 bytes, and the stage took that for a lost connection, retrying
-    for ever; a percent-escape that is no UTF-8 became U+FFFD, another name than the one given."""
+    pika cannot send one past 255 bytes, and the stage took that for a lost connection until
+    --connect-timeout; a %-escape that is no UTF-8 became U+FFFD, another name than the one given."""
     try:
         pairs = parse_qsl(urlsplit(spec).query, errors="strict")
     except UnicodeDecodeError:
