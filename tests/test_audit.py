@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from evtool.store.engine import sqlite3
-from tests.conftest import evtool_cmd, gen_lines, records, run
+from tests.conftest import PG, evtool_cmd, gen_lines, records, run
 
 GEN = ["--duplicates", "0.02", "--invalid", "0.02", "--out-of-order", "0.02", "--max-delay", "1"]
 
@@ -153,6 +153,51 @@ def test_filters_and_instants_across_offsets(tmp_path) -> None:
     assert run(["replay", "--db", str(db), "-q", "--region", "aysen"]).stdout.splitlines() == [lines[1]]
     assert run(["replay", "--db", str(db), "-q", "--source", "migration.case"]).stdout.splitlines() == [
         lines[2]]
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _filtered(pack: str, db: str) -> None:
+    """replay --pack P --region/--source give exactly the stored events of that region and
+    source, read where P's pack.json says (independently of evtool's roles code here)."""
+    folder = ROOT / pack if "/" in pack else ROOT / "evtool" / "schemas" / "packs" / pack
+    meta = json.loads((folder / "pack.json").read_text())
+    fields = meta.get("fields") or {}
+    made = run(["gen", "--pack", pack, "--count", "600", "--seed", "4", "--fast", "-q"]).stdout
+    assert run(["audit", "--pack", pack, "--db", db, "-q"], stdin=made).returncode == 0
+
+    def role(event: dict, name: str, absent: str) -> str:
+        pointer = fields.get(name, f"/{name}")
+        if pointer is None:
+            return absent
+        for token in pointer.split("/")[1:]:
+            event = event[token]
+        return str(event)
+
+    events = [(line, orjson.loads(line)) for line in made.splitlines()]
+    only_source = next(iter(meta["sources"])) if len(meta["sources"]) == 1 else ""
+    region = role(events[0][1], "region", "all")
+    source = role(events[-1][1], "source", only_source)
+    for asked in (["--region", region], ["--source", source], ["--region", region, "--source", source],
+                  ["--region", "no-such-region"]):
+        got = run(["replay", "--pack", pack, "--db", db, "-q", *asked]).stdout.splitlines()
+        want = [line for line, e in events
+                if ("--region" not in asked or role(e, "region", "all") == asked[asked.index("--region") + 1])
+                and ("--source" not in asked or role(e, "source", only_source) == source)]
+        assert sorted(got) == sorted(want) and (got or asked[1] == "no-such-region"), asked
+
+
+@pytest.mark.parametrize("pack", ["cloudevents", "examples/packs/downloads", "evtool"])
+def test_region_and_source_filters_read_where_the_pack_keeps_them(tmp_path, pack: str) -> None:
+    """The filters read the columns evtool's layout fills (/region, /source): a CloudEvent keeps
+    its region at /source and its source at /type, so `replay --pack cloudevents --region R`
+    matched no event at all, and said nothing."""
+    _filtered(pack, str(tmp_path / "f.db"))
+
+
+def test_region_and_source_filters_read_the_packs_roles_on_postgresql(pg_database: str) -> None:
+    _filtered("cloudevents", f"{PG}/{pg_database}")
 
 
 def test_hostile_ids_are_stored_verbatim(tmp_path) -> None:

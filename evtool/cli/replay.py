@@ -61,11 +61,11 @@ def replay(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool,
       evtool replay --db audit.db --since 2026-11-26T13:00:00Z --speed 10  # an incident, 10x
       evtool replay --db audit.db --verify
     """
+    pack = pack_from_options(pack_spec)
     filters = Filters(
         since_us=start_micros(since, "--since") if since else None,
         until_us=start_micros(until, "--until") if until else None,
-        source=source, region=region, metric_id=metric_id)
-    pack = pack_from_options(pack_spec)
+        source=source, region=region, metric_id=metric_id, roles=pack.roles)
     found = foreign_record(db, pack)
     if found is None and _is_text(db):
         raise click.UsageError(f"--db {db} is neither an audit database nor a log a pack's wire.json "

@@ -49,15 +49,34 @@ class Filters:
     source: str | None = None
     region: str | None = None
     metric_id: str | None = None
+    # where the pack's events keep region and source; None: evtool's (the columns read them)
+    roles: Roles | None = None
+
+    @property
+    def by_line(self) -> bool:
+        """Whether --region/--source are judged on each stored line, by the pack's roles: the
+        columns read `/region` and `/source`, which a CloudEvent (region `/source`, source
+        `/type`) does not hold, so such a filter once matched no event at all."""
+        return (self.source is not None or self.region is not None) and \
+            self.roles is not None and not self.roles.is_default
+
+    def keeps(self, raw: bytes) -> bool:
+        """Whether a stored line's region and source are the ones asked (`by_line`)."""
+        assert self.roles is not None
+        event = _event_of(raw)
+        return (self.region is None or _or_blank(self.roles.region_of, event) == self.region) and \
+            (self.source is None or _or_blank(self.roles.source_of, event) == self.source)
 
     def where(self, store: Store) -> tuple[str, list[Any]]:
         """SQL with placeholders only: ids like `'); DROP TABLE events_in;--` are just values."""
         clauses: list[str] = []
         params: list[Any] = []
         source, region = _read_out(store, "source", "region")
+        by_line = self.by_line
         for sql, value in ((f"e.ts_us BETWEEN ? AND {INSTANTS[1]}", self.since_us),
                            ("e.ts_us < ?", self.until_us),
-                           (f"{source} = ?", self.source), (f"{region} = ?", self.region),
+                           (f"{source} = ?", None if by_line else self.source),
+                           (f"{region} = ?", None if by_line else self.region),
                            ("t.metric_id = ?", self.metric_id)):
             if value is not None:
                 clauses.append(sql)
@@ -68,6 +87,9 @@ class Filters:
 
 def count_events(store: Store, filters: Filters) -> int:
     where, params = filters.where(store)
+    if filters.by_line:
+        rows = store.query(f"SELECT {store.raw_bytes.format('e.raw')} FROM events_in e{where}", params)
+        return sum(1 for (raw,) in rows if raw is not None and filters.keeps(raw))
     return int(next(store.query(f"SELECT count(*) FROM events_in e{where}", params))[0])
 
 
@@ -88,9 +110,11 @@ def stored_events(store: Store, filters: Filters, unreadable: Unreadable) -> Ite
     # no text is read: an instant edited into text (even one that is no UTF-8) is NULL
     sql = (f"SELECT CASE WHEN {_integer('e.ts_us')} THEN e.ts_us END, {store.raw_bytes.format('e.raw')} "
            f"FROM events_in e{where} ORDER BY e.ts_us, e.event_id")
+    keeps = filters.keeps if filters.by_line else None
     for ts_us, raw in store.query(sql, params):
         if type(ts_us) is int and raw is not None:
-            yield ts_us / MICROS, raw
+            if keeps is None or keeps(raw):
+                yield ts_us / MICROS, raw
         else:
             unreadable.rows += 1
 
@@ -279,13 +303,18 @@ def _event_rows(store: Store, tail: str, params: Sequence[Any], roles: Roles
                                params)
         return
     for event_id, raw, ts_us in store.query(f"SELECT event_id, raw, ts_us FROM events_in {tail}", params):
-        # a line that is no JSON text has no field, as the grouped reading takes it (and replay
-        # leaves out one that is no text); a role the pack's events do not carry is its constant
-        try:
-            event = orjson.loads(raw) if type(raw) is str else None
-        except orjson.JSONDecodeError:
-            event = None
+        event = _event_of(raw)
         yield event_id, _or_blank(roles.region_of, event), _or_blank(roles.source_of, event), ts_us
+
+
+def _event_of(raw: Any) -> Any:
+    """A stored line as JSON, None where it is no JSON text: such a line has no field, as the
+    grouped reading takes it (and replay leaves out one that is no text); a role the pack's
+    events do not carry is its constant."""
+    try:
+        return orjson.loads(raw) if type(raw) in (str, bytes) else None
+    except orjson.JSONDecodeError:
+        return None
 
 
 def _or_blank(read: Callable[[Any], str], event: Any) -> str:
