@@ -303,16 +303,17 @@ def _event_rows(store: Store, tail: str, params: Sequence[Any], roles: Roles
                                params)
         return
     for event_id, raw, ts_us in store.query(f"SELECT event_id, raw, ts_us FROM events_in {tail}", params):
-        event = _event_of(raw)
+        # a raw of bytes (a BLOB a hand stored) is no JSON text to the grouped reading either
+        event = _event_of(raw) if type(raw) is str else None
         yield event_id, _or_blank(roles.region_of, event), _or_blank(roles.source_of, event), ts_us
 
 
-def _event_of(raw: Any) -> Any:
-    """A stored line as JSON, None where it is no JSON text: such a line has no field, as the
-    grouped reading takes it (and replay leaves out one that is no text); a role the pack's
-    events do not carry is its constant."""
+def _event_of(text: str | bytes) -> Any:
+    """A stored line (its text, or the bytes of its text) as JSON, None where it is no JSON text:
+    such a line has no field, as the grouped reading takes it (and replay leaves out one that is
+    no text); a role the pack's events do not carry is its constant."""
     try:
-        return orjson.loads(raw) if type(raw) in (str, bytes) else None
+        return orjson.loads(text)
     except orjson.JSONDecodeError:
         return None
 
