@@ -237,7 +237,13 @@ def test_replay_verify_reads_region_and_source_where_the_pack_says(tmp_path: Pat
     assert run(["audit", "--pack", folder, "--db", str(db), "-q"], stdin=counted).returncode == 0
     checked = run(["replay", "--db", str(db), "--verify", "--pack", folder])
     assert checked.returncode == 0 and b"0 differences" in checked.stderr, checked.stderr
-    # read as evtool's own layout, the same store holds no region or source where the metrics say
+    # without --pack it is read by the roles audit recorded in it
+    recorded = run(["replay", "--db", str(db), "--verify"])
+    assert recorded.returncode == 0 and b"read by the roles audit recorded" in recorded.stderr
+    # read as evtool's own layout (a database audited before roles were recorded), the same
+    # store holds no region or source where the metrics say
+    with sqlite3.connect(db) as conn:
+        conn.execute("DROP TABLE evtool_roles")
     assert run(["replay", "--db", str(db), "--verify"]).returncode != 0
 
 

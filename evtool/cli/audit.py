@@ -15,8 +15,9 @@ from evtool.core.stats import Stats
 from evtool.runtime.loop import ExitStatus
 from evtool.runtime.stage import fail, inputs, refuse_overwriting, run_stage
 from evtool.schemas import derived_schemas
-from evtool.store import StoreError, open_writer
+from evtool.store import StoreError, open_store, open_writer
 from evtool.store.audit import AuditStage
+from evtool.store.recorded import record
 
 
 @click.command()
@@ -52,6 +53,11 @@ def audit(files: tuple[str, ...], input_spec: str, output_spec: str, amqp_url: s
     refuse_overwriting({"--output": output_spec, "--dead-letter": dead_letter_spec, "--jsonl": jsonl},
                        {"input": input_spec, **inputs(files), **keeps})
     try:
+        recorder = open_store(db)
+        try:
+            record(recorder, pack.roles)
+        finally:
+            recorder.close()
         store = open_writer(db)
     except StoreError as exc:
         fail("audit", str(exc))

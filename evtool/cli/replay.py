@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import replace
 
 import click
 
@@ -23,6 +24,7 @@ from evtool.runtime.stage import fail, open_output
 from evtool.schemas import builtin_packs, load_pack
 from evtool.store import Store, StoreError, open_store
 from evtool.store.foreign import ForeignRecord, foreign_kind
+from evtool.store.recorded import as_text, recorded, shown
 from evtool.store.replay import (
     Filters,
     Unreadable,
@@ -78,8 +80,10 @@ def replay(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool,
         store = open_store(db, readonly=True)
     except StoreError as exc:
         fail("replay", str(exc))
+    roles = reading_roles(store, pack, quiet)
+    filters = replace(filters, roles=roles)
     if verify_metrics:
-        return run_verify(store, quiet, pack.roles)
+        return run_verify(store, quiet, roles)
     if metric_id is not None:
         known(store, db, metric_id)
     if (since or until) and not quiet:
@@ -97,6 +101,21 @@ def replay(output_spec: str, amqp_url: str, connect_timeout: float, quiet: bool,
         say("replay", f"{unreadable.rows} stored events not replayed: their ts_us is no integer or "
             "their raw no text, which audit never writes (edited by hand?)")
     return status
+
+
+def reading_roles(store: Store, pack: Pack, quiet: bool) -> Roles:
+    """The roles audit recorded it read the events by, else the pack's; said where they are not
+    the pack's."""
+    held, records = recorded(store)
+    if held is None:
+        if records and not quiet:
+            say("replay", f"{store.path}'s evtool_roles cannot be read (edited by hand?): its events "
+                          f"are read by {pack.name}'s roles")
+        return pack.roles
+    if as_text(held) != as_text(pack.roles) and not quiet:
+        say("replay", f"{store.path}'s events are read by the roles audit recorded ({shown(held)}), "
+                      f"not by {pack.name}'s")
+    return held
 
 
 def known(store: Store, db: str, metric_id: str) -> None:

@@ -41,6 +41,7 @@ class Store(Writer, Protocol):
     from_raw: str
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]: ...
+    def keep_roles(self, text: str) -> Any: ...
 
 
 def open_store(db: str, *, readonly: bool = False) -> Store:

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from evtool.core.secrets import redact
-from evtool.store.schema import TABLE_COLUMNS
+from evtool.store.schema import ROLES_DDL, TABLE_COLUMNS
 from evtool.store.sqlite import TOTALED, Conflicts, Rows, StoreError, conflicts
 
 SCHEMA_VERSION = 2
@@ -141,6 +141,19 @@ class PostgresStore:
         sql = f"SELECT {column}, total FROM {table} WHERE {column} = ANY(%s)"
         return {key: int(total) for key, total in
                 self.conn.execute(sql, ([row[0] for row in batch],)).fetchall()}
+
+    def keep_roles(self, text: str) -> Any:
+        """`text` recorded as the roles the events are read by, unless some are: what is recorded."""
+        try:
+            with self.conn.transaction():
+                # audits starting at once: CREATE TABLE IF NOT EXISTS itself can collide
+                self.conn.execute("SELECT pg_advisory_xact_lock(4242)")
+                self.conn.execute(ROLES_DDL)
+                self.conn.execute("INSERT INTO evtool_roles VALUES (1, %s) ON CONFLICT DO NOTHING",
+                                  (text,))
+                return self._one("SELECT roles FROM evtool_roles WHERE id = 1")
+        except self._psycopg.Error as exc:
+            raise StoreError(f"cannot write {self.path}: {_first_line(exc)}") from None
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
         try:

@@ -20,6 +20,10 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
                     "created_at"),
 }
 
+# the roles (pack.json's fields and time keys) audit read the events by, recorded once (recorded.py)
+ROLES_DDL = ("CREATE TABLE IF NOT EXISTS evtool_roles "
+             "(id INTEGER PRIMARY KEY CHECK (id = 1), roles TEXT NOT NULL)")
+
 READABLE = ", ".join(f"json_extract(raw, '$.{column}') AS {column}" for column in (
     "timestamp", "region", "source", "schema_version", "correlation_id", "payload"))
 _METRIC = ", ".join(TABLE_COLUMNS["metrics_out"])

@@ -10,7 +10,7 @@ from typing import Any
 
 from evtool.errors import EndFailed
 from evtool.store.engine import sqlite3
-from evtool.store.schema import MIGRATIONS, TABLE_COLUMNS
+from evtool.store.schema import MIGRATIONS, ROLES_DDL, TABLE_COLUMNS
 
 SCHEMA_VERSION = len(MIGRATIONS)
 CACHE_KIB = 64 * 1024
@@ -264,6 +264,15 @@ class SqliteStore:
             self.conn.executemany(TRACE_ROW, [(seqs[metric_id], event_id)
                                               for metric_id, event_id in trace if metric_id in seqs])
         return found
+
+    def keep_roles(self, text: str) -> Any:
+        """`text` recorded as the roles the events are read by, unless some are: what is recorded."""
+        try:
+            self.conn.execute(ROLES_DDL)
+            self.conn.execute("INSERT INTO evtool_roles VALUES (1, ?) ON CONFLICT DO NOTHING", (text,))
+            return self.conn.execute("SELECT roles FROM evtool_roles WHERE id = 1").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write {self.path}: {exc}") from None
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
         try:
