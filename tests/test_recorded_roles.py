@@ -73,7 +73,8 @@ def test_without_a_readable_record_the_pack_says_the_roles(tmp_path: Path, edit:
     with sqlite3.connect(db) as conn:
         conn.execute(edit)
     by_pack = run(["replay", "--db", str(db), "--pack", "cloudevents", "--verify"])
-    assert by_pack.returncode == 0 and b" 0 differences" in by_pack.stderr and said in by_pack.stderr
+    assert by_pack.returncode == 0 and b" 0 differences" in by_pack.stderr
+    assert (b"evtool_roles cannot be read" in by_pack.stderr) == bool(said)
     assert b"read by the roles audit recorded" not in by_pack.stderr
     if said:
         refused = run(["audit", "--pack", "cloudevents", "--db", str(db)], stdin=b"")

@@ -174,14 +174,19 @@ def _fine(_record: dict[str, Any]) -> str | None:
     return None
 
 
+def too_long(name: str) -> str | None:
+    """Why AMQP cannot carry `name` (it counts bytes, a schema characters), or None: pika refused
+    to send such a name, and the stage took that for a lost connection until --connect-timeout."""
+    size = len(name.encode())
+    return f"is {size} bytes long: AMQP names hold at most {SHORTSTR}" if size > SHORTSTR else None
+
+
 def check_names(names: Sequence[str], where: str) -> None:
-    """WireError for a name past what AMQP carries: the schema counts characters, the broker
-    takes bytes (pika refused to send such a name, and the stage took that for a lost
-    connection until --connect-timeout)."""
+    """WireError for the first name AMQP cannot carry."""
     for name in names:
-        if len(name.encode()) > SHORTSTR:
-            raise WireError(f"{where}: {name[:40]!r}... is {len(name.encode())} bytes long: AMQP "
-                            f"names hold at most {SHORTSTR}")
+        problem = too_long(name)
+        if problem is not None:
+            raise WireError(f"{where}: {name[:40]!r}... {problem}")
 
 
 def side_topology(doc: Mapping[str, Any], exchanges: Mapping[str, str], sources: Sequence[str],

@@ -1,6 +1,6 @@
 """The roles an audit database's events were read by: audit records its pack's the first time,
-and replay reads by them, so a CloudEvents audit replays and verifies as CloudEvents without
---pack (by evtool's roles every metric was a difference, and --region matched nothing)."""
+and replay reads by them, so a database of a pack with other roles replays and verifies without
+--pack (read by evtool's roles, every metric was a difference and --region matched nothing)."""
 
 from __future__ import annotations
 

@@ -55,8 +55,8 @@ class Filters:
     @property
     def by_line(self) -> bool:
         """Whether --region/--source are judged on each stored line, by the pack's roles: the
-        columns read `/region` and `/source`, which a CloudEvent (region `/source`, source
-        `/type`) does not hold, so such a filter once matched no event at all."""
+        columns read `/region` and `/source`, which a pack with other roles keeps elsewhere (or
+        not at all), so such a filter once matched no event."""
         return (self.source is not None or self.region is not None) and \
             self.roles is not None and not self.roles.is_default
 

@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import pika
 
 from evtool.core.secrets import redact
-from evtool.core.wire import SHORTSTR, Binding, Topology, Wire
+from evtool.core.wire import Binding, Topology, Wire, too_long
 from evtool.transports.base import TransportError
 from evtool.transports.endpoint import Side
 
@@ -53,15 +53,16 @@ class AmqpTarget:
 
 def names_problem(spec: str) -> str | None:
     """Why the names an amqp:// SPEC gives (exchange=, queue=, ...) can be no AMQP names, or None:
-    pika cannot send one past 255 bytes, and the stage took that for a lost connection until
-    --connect-timeout; a %-escape that is no UTF-8 became U+FFFD, another name than the one given."""
+    one too long for AMQP (wire.too_long), or a %-escape that is no UTF-8, which became U+FFFD,
+    another name than the one given."""
     try:
         pairs = parse_qsl(urlsplit(spec).query, errors="strict")
     except UnicodeDecodeError:
         return "a name in its query is no UTF-8 once its %-escapes are decoded"
     for key, value in pairs:
-        if key in OUR_KEYS and len(value.encode()) > SHORTSTR:
-            return f"{key}= is {len(value.encode())} bytes long: AMQP names hold at most {SHORTSTR}"
+        problem = too_long(value) if key in OUR_KEYS else None
+        if problem is not None:
+            return f"{key}= {problem}"
     return None
 
 
